@@ -1,0 +1,230 @@
+"""Turn a course folder into its editions: the pipeline, read top to bottom in :func:`build`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import Config, load_config
+from .editions import EDITIONS
+from .errors import Diagnostic, PubkitError
+from .manuscript import Collection, Lesson, collect
+from .markdown import convert
+from .metrics import Figures, count_words, reading_minutes
+from .output import (
+    MANIFEST_NAME,
+    STATE_NAME,
+    fingerprint,
+    outputs_intact,
+    read_json,
+    sha256,
+    write_atomic,
+    write_json,
+)
+from .render import Rendered, RenderJob
+from .theme import Theme, load_theme
+
+#: Called once per lesson as it finishes: (lesson, index, total, skipped).
+Progress = Callable[[Lesson, int, int, bool], None]
+
+
+@dataclass(frozen=True)
+class LessonResult:
+    """One lesson's manifest entry, and whether this run had to build it."""
+
+    lesson: Lesson
+    entry: Mapping[str, Any]
+    skipped: bool
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    built: tuple[LessonResult, ...]
+    failed: tuple[Path, ...]
+    diagnostics: tuple[Diagnostic, ...]
+    manifest: Path | None = None
+    warnings: tuple[Diagnostic, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def source_date() -> str | None:
+    """The date to stamp on outputs when SOURCE_DATE_EPOCH asks for reproducible builds."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not epoch.isdigit():
+        return None
+    return dt.datetime.fromtimestamp(int(epoch), dt.UTC).date().isoformat()
+
+
+def check(root: Path, targets: Iterable[Path] = ()) -> tuple[Config, Collection, list[Diagnostic]]:
+    """Validate configuration and manuscripts without rendering anything."""
+    config, warnings = load_config(root)
+    load_theme(config.styles_dir)
+    return config, collect(config, targets), warnings
+
+
+def build(
+    root: Path,
+    targets: Iterable[Path] = (),
+    formats: Iterable[str] | None = None,
+    out: Path | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> BuildResult:
+    """Build every lesson under ``targets`` (default: the whole manuscript folder).
+
+    Everything is gathered and validated first; a lesson's files are written only
+    once all of its editions have rendered, so a failure never leaves half an output.
+    """
+    targets = tuple(targets)
+    config, collection, warnings = check(root, targets)
+    theme = load_theme(config.styles_dir)
+    names = tuple(formats) if formats else config.editions
+    out = (out or config.output_dir).resolve()
+    state = read_json(out / STATE_NAME) or {}
+    date = source_date()
+
+    results: list[LessonResult] = []
+    failed = list(collection.failed)
+    diagnostics = list(collection.diagnostics)
+    total = len(collection.lessons)
+    for index, lesson in enumerate(collection.lessons, start=1):
+        key = _fingerprint(lesson, config, theme, names, date)
+        previous = state.get(lesson.id)
+        if not force and previous and previous["key"] == key:
+            entry = previous["entry"]
+            if outputs_intact(out, entry["editions"]):
+                results.append(LessonResult(lesson, entry, skipped=True))
+                if progress:
+                    progress(lesson, index, total, True)
+                continue
+        try:
+            rendered, figures, has_takeaways = _render_lesson(lesson, config, theme, names, date)
+        except PubkitError as exc:
+            diagnostics.extend(exc.diagnostics)
+            failed.append(lesson.path)
+            continue
+        for result in rendered.values():
+            diagnostics.extend(result.diagnostics)
+        entry = _write_lesson(lesson, out, rendered, figures, has_takeaways)
+        state[lesson.id] = {"key": key, "entry": entry}
+        results.append(LessonResult(lesson, entry, skipped=False))
+        if progress:
+            progress(lesson, index, total, False)
+
+    manifest = out / MANIFEST_NAME
+    kept = {f"{path.parent.name}/{path.stem}" for path in failed} if not targets else None
+    write_json(manifest, _manifest(config, out, results, state, kept))
+    write_json(out / STATE_NAME, state)
+    return BuildResult(
+        built=tuple(results),
+        failed=tuple(dict.fromkeys(failed)),
+        diagnostics=tuple(diagnostics),
+        manifest=manifest,
+        warnings=tuple(warnings),
+    )
+
+
+def _render_lesson(
+    lesson: Lesson, config: Config, theme: Theme, names: tuple[str, ...], date: str | None
+) -> tuple[dict[str, Rendered], Figures, bool]:
+    """Parse, measure and render one lesson's editions, all in memory."""
+    document = convert(lesson, config.root)
+    words = count_words(document.text)
+    figures = Figures(words, reading_minutes(words, config.words_per_minute, lesson.reading_minutes))
+
+    def job(name: str, figures: Figures) -> RenderJob:
+        return RenderJob(lesson, document, figures, config, theme, EDITIONS[name], date)
+
+    # The page count is a reading figure of every edition, so the pdf edition is always
+    # rendered, even when only the EPUB was asked for.
+    pdf = EDITIONS["pdf"].renderer(job("pdf", figures))
+    assert pdf.pages is not None
+    figures = figures.with_pages(pdf.pages)
+    rendered = {"pdf": pdf} if "pdf" in names else {}
+    for name in names:
+        if name != "pdf":
+            rendered[name] = EDITIONS[name].renderer(job(name, figures))
+    return rendered, figures, document.has_takeaways
+
+
+def _write_lesson(
+    lesson: Lesson,
+    out: Path,
+    rendered: Mapping[str, Rendered],
+    figures: Figures,
+    has_takeaways: bool,
+) -> dict[str, Any]:
+    editions: dict[str, Any] = {}
+    for name, result in rendered.items():
+        relative = Path(name) / lesson.module.folder.name / (lesson.path.stem + EDITIONS[name].suffix)
+        write_atomic(out / relative, result.data)
+        record: dict[str, Any] = {
+            "path": relative.as_posix(),
+            "bytes": len(result.data),
+            "sha256": sha256(result.data),
+        }
+        if result.pages is not None:
+            record["pages"] = result.pages
+        editions[name] = record
+    return {
+        "id": lesson.id,
+        "module": {"number": lesson.module.number, "title": lesson.module.title},
+        "lesson": lesson.number,
+        "title": lesson.title,
+        "subtitle": lesson.subtitle,
+        "words": figures.words,
+        "minutes": figures.minutes,
+        "pages": figures.pages,
+        "has_takeaways": has_takeaways,
+        "editions": editions,
+    }
+
+
+def _fingerprint(
+    lesson: Lesson, config: Config, theme: Theme, names: tuple[str, ...], date: str | None
+) -> str:
+    """Everything an output depends on: a change to any of it rebuilds the lesson."""
+    parts: list[bytes | str] = [__version__, ",".join(names), date or "", config.paper]
+    parts.append(config.source.read_bytes() if config.source else b"")
+    parts += [lesson.path.read_bytes(), lesson.module.source.read_bytes()]
+    for folder in theme.folders:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            parts += [path.relative_to(folder).as_posix(), path.read_bytes()]
+    return fingerprint(parts)
+
+
+def _manifest(
+    config: Config,
+    out: Path,
+    results: list[LessonResult],
+    state: Mapping[str, Any],
+    kept: set[str] | None,
+) -> dict[str, Any]:
+    """This run's lessons, plus earlier outputs still on disk.
+
+    ``kept`` limits the earlier outputs to those ids (a whole-course build keeps only
+    lessons that failed this time); None keeps every one (a build of some lessons).
+    """
+    entries = {r.lesson.id: r.entry for r in results}
+    for lesson_id, record in state.items():
+        if lesson_id in entries or (kept is not None and lesson_id not in kept):
+            continue
+        if outputs_intact(out, record["entry"]["editions"]):
+            entries[lesson_id] = record["entry"]
+    return {
+        "generator": f"pubkit {__version__}",
+        "course": {
+            "title": config.title,
+            "publisher": config.publisher,
+            "language": config.language,
+        },
+        "lessons": sorted(entries.values(), key=lambda e: (e["module"]["number"], e["lesson"])),
+    }

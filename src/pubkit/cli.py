@@ -1,0 +1,152 @@
+"""Turn command-line arguments into library calls: a thin click layer over :mod:`pubkit.build`."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .build import BuildResult, build, check
+from .editions import EDITIONS
+from .errors import ConfigError, Diagnostic, PubkitError
+from .manuscript import Lesson
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_FAILED = 1
+EXIT_INTERNAL = 70
+
+
+def _formats(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    names = [n.strip() for item in value for n in item.split(",") if n.strip()]
+    unknown = [n for n in names if n not in EDITIONS]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown edition {', '.join(unknown)}; choose from {', '.join(EDITIONS)}"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def _report(diagnostics: Iterable[Diagnostic]) -> None:
+    for diagnostic in dict.fromkeys(diagnostics):
+        click.secho(str(diagnostic), err=True, fg="red" if diagnostic.is_error else "yellow")
+
+
+def _guarded(command: F) -> F:
+    """Print :class:`PubkitError` as diagnostics; anything else is a pubkit bug."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ConfigError as exc:
+            _report(exc.diagnostics)
+            sys.exit(exc.exit_code)
+        except PubkitError as exc:
+            _report(exc.diagnostics)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("pubkit: interrupted; finished outputs are whole, the rest untouched", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            if os.environ.get("PUBKIT_DEBUG"):
+                traceback.print_exc()
+            click.echo(
+                f"pubkit: internal error: {type(exc).__name__}: {exc}\n"
+                "This is a bug in pubkit; set PUBKIT_DEBUG=1 to see where it happened.",
+                err=True,
+            )
+            sys.exit(EXIT_INTERNAL)
+
+    run.__name__ = command.__name__
+    run.__doc__ = command.__doc__
+    return run  # type: ignore[return-value]
+
+
+project_option = click.option(
+    "-C",
+    "--project",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=Path(),
+    show_default="current folder",
+    help="Course folder (holding pubkit.yaml and manuscript/).",
+)
+paths_argument = click.argument(
+    "paths", nargs=-1, type=click.Path(exists=True, path_type=Path)
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pubkit")
+def main() -> None:
+    """Turn a course's Markdown lessons into PDF, handout and EPUB editions."""
+
+
+@main.command("build")
+@paths_argument
+@project_option
+@click.option(
+    "-f",
+    "--format",
+    "formats",
+    multiple=True,
+    callback=_formats,
+    help=f"Editions to build, comma-separated: {', '.join(EDITIONS)} (default: all).",
+)
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--force", is_flag=True, help="Rebuild lessons even when they are up to date.")
+@click.option("-q", "--quiet", is_flag=True, help="Print errors and warnings only.")
+@_guarded
+def build_command(
+    paths: tuple[Path, ...],
+    project: Path,
+    formats: tuple[str, ...],
+    out: Path | None,
+    force: bool,
+    quiet: bool,
+) -> None:
+    """Build every lesson (or the lessons in PATHS) into build/."""
+
+    def progress(lesson: Lesson, index: int, total: int, skipped: bool) -> None:
+        if not quiet:
+            state = "up to date" if skipped else "built"
+            click.echo(f"[{index}/{total}] {state}: {lesson.id}")
+
+    result = build(project, paths, formats or None, out, force, progress)
+    _summarise(result, quiet)
+    if not result.ok:
+        sys.exit(EXIT_FAILED)
+
+
+def _summarise(result: BuildResult, quiet: bool) -> None:
+    _report([*result.warnings, *result.diagnostics])
+    built = len(result.built)
+    failed = len(result.failed)
+    if failed:
+        click.secho(f"{built} built, {failed} failed:", err=True, fg="red", bold=True)
+        for path in result.failed:
+            click.echo(f"  {os.path.relpath(path)}", err=True)
+    elif not quiet:
+        skipped = sum(r.skipped for r in result.built)
+        note = f" ({skipped} up to date)" if skipped else ""
+        where = os.path.relpath(result.manifest) if result.manifest else "build/"
+        click.secho(f"{built} built, 0 failed{note}; manifest: {where}", fg="green")
+
+
+@main.command("check")
+@paths_argument
+@project_option
+@_guarded
+def check_command(paths: tuple[Path, ...], project: Path) -> None:
+    """Validate pubkit.yaml and the manuscripts without building anything."""
+    _config, collection, warnings = check(project, paths)
+    _report([*warnings, *collection.diagnostics])
+    count = len(collection.lessons)
+    if collection.failed:
+        click.secho(f"{count} valid, {len(collection.failed)} with errors", err=True, fg="red")
+        sys.exit(EXIT_FAILED)
+    click.secho(f"{count} lessons valid", fg="green")

@@ -1,0 +1,55 @@
+"""Turn an edition name into the renderer that produces it: the registry of editions.
+
+The ``--format`` choices, the ``editions`` setting and the manifest all come from
+:data:`EDITIONS`. Renderers are imported on first use so that ``pubkit check`` never
+pays for WeasyPrint.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .render import Rendered, RenderJob
+
+
+class Renderer(Protocol):
+    def __call__(self, job: RenderJob) -> Rendered: ...
+
+
+@dataclass(frozen=True)
+class Edition:
+    name: str
+    suffix: str
+    description: str
+    module: str
+    function: str
+    #: Theme stylesheets, in cascade order.
+    stylesheets: tuple[str, ...]
+
+    @property
+    def renderer(self) -> Renderer:
+        module = importlib.import_module(self.module, __package__)
+        renderer: Renderer = getattr(module, self.function)
+        return renderer
+
+
+EDITIONS: dict[str, Edition] = {
+    edition.name: edition
+    for edition in (
+        Edition(
+            "pdf", ".pdf", "paginated PDF for download", ".pdf", "render_paged",
+            ("base.css", "print.css", "pdf.css"),
+        ),
+        Edition(
+            "handout", ".pdf", "print-ready handout PDF", ".pdf", "render_paged",
+            ("base.css", "print.css", "handout.css"),
+        ),
+        Edition(
+            "epub", ".epub", "EPUB 3 for e-readers", ".epub", "render_epub",
+            ("base.css", "epub.css"),
+        ),
+    )
+}

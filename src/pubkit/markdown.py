@@ -1,0 +1,148 @@
+"""Turn a lesson's Markdown into a pandoc AST, an HTML fragment and its plain text."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import LessonError
+from .manuscript import Lesson
+from .resources import check_resources
+from .pandoc import run_pandoc
+
+#: CommonMark with pandoc's extensions (fenced divs, footnotes, pipe tables, definition
+#: lists, smart punctuation, attributes). Its parser is linear-time, unlike pandoc's
+#: ``markdown`` reader. Front matter is read by pubkit, and ``$`` is left as a currency sign.
+READER = "commonmark_x-yaml_metadata_block-tex_math_dollars"
+TAKEAWAYS_CLASS = "takeaways"
+
+_BLOCKS = frozenset(
+    "Plain Para LineBlock CodeBlock RawBlock BlockQuote OrderedList BulletList "
+    "DefinitionList Header HorizontalRule Table Figure Div".split()
+)
+_BREAKS = frozenset({"Space", "SoftBreak", "LineBreak"})
+
+AST = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Document:
+    """A lesson's body after parsing: what every edition renders from."""
+
+    ast: AST
+    html: str
+    text: str
+    has_takeaways: bool
+
+
+def parse(lesson: Lesson) -> AST:
+    """Parse the lesson body with pandoc into its JSON AST."""
+    output = run_pandoc(
+        ["--from", READER, "--to", "json"], lesson.body.encode("utf-8"), source=lesson.path
+    )
+    ast: AST = json.loads(output)
+    return ast
+
+
+def to_html(ast: AST, lesson: Lesson) -> str:
+    """Write the AST as an HTML5 fragment (no <html>, no header)."""
+    html_ast = {**ast, "blocks": list(_transform_blocks(ast["blocks"]))}
+    output = run_pandoc(
+        ["--from", "json", "--to", "html5", "--wrap=none", "--syntax-highlighting=none"],
+        json.dumps(html_ast).encode("utf-8"),
+        source=lesson.path,
+    )
+    return output.decode("utf-8")
+
+
+def convert(lesson: Lesson, root: Path) -> Document:
+    """Parse and check the lesson: every file it refers to must be inside ``root``."""
+    ast = parse(lesson)
+    problems = check_resources(ast["blocks"], lesson, root)
+    if problems:
+        raise LessonError(problems)
+    return Document(
+        ast=ast,
+        html=to_html(ast, lesson),
+        text=plain_text(ast["blocks"]),
+        has_takeaways=any(_is_takeaways(b) for b in _walk(ast["blocks"])),
+    )
+
+
+def _is_takeaways(node: Any) -> bool:
+    return (
+        isinstance(node, dict)
+        and node.get("t") == "Div"
+        and TAKEAWAYS_CLASS in node["c"][0][1]
+    )
+
+
+def _transform_blocks(blocks: list[Any]) -> Iterator[Any]:
+    """Give each takeaways box its own element: ``<aside>`` labelled by its heading.
+
+    Only for the HTML fragment: the EPUB writer wraps headings in sections, which raw
+    tags would cut across, so :mod:`pubkit.epub` makes its asides after pandoc.
+    """
+    for block in blocks:
+        if _is_takeaways(block):
+            (ident, classes, attrs), content = block["c"]
+            content = list(_transform_blocks(content))
+            heading = next((b for b in content if b.get("t") == "Header"), None)
+            label = f' aria-labelledby="{heading["c"][1][0]}"' if heading else ""
+            id_attr = f' id="{ident}"' if ident else ""
+            class_attr = " ".join(classes)
+            yield {"t": "RawBlock", "c": ["html", f'<aside{id_attr} class="{class_attr}"{label}>']}
+            yield from content
+            yield {"t": "RawBlock", "c": ["html", "</aside>"]}
+        elif isinstance(block, dict) and block.get("t") == "Div":
+            attr, content = block["c"]
+            yield {"t": "Div", "c": [attr, list(_transform_blocks(content))]}
+        else:
+            yield block
+
+
+def _walk(node: Any) -> Iterator[Any]:
+    if isinstance(node, list):
+        for item in node:
+            yield from _walk(item)
+    elif isinstance(node, dict) and "t" in node:
+        yield node
+        yield from _walk(node.get("c"))
+
+
+def plain_text(node: Any) -> str:
+    """The words a reader reads: text, code and footnotes, not raw markup or image files."""
+    parts: list[str] = []
+
+    def visit(item: Any) -> None:
+        if isinstance(item, list):
+            for child in item:
+                visit(child)
+            return
+        if not isinstance(item, dict) or "t" not in item:
+            return
+        kind, content = item["t"], item.get("c")
+        if kind == "Str":
+            parts.append(content)
+        elif kind in _BREAKS:
+            parts.append(" ")
+        elif kind in ("Code", "CodeBlock", "Math"):
+            parts.append(f" {content[-1]} ")
+        elif kind in ("RawBlock", "RawInline", "Image"):
+            return
+        elif kind in ("Link", "Span", "Quoted", "Cite"):
+            visit(content[-2] if kind in ("Link",) else content[-1])
+        elif kind == "Header":
+            visit(content[2])
+        elif kind == "Div":
+            visit(content[1])
+        else:
+            visit(content)
+        if kind in _BLOCKS:
+            parts.append("\n")
+
+    visit(node)
+    return "".join(parts)

@@ -1,0 +1,73 @@
+"""Turn a validated lesson and its parsed document into the context every edition renders."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from markupsafe import Markup
+
+from . import __version__
+from .config import Config
+from .editions import Edition
+from .errors import Diagnostic
+from .manuscript import Lesson
+from .markdown import Document
+from .metrics import Figures
+from .templates import environment
+from .theme import Theme
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """Everything an edition's renderer needs for one lesson."""
+
+    lesson: Lesson
+    document: Document
+    figures: Figures
+    config: Config
+    theme: Theme
+    edition: Edition
+    #: Fixed date for reproducible output (YYYY-MM-DD), if any.
+    date: str | None = None
+
+    @property
+    def authors(self) -> tuple[str, ...]:
+        return self.lesson.authors or self.config.authors or (
+            (self.config.publisher,) if self.config.publisher else ()
+        )
+
+    def context(self, figures: Figures | None = None) -> dict[str, Any]:
+        return {
+            "lesson": self.lesson,
+            "module": self.lesson.module,
+            "figures": figures or self.figures,
+            "language": self.config.language,
+            "authors": self.authors,
+            "course": self.config,
+            "edition": self.edition.name,
+            "version": __version__,
+            "date": self.date or self.lesson.date,
+            "body": Markup(self.document.html),
+        }
+
+    def render_template(self, name: str, figures: Figures | None = None) -> str:
+        env = environment(self.theme, self.config.language)
+        return env.get_template(name).render(self.context(figures))
+
+    def template_macros(self, name: str) -> Any:
+        """The macros of template ``name``, bound to this job's context."""
+        env = environment(self.theme, self.config.language)
+        return env.get_template(name).make_module(self.context())
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One edition of one lesson, in memory until the build writes it."""
+
+    data: bytes
+    #: Page count, for paginated editions.
+    pages: int | None = None
+    diagnostics: tuple[Diagnostic, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
