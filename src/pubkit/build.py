@@ -138,7 +138,9 @@ def _render_lesson(
     """Parse, measure and render one lesson's editions, all in memory."""
     document = convert(lesson, config.root)
     words = count_words(document.text)
-    figures = Figures(words, reading_minutes(words, config.words_per_minute, lesson.reading_minutes))
+    figures = Figures(
+        words, reading_minutes(words, config.words_per_minute, lesson.reading_minutes)
+    )
 
     def job(name: str, figures: Figures) -> RenderJob:
         return RenderJob(lesson, document, figures, config, theme, EDITIONS[name], date)
@@ -164,7 +166,9 @@ def _write_lesson(
 ) -> dict[str, Any]:
     editions: dict[str, Any] = {}
     for name, result in rendered.items():
-        relative = Path(name) / lesson.module.folder.name / (lesson.path.stem + EDITIONS[name].suffix)
+        relative = (
+            Path(name) / lesson.module.folder.name / (lesson.path.stem + EDITIONS[name].suffix)
+        )
         write_atomic(out / relative, result.data)
         record: dict[str, Any] = {
             "path": relative.as_posix(),

@@ -22,7 +22,9 @@ EXIT_FAILED = 1
 EXIT_INTERNAL = 70
 
 
-def _formats(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+def _formats(
+    _ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
     names = [n.strip() for item in value for n in item.split(",") if n.strip()]
     unknown = [n for n in names if n not in EDITIONS]
     if unknown:
@@ -50,7 +52,9 @@ def _guarded(command: F) -> F:
             _report(exc.diagnostics)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("pubkit: interrupted; finished outputs are whole, the rest untouched", err=True)
+            click.echo(
+                "pubkit: interrupted; finished outputs are whole, the rest untouched", err=True
+            )
             sys.exit(130)
         except Exception as exc:
             if os.environ.get("PUBKIT_DEBUG"):
@@ -75,9 +79,7 @@ project_option = click.option(
     show_default="current folder",
     help="Course folder (holding pubkit.yaml and manuscript/).",
 )
-paths_argument = click.argument(
-    "paths", nargs=-1, type=click.Path(exists=True, path_type=Path)
-)
+paths_argument = click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,7 +99,9 @@ def main() -> None:
     callback=_formats,
     help=f"Editions to build, comma-separated: {', '.join(EDITIONS)} (default: all).",
 )
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option(
+    "-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder."
+)
 @click.option("--force", is_flag=True, help="Rebuild lessons even when they are up to date.")
 @click.option("-q", "--quiet", is_flag=True, help="Print errors and warnings only.")
 @_guarded

@@ -40,15 +40,27 @@ EDITIONS: dict[str, Edition] = {
     edition.name: edition
     for edition in (
         Edition(
-            "pdf", ".pdf", "paginated PDF for download", ".pdf", "render_paged",
+            "pdf",
+            ".pdf",
+            "paginated PDF for download",
+            ".pdf",
+            "render_paged",
             ("base.css", "print.css", "pdf.css"),
         ),
         Edition(
-            "handout", ".pdf", "print-ready handout PDF", ".pdf", "render_paged",
+            "handout",
+            ".pdf",
+            "print-ready handout PDF",
+            ".pdf",
+            "render_paged",
             ("base.css", "print.css", "handout.css"),
         ),
         Edition(
-            "epub", ".epub", "EPUB 3 for e-readers", ".epub", "render_epub",
+            "epub",
+            ".epub",
+            "EPUB 3 for e-readers",
+            ".epub",
+            "render_epub",
             ("base.css", "epub.css"),
         ),
     )

@@ -20,7 +20,9 @@ from .theme import FontFace
 XHTML = "http://www.w3.org/1999/xhtml"
 EPUB_NS = "http://www.idpf.org/2007/ops"
 #: Characters every font subset keeps, so digits and common punctuation never go missing.
-_ALWAYS = "".join(map(chr, range(0x20, 0x7F))) + "\u00a0·–—‘’“”…"
+_ALWAYS = (
+    "".join(map(chr, range(0x20, 0x7F))) + "\u00a0\u00b7\u2013\u2014\u2018\u2019\u201c\u201d\u2026"
+)
 #: Fixed zip entry time: the EPUB's bytes depend on its content only.
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -79,7 +81,7 @@ def lesson_blocks(job: RenderJob) -> list[dict[str, Any]]:
     its own and keeps header and body in one chapter; :func:`finish_chapter` then gathers
     the header parts around the title in print order."""
     macros = job.template_macros("header.html.j2")
-    title_attr = ("lesson-title", ["lesson-title"], [])
+    title_attr: tuple[str, list[str], list[str]] = ("lesson-title", ["lesson-title"], [])
     header = [
         {"t": "Header", "c": [1, title_attr, _inlines(job.lesson.title)]},
         {"t": "RawBlock", "c": ["html", f"{macros.module_line()}\n{macros.lesson_number()}"]},

@@ -180,8 +180,10 @@ def check_fenced_divs(body: str, path: Path, first_line: int) -> list[Diagnostic
     for number, line in enumerate(body.splitlines(), start=first_line):
         fence = _CODE_FENCE.match(line)
         if code_fence is not None:
-            if fence and fence.group(1)[0] == code_fence[0] and len(fence.group(1)) >= len(
-                code_fence
+            if (
+                fence
+                and fence.group(1)[0] == code_fence[0]
+                and len(fence.group(1)) >= len(code_fence)
             ):
                 code_fence = None
             continue

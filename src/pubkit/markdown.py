@@ -10,8 +10,8 @@ from typing import Any
 
 from .errors import LessonError
 from .manuscript import Lesson
-from .resources import check_resources
 from .pandoc import run_pandoc
+from .resources import check_resources
 
 #: CommonMark with pandoc's extensions (fenced divs, footnotes, pipe tables, definition
 #: lists, smart punctuation, attributes). Its parser is linear-time, unlike pandoc's
@@ -20,8 +20,11 @@ READER = "commonmark_x-yaml_metadata_block-tex_math_dollars"
 TAKEAWAYS_CLASS = "takeaways"
 
 _BLOCKS = frozenset(
-    "Plain Para LineBlock CodeBlock RawBlock BlockQuote OrderedList BulletList "
-    "DefinitionList Header HorizontalRule Table Figure Div".split()
+    {
+        *("Plain", "Para", "LineBlock", "CodeBlock", "RawBlock", "BlockQuote"),
+        *("OrderedList", "BulletList", "DefinitionList", "Header", "HorizontalRule"),
+        *("Table", "Figure", "Div"),
+    }
 )
 _BREAKS = frozenset({"Space", "SoftBreak", "LineBreak"})
 
@@ -73,11 +76,7 @@ def convert(lesson: Lesson, root: Path) -> Document:
 
 
 def _is_takeaways(node: Any) -> bool:
-    return (
-        isinstance(node, dict)
-        and node.get("t") == "Div"
-        and TAKEAWAYS_CLASS in node["c"][0][1]
-    )
+    return isinstance(node, dict) and node.get("t") == "Div" and TAKEAWAYS_CLASS in node["c"][0][1]
 
 
 def _transform_blocks(blocks: list[Any]) -> Iterator[Any]:
@@ -88,7 +87,7 @@ def _transform_blocks(blocks: list[Any]) -> Iterator[Any]:
     """
     for block in blocks:
         if _is_takeaways(block):
-            (ident, classes, attrs), content = block["c"]
+            (ident, classes, _attrs), content = block["c"]
             content = list(_transform_blocks(content))
             heading = next((b for b in content if b.get("t") == "Header"), None)
             label = f' aria-labelledby="{heading["c"][1][0]}"' if heading else ""
@@ -124,7 +123,7 @@ def plain_text(node: Any) -> str:
             return
         if not isinstance(item, dict) or "t" not in item:
             return
-        kind, content = item["t"], item.get("c")
+        kind, content = item["t"], item.get("c", [])
         if kind == "Str":
             parts.append(content)
         elif kind in _BREAKS:

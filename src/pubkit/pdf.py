@@ -69,9 +69,7 @@ def render_paged(job: RenderJob) -> Rendered:
     """Render until the "N pages" printed in the header equals the pages produced."""
     lesson = job.lesson
     fetcher = ProjectFetcher([job.config.root, *job.theme.folders])
-    stylesheet = _stylesheet(
-        job.theme, job.edition.stylesheets, job.edition.name, job.config.paper
-    )
+    stylesheet = _stylesheet(job.theme, job.edition.stylesheets, job.edition.name, job.config.paper)
     pages = job.figures.pages or max(1, round(job.figures.words / WORDS_PER_PAGE))
     tried: list[int] = []
     with _weasyprint_warnings() as messages:
@@ -85,9 +83,7 @@ def render_paged(job: RenderJob) -> Rendered:
                 break
             pages = len(document.pages)
         else:
-            raise LessonError.at(
-                lesson.path, None, f"page count does not settle (tried {tried})"
-            )
+            raise LessonError.at(lesson.path, None, f"page count does not settle (tried {tried})")
         data = document.write_pdf()
     if fetcher.refused:
         raise LessonError.at(lesson.path, None, "refused resource " + "; ".join(fetcher.refused))

@@ -34,8 +34,10 @@ class RenderJob:
 
     @property
     def authors(self) -> tuple[str, ...]:
-        return self.lesson.authors or self.config.authors or (
-            (self.config.publisher,) if self.config.publisher else ()
+        return (
+            self.lesson.authors
+            or self.config.authors
+            or ((self.config.publisher,) if self.config.publisher else ())
         )
 
     def context(self, figures: Figures | None = None) -> dict[str, Any]:

@@ -54,7 +54,7 @@ def _references(node: Any) -> Iterator[str]:
         for item in node:
             yield from _references(item)
     elif isinstance(node, dict) and "t" in node:
-        kind, content = node["t"], node.get("c")
+        kind, content = node["t"], node.get("c", [])
         if kind == "Image":
             yield content[2][0]
         elif kind in ("RawBlock", "RawInline") and content[0] in ("html", "html5"):

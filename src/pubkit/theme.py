@@ -159,4 +159,6 @@ def load_theme(folder: Path) -> Theme:
         raise ConfigError([error(folder, None, "theme has no tokens.yaml")]) from None
     except PubkitError as exc:
         raise ConfigError(exc.diagnostics) from None
-    return Theme(folders=folders, tokens=tokens, fonts=_load_fonts(tokens, folders), strings=strings)
+    return Theme(
+        folders=folders, tokens=tokens, fonts=_load_fonts(tokens, folders), strings=strings
+    )

@@ -52,7 +52,9 @@ class _Walker:
                 name = str(name)
                 dotted = f"{key}.{name}" if key else name
                 if name in result:
-                    raise PubkitError.at(self.path, self.line(key_node), f"duplicate key '{dotted}'")
+                    raise PubkitError.at(
+                        self.path, self.line(key_node), f"duplicate key '{dotted}'"
+                    )
                 self.lines[dotted] = self.line(key_node)
                 result[name] = self.value(value_node, dotted)
             return result

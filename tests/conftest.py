@@ -1,0 +1,46 @@
+"""Shared fixtures: real builds of the seed course and of the small sample project."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pubkit.build import BuildResult, build
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECTS = Path(__file__).resolve().parent / "projects"
+SEED_ID = "09-the-human-craft/50-career-growth-for-product-managers"
+
+
+@pytest.fixture(scope="session")
+def seed_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[BuildResult, Path]:
+    """The repository's own course, every edition, built once for the whole session."""
+    out = tmp_path_factory.mktemp("seed-build")
+    result = build(REPO, out=out, force=True)
+    assert result.ok, [str(d) for d in result.diagnostics]
+    return result, out
+
+
+@pytest.fixture(scope="session")
+def basic_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[BuildResult, Path]:
+    project = tmp_path_factory.mktemp("basic") / "basic"
+    shutil.copytree(PROJECTS / "basic", project)
+    result = build(project, force=True)
+    assert result.ok, [str(d) for d in result.diagnostics]
+    return result, project / "build"
+
+
+def make_project(root: Path, lessons: dict[str, str], module: str | None = None) -> Path:
+    """Write a one-module project: ``lessons`` maps file names to their text."""
+    folder = root / "manuscript" / "01-module"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "module.yaml").write_text(module or "number: 1\ntitle: Module One\n")
+    for name, text in lessons.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return root
+
+
+def lesson_text(number: int, title: str = "A Lesson", body: str = "Some words here.\n") -> str:
+    return f"---\nlesson: {number}\ntitle: {title}\n---\n\n{body}"

@@ -1,0 +1,74 @@
+"""Read what a reader of a PDF sees: text, metadata, fonts, outline and pixels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pypdfium2 as pdfium
+from pypdf import PdfReader
+
+
+def page_texts(path: Path) -> list[str]:
+    return [page.extract_text() or "" for page in PdfReader(path).pages]
+
+
+def fonts(path: Path) -> dict[str, bool]:
+    """Every font the PDF uses, and whether its program is embedded."""
+    found: dict[str, bool] = {}
+    for page in PdfReader(path).pages:
+        resources: Any = page.get("/Resources")
+        for font in (resources.get_object().get("/Font") or {}).values():
+            font = font.get_object()
+            descendants = font.get("/DescendantFonts")
+            described = descendants[0].get_object() if descendants else font
+            descriptor = described.get("/FontDescriptor").get_object()
+            embedded = any(k in descriptor for k in ("/FontFile", "/FontFile2", "/FontFile3"))
+            found[str(font["/BaseFont"]).split("+")[-1]] = embedded
+    return found
+
+
+def outline_titles(path: Path) -> list[str]:
+    titles: list[str] = []
+
+    def walk(items: list[Any]) -> None:
+        for item in items:
+            if isinstance(item, list):
+                walk(item)
+            else:
+                titles.append(str(item.title))
+
+    walk(PdfReader(path).outline)
+    return titles
+
+
+def render(path: Path, page: int, scale: float = 1.0) -> Any:
+    """A page as a PIL image (pypdfium2, no system packages)."""
+    document = pdfium.PdfDocument(path)
+    image = document[page].render(scale=scale).to_pil().convert("RGB")
+    document.close()
+    return image
+
+
+def count_colour(image: Any, colour: tuple[int, int, int], tolerance: int = 3) -> int:
+    return sum(
+        count
+        for count, pixel in image.getcolors(maxcolors=1 << 24)
+        if all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=True))
+    )
+
+
+def count_coloured(image: Any, spread: int = 30) -> int:
+    """Pixels that are neither white, grey nor black."""
+    return sum(
+        count
+        for count, pixel in image.getcolors(maxcolors=1 << 24)
+        if max(pixel) - min(pixel) > spread
+    )
+
+
+def ink_box(image: Any, threshold: int = 160) -> tuple[int, int, int, int]:
+    """Bounding box (left, top, right, bottom) of the dark pixels on a page."""
+    grey = image.convert("L").point(lambda v: 255 if v < threshold else 0)
+    box: tuple[int, int, int, int] = grey.getbbox()
+    return box
