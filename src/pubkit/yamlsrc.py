@@ -10,6 +10,11 @@ import yaml
 
 from .errors import PubkitError, error
 
+#: The tags of YAML's safe schema; any other (``!!python/...``) is refused, not ignored.
+SAFE_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}"
+    for name in ("str", "int", "float", "bool", "null", "timestamp", "map", "seq", "merge")
+)
 #: More nodes than any real front matter or config has; stops alias-expansion bombs.
 MAX_NODES = 10_000
 
@@ -43,6 +48,8 @@ class _Walker:
             raise PubkitError.at(
                 self.path, self.line(node), f"YAML too large (more than {MAX_NODES} values)"
             )
+        if node.tag not in SAFE_TAGS:
+            raise PubkitError.at(self.path, self.line(node), f"YAML tag '{node.tag}' is not allowed")
         if isinstance(node, yaml.MappingNode):
             result: dict[str, Any] = {}
             for key_node, value_node in node.value:

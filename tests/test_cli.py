@@ -1,0 +1,75 @@
+"""The real ``pubkit`` command: exit codes, error format, and a course that half-fails."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import lesson_text, make_project
+
+PUBKIT = [sys.executable, "-m", "pubkit"]
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*PUBKIT, *args], cwd=cwd, capture_output=True, text=True, check=False)
+
+
+def test_build_reports_a_broken_lesson_and_builds_the_rest(tmp_path: Path) -> None:
+    make_project(
+        tmp_path,
+        {
+            "01-good.md": lesson_text(1, "Good", "## Part\n\nFine words.\n"),
+            "02-bad.md": "---\nlesson: two\ntitle: Bad\n---\n\nText.\n",
+        },
+    )
+    done = run("build", "--format", "pdf,epub", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "manuscript/01-module/02-bad.md:2: error: lesson: expected a whole number" in done.stderr
+    assert "1 built, 1 failed" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    manifest = json.loads((tmp_path / "build/manifest.json").read_text())
+    (entry,) = manifest["lessons"]
+    assert entry["id"] == "01-module/01-good"
+    assert set(entry["editions"]) == {"pdf", "epub"}
+    assert (tmp_path / "build/pdf/01-module/01-good.pdf").is_file()
+    assert not (tmp_path / "build/handout").exists()
+    assert not list(tmp_path.glob("build/**/*.tmp"))
+
+
+def test_up_to_date_lessons_are_skipped_and_force_rebuilds(tmp_path: Path) -> None:
+    make_project(tmp_path, {"01.md": lesson_text(1)})
+    assert run("build", "-f", "pdf", cwd=tmp_path).returncode == 0
+    pdf = tmp_path / "build/pdf/01-module/01.pdf"
+    before = pdf.stat().st_mtime_ns
+    again = run("build", "-f", "pdf", cwd=tmp_path)
+    assert "up to date: 01-module/01" in again.stdout
+    assert pdf.stat().st_mtime_ns == before
+    forced = run("build", "-f", "pdf", "--force", cwd=tmp_path)
+    assert "built: 01-module/01" in forced.stdout
+    assert pdf.stat().st_mtime_ns != before
+
+
+def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
+    make_project(tmp_path, {"01.md": lesson_text(1)})
+    (tmp_path / "pubkit.yaml").write_text("pdf:\n  paper: A5\n")
+    done = run("build", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "pubkit.yaml:2: error: pdf.paper: expected one of A4, Letter; got A5"
+    assert not (tmp_path / "build").exists()
+
+
+def test_unknown_format_is_a_usage_error(tmp_path: Path) -> None:
+    done = run("build", "--format", "mobi", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "unknown edition mobi; choose from pdf, handout, epub" in done.stderr
+
+
+def test_check_validates_without_building(tmp_path: Path) -> None:
+    make_project(tmp_path, {"01.md": lesson_text(1), "02.md": "---\ntitle: x\n---\n\ny\n"})
+    done = run("check", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "02.md:2: error: missing required field 'lesson'" in done.stderr
+    assert "1 valid, 1 with errors" in done.stderr
+    assert not (tmp_path / "build").exists()

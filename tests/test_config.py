@@ -1,0 +1,66 @@
+"""pubkit.yaml: defaults, typed values, and every error collected with its line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pubkit.config import Config, load_config
+from pubkit.errors import ConfigError
+
+
+def test_no_config_file_means_defaults(tmp_path: Path) -> None:
+    config, warnings = load_config(tmp_path)
+    assert warnings == []
+    assert (config.paper, config.language, config.words_per_minute) == ("A4", "en", 238)
+    assert config.editions == ("pdf", "handout", "epub")
+    assert config.manuscript_dir == tmp_path.resolve() / "manuscript"
+    assert (config.styles_dir / "tokens.yaml").is_file()  # pubkit's own theme
+
+
+def test_values_are_read(tmp_path: Path) -> None:
+    (tmp_path / "pubkit.yaml").write_text(
+        "course:\n  title: Course\n  language: de-AT\nreading:\n  words_per_minute: 200\n"
+        "pdf:\n  paper: letter\neditions: epub\n"
+    )
+    config, _ = load_config(tmp_path)
+    assert isinstance(config, Config)
+    assert (config.title, config.language, config.words_per_minute) == ("Course", "de-AT", 200)
+    assert config.paper == "Letter"
+    assert config.editions == ("epub",)
+
+
+def test_every_error_is_collected_with_its_line(tmp_path: Path) -> None:
+    (tmp_path / "pubkit.yaml").write_text(
+        "course:\n  title: x\n  language: 'english please'\n"
+        "reading:\n  words_per_minute: fast\npdf:\n  paper: A5\neditions: [pdf, mobi]\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(tmp_path)
+    found = [(d.path.name if d.path else None, d.line, d.message) for d in raised.value.diagnostics]
+    assert raised.value.exit_code == 2
+    assert found == [
+        ("pubkit.yaml", 3, "course.language: expected a language tag such as en, en-GB or"
+         " pt-BR; got english please"),
+        ("pubkit.yaml", 5, "reading.words_per_minute: expected a whole number from 50 to"
+         " 2000; got fast"),
+        ("pubkit.yaml", 7, "pdf.paper: expected one of A4, Letter; got A5"),
+        ("pubkit.yaml", 8, "editions: expected editions from pdf, handout, epub;"
+         " got ['pdf', 'mobi']"),
+    ]
+
+
+def test_unknown_key_warns_with_suggestion(tmp_path: Path) -> None:
+    (tmp_path / "pubkit.yaml").write_text("course:\n  titel: x\n")
+    _, warnings = load_config(tmp_path)
+    (warning,) = warnings
+    assert warning.line == 2
+    assert "course.titel: unknown setting; did you mean 'course.title'?" in warning.message
+
+
+def test_yaml_syntax_error_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "pubkit.yaml").write_text("course: [\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(tmp_path)
+    assert "YAML syntax" in str(raised.value)
