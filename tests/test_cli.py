@@ -56,7 +56,9 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     (tmp_path / "pubkit.yaml").write_text("pdf:\n  paper: A5\n")
     done = run("build", cwd=tmp_path)
     assert done.returncode == 2
-    assert done.stderr.strip() == "pubkit.yaml:2: error: pdf.paper: expected one of A4, Letter; got A5"
+    assert (
+        done.stderr.strip() == "pubkit.yaml:2: error: pdf.paper: expected one of A4, Letter; got A5"
+    )
     assert not (tmp_path / "build").exists()
 
 

@@ -41,13 +41,23 @@ def test_every_error_is_collected_with_its_line(tmp_path: Path) -> None:
     found = [(d.path.name if d.path else None, d.line, d.message) for d in raised.value.diagnostics]
     assert raised.value.exit_code == 2
     assert found == [
-        ("pubkit.yaml", 3, "course.language: expected a language tag such as en, en-GB or"
-         " pt-BR; got english please"),
-        ("pubkit.yaml", 5, "reading.words_per_minute: expected a whole number from 50 to"
-         " 2000; got fast"),
+        (
+            "pubkit.yaml",
+            3,
+            "course.language: expected a language tag such as en, en-GB or"
+            " pt-BR; got english please",
+        ),
+        (
+            "pubkit.yaml",
+            5,
+            "reading.words_per_minute: expected a whole number from 50 to 2000; got fast",
+        ),
         ("pubkit.yaml", 7, "pdf.paper: expected one of A4, Letter; got A5"),
-        ("pubkit.yaml", 8, "editions: expected editions from pdf, handout, epub;"
-         " got ['pdf', 'mobi']"),
+        (
+            "pubkit.yaml",
+            8,
+            "editions: expected editions from pdf, handout, epub; got ['pdf', 'mobi']",
+        ),
     ]
 
 

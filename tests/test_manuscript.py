@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import lesson_text, make_project
 
+from conftest import lesson_text, make_project
 from pubkit.config import load_config
 from pubkit.manuscript import collect
 
@@ -98,7 +98,9 @@ def test_alias_bomb_is_bounded(tmp_path: Path) -> None:
     bomb = "---\nlesson: 1\ntitle: x\na: &a [x, x, x, x, x, x, x, x, x]\n"
     for level in "bcdefgh":
         previous = chr(ord(level) - 1)
-        bomb += f"{level}: &{level} [*{previous}, *{previous}, *{previous}, *{previous}, *{previous}]\n"
+        bomb += (
+            f"{level}: &{level} [*{previous}, *{previous}, *{previous}, *{previous}, *{previous}]\n"
+        )
     bomb += "---\n\ntext\n"
     root = make_project(tmp_path, {"01.md": bomb})
     config, _ = load_config(root)

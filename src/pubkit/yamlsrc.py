@@ -49,7 +49,9 @@ class _Walker:
                 self.path, self.line(node), f"YAML too large (more than {MAX_NODES} values)"
             )
         if node.tag not in SAFE_TAGS:
-            raise PubkitError.at(self.path, self.line(node), f"YAML tag '{node.tag}' is not allowed")
+            raise PubkitError.at(
+                self.path, self.line(node), f"YAML tag '{node.tag}' is not allowed"
+            )
         if isinstance(node, yaml.MappingNode):
             result: dict[str, Any] = {}
             for key_node, value_node in node.value:
