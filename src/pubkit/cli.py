@@ -14,7 +14,7 @@ import click
 from . import __version__
 from .build import BuildResult, build, check
 from .editions import EDITIONS
-from .errors import ConfigError, Diagnostic, PubkitError
+from .errors import ConfigError, Diagnostic, PubkitError, display_path
 from .manuscript import Lesson
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -133,11 +133,11 @@ def _summarise(result: BuildResult, quiet: bool) -> None:
     if failed:
         click.secho(f"{built} built, {failed} failed:", err=True, fg="red", bold=True)
         for path in result.failed:
-            click.echo(f"  {os.path.relpath(path)}", err=True)
+            click.echo(f"  {display_path(path)}", err=True)
     elif not quiet:
         skipped = sum(r.skipped for r in result.built)
         note = f" ({skipped} up to date)" if skipped else ""
-        where = os.path.relpath(result.manifest) if result.manifest else "build/"
+        where = display_path(result.manifest) if result.manifest else "build/"
         click.secho(f"{built} built, 0 failed{note}; manifest: {where}", fg="green")
 
 

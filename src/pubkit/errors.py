@@ -17,9 +17,10 @@ class Severity(StrEnum):
 def display_path(path: Path) -> str:
     """Show ``path`` relative to the working directory when it lies below it."""
     try:
-        return os.path.relpath(path)
+        relative = os.path.relpath(path)
     except ValueError:  # another drive on Windows
         return str(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 @dataclass(frozen=True)
