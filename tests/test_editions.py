@@ -134,6 +134,7 @@ def test_epub_has_header_figures_takeaways_and_fonts(seed_build) -> None:  # typ
     assert f"{pages} pages" in header and "2,829 words" in header and "12 min read" in header
     assert re.search(r'<aside class="takeaways" aria-labelledby="key-takeaways">\s*<h2', chapter)
     assert chapter.count("<h1") == 1
+    assert "<title>Career Growth for Product Managers</title>" in chapter
     assert '<dc:title id="epub-title-1">Career Growth for Product Managers</dc:title>' in opf
     assert "<dc:language>en</dc:language>" in opf
     assert "Module 9: The Human Craft" in opf

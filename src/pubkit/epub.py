@@ -145,9 +145,12 @@ def _finish_takeaways(box: ET.Element) -> None:
         box.set("aria-labelledby", heading.get("id", ""))
 
 
-def finish_chapter(xhtml: bytes) -> bytes:
-    """Put pandoc's chapter in pubkit's shape: the header as in print, takeaways as asides."""
+def finish_chapter(xhtml: bytes, title: str) -> bytes:
+    """Put pandoc's chapter in pubkit's shape: the header as in print, takeaways as asides,
+    and the lesson's title (not pandoc's file name) as the document title."""
     root = ET.fromstring(xhtml)
+    for element in root.iter(_tag("title")):
+        element.text = title
     for element in list(root.iter()):
         classes = _classes(element)
         if "lesson" in classes:
@@ -158,7 +161,7 @@ def finish_chapter(xhtml: bytes) -> bytes:
     return ('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE html>\n' + body).encode("utf-8")
 
 
-def _repack(epub: bytes) -> bytes:
+def _repack(epub: bytes, title: str) -> bytes:
     """Rewrite the container: chapters finished, mimetype first and stored, fixed times."""
     source = zipfile.ZipFile(io.BytesIO(epub))
     buffer = io.BytesIO()
@@ -167,7 +170,7 @@ def _repack(epub: bytes) -> bytes:
         for name in names:
             data = source.read(name)
             if name.endswith(".xhtml") and "/text/" in name:
-                data = finish_chapter(data)
+                data = finish_chapter(data, title)
             info = zipfile.ZipInfo(name, _ZIP_TIME)
             info.compress_type = zipfile.ZIP_STORED if name == "mimetype" else zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
@@ -206,4 +209,4 @@ def render_epub(job: RenderJob) -> Rendered:
             cwd=job.lesson.path.parent,
             sandbox=False,
         )
-        return Rendered(data=_repack(output.read_bytes()))
+        return Rendered(data=_repack(output.read_bytes(), job.lesson.title))
