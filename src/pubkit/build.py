@@ -90,13 +90,14 @@ def build(
     out = (out or config.output_dir).resolve()
     state = read_json(out / STATE_NAME) or {}
     date = source_date()
+    theme_digest = _theme_digest(theme)
 
     results: list[LessonResult] = []
     failed = list(collection.failed)
     diagnostics = list(collection.diagnostics)
     total = len(collection.lessons)
     for index, lesson in enumerate(collection.lessons, start=1):
-        key = _fingerprint(lesson, config, theme, names, date)
+        key = _fingerprint(lesson, config, theme_digest, names, date)
         previous = state.get(lesson.id)
         if not force and previous and previous["key"] == key:
             entry = previous["entry"]
@@ -192,16 +193,22 @@ def _write_lesson(
     }
 
 
-def _fingerprint(
-    lesson: Lesson, config: Config, theme: Theme, names: tuple[str, ...], date: str | None
-) -> str:
-    """Everything an output depends on: a change to any of it rebuilds the lesson."""
-    parts: list[bytes | str] = [__version__, ",".join(names), date or "", config.paper]
-    parts.append(config.source.read_bytes() if config.source else b"")
-    parts += [lesson.path.read_bytes(), lesson.module.source.read_bytes()]
+def _theme_digest(theme: Theme) -> str:
+    """One digest of every file of the theme (stylesheets, templates, fonts)."""
+    parts: list[bytes | str] = []
     for folder in theme.folders:
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             parts += [path.relative_to(folder).as_posix(), path.read_bytes()]
+    return fingerprint(parts)
+
+
+def _fingerprint(
+    lesson: Lesson, config: Config, theme_digest: str, names: tuple[str, ...], date: str | None
+) -> str:
+    """Everything an output depends on: a change to any of it rebuilds the lesson."""
+    parts: list[bytes | str] = [__version__, ",".join(names), date or "", theme_digest]
+    parts.append(config.source.read_bytes() if config.source else b"")
+    parts += [lesson.path.read_bytes(), lesson.module.source.read_bytes()]
     return fingerprint(parts)
 
 

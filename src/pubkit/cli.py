@@ -14,7 +14,7 @@ import click
 from . import __version__
 from .build import BuildResult, build, check
 from .editions import EDITIONS
-from .errors import ConfigError, Diagnostic, PubkitError, display_path
+from .errors import Diagnostic, PubkitError, display_path
 from .manuscript import Lesson
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,10 +45,7 @@ def _guarded(command: F) -> F:
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except ConfigError as exc:
-            _report(exc.diagnostics)
-            sys.exit(exc.exit_code)
-        except PubkitError as exc:
+        except PubkitError as exc:  # ConfigError exits 2, a failed lesson 1
             _report(exc.diagnostics)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
