@@ -150,4 +150,4 @@ def check_command(paths: tuple[Path, ...], project: Path) -> None:
     if collection.failed:
         click.secho(f"{count} valid, {len(collection.failed)} with errors", err=True, fg="red")
         sys.exit(EXIT_FAILED)
-    click.secho(f"{count} lessons valid", fg="green")
+    click.secho(f"{count} lesson{'' if count == 1 else 's'} valid", fg="green")
