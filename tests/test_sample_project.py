@@ -71,3 +71,14 @@ def test_letter_paper(tmp_path: Path) -> None:
         page = PdfReader(project / f"build/{name}/01-m/01.pdf").pages[0]
         assert (round(float(page.mediabox.width)), round(float(page.mediabox.height))) == (612, 792)
     assert not (project / "build/epub").exists()
+
+
+def test_takeaways_attributes_are_escaped_in_the_aside() -> None:
+    from pubkit.markdown import _transform_blocks
+
+    heading = {"t": "Header", "c": [2, ['k"t', [], []], [{"t": "Str", "c": "Key"}]]}
+    box = {"t": "Div", "c": [['a"><script>', ["takeaways"], []], [heading]]}
+    opening = next(iter(_transform_blocks([box])))["c"][1]
+    assert opening == (
+        '<aside id="a&quot;&gt;&lt;script&gt;" class="takeaways" aria-labelledby="k&quot;t">'
+    )

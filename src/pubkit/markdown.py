@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -90,10 +91,14 @@ def _transform_blocks(blocks: list[Any]) -> Iterator[Any]:
             (ident, classes, _attrs), content = block["c"]
             content = list(_transform_blocks(content))
             heading = next((b for b in content if b.get("t") == "Header"), None)
-            label = f' aria-labelledby="{heading["c"][1][0]}"' if heading else ""
-            id_attr = f' id="{ident}"' if ident else ""
-            class_attr = " ".join(classes)
-            yield {"t": "RawBlock", "c": ["html", f'<aside{id_attr} class="{class_attr}"{label}>']}
+            attributes = {
+                "id": ident,
+                "class": " ".join(classes),
+                "aria-labelledby": heading["c"][1][0] if heading else "",
+            }
+            # The author wrote these attributes: escape them, since they become raw HTML.
+            tag = "".join(f' {k}="{html.escape(v)}"' for k, v in attributes.items() if v)
+            yield {"t": "RawBlock", "c": ["html", f"<aside{tag}>"]}
             yield from content
             yield {"t": "RawBlock", "c": ["html", "</aside>"]}
         elif isinstance(block, dict) and block.get("t") == "Div":
