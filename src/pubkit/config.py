@@ -16,7 +16,7 @@ from .yamlsrc import load_mapping
 
 CONFIG_NAME = "pubkit.yaml"
 PAPER_SIZES = ("A4", "Letter")
-_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 
 
 def builtin_styles() -> Path:
@@ -75,7 +75,7 @@ def _text_list(value: Any) -> tuple[str, ...]:
 
 
 def _language(value: Any) -> str:
-    if not isinstance(value, str) or not _LANGUAGE_TAG.match(value):
+    if not isinstance(value, str) or not LANGUAGE_TAG.match(value):
         raise ValueError("expected a language tag such as en, en-GB or pt-BR")
     return value
 

@@ -57,10 +57,10 @@ def identifier(job: RenderJob) -> str:
 
 def metadata(job: RenderJob) -> dict[str, Any]:
     lesson, module = job.lesson, job.lesson.module
-    words = job.theme.words(job.config.language)
+    words = job.theme.words(job.language)
     meta: dict[str, Any] = {
         "title": lesson.title,
-        "lang": job.config.language,
+        "lang": job.language,
         "identifier": identifier(job),
         "creator": [{"role": "author", "text": a} for a in job.authors],
         "belongs-to-collection": f"{words['module']} {module.number}: {module.title}",

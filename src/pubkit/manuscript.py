@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Config
+from .config import LANGUAGE_TAG, Config
 from .errors import Diagnostic, PubkitError, error, warning
 from .yamlsrc import YamlMapping, load_mapping
 
@@ -21,8 +21,13 @@ _FENCE_END = re.compile(r"^(---|\.\.\.)\s*$")
 _DIV_OPEN = re.compile(r"^ {0,3}(:{3,})\s*(\{[^}]*\}|[^\s:{}]+)\s*:*\s*$")
 _DIV_CLOSE = re.compile(r"^ {0,3}(:{3,})\s*$")
 _CODE_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+#: Where a quote mark opens rather than closes: at the start, after a space, a bracket or a dash.
+_OPENS_QUOTE = re.compile(r"""(^|(?<=[\s(\[{—–/-]))(["'])""")
 
-LESSON_FIELDS = ("lesson", "title", "subtitle", "authors", "date", "keywords", "reading_minutes")
+LESSON_FIELDS = (
+    *("lesson", "title", "subtitle", "authors", "date", "keywords", "reading_minutes"),
+    "language",
+)
 MODULE_FIELDS = ("number", "title")
 
 
@@ -53,6 +58,8 @@ class Lesson:
     date: str | None = None
     keywords: tuple[str, ...] = ()
     reading_minutes: int | None = None
+    #: The lesson's own language when it differs from the course's (hyphenation, quotes, UI words).
+    language: str | None = None
     field_lines: Mapping[str, int] = field(default_factory=dict)
 
     @property
@@ -92,6 +99,14 @@ def split_front_matter(text: str, path: Path) -> tuple[YamlMapping, str, int]:
 
 
 # --- field validation ---
+
+
+def smart_punctuation(text: str) -> str:
+    """Typographic quotes, dashes and ellipses in a front-matter text, as pandoc's ``smart``
+    extension gives the body: titles and deks read the same as the text beneath them."""
+    text = text.replace("---", "\u2014").replace("--", "\u2013").replace("...", "\u2026")
+    text = _OPENS_QUOTE.sub(lambda m: "\u201c" if m.group(2) == '"' else "\u2018", text)
+    return text.replace('"', "\u201d").replace("'", "\u2019")
 
 
 class _Fields:
@@ -142,6 +157,15 @@ class _Fields:
             self._bad(key, "a non-empty text")
             return None
         return " ".join(value.split())
+
+    def language(self, key: str) -> str | None:
+        value = self.meta.values.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not LANGUAGE_TAG.match(value):
+            self._bad(key, "a language tag such as en, de or pt-BR")
+            return None
+        return value
 
     def texts(self, key: str) -> tuple[str, ...]:
         value = self.meta.values.get(key)
@@ -215,7 +239,7 @@ def load_module(folder: Path) -> Module:
     errors = [p for p in fields.problems if p.is_error]
     if errors or number is None or title is None:
         raise PubkitError(errors)
-    return Module(number=number, title=title, folder=folder, source=source)
+    return Module(number=number, title=smart_punctuation(title), folder=folder, source=source)
 
 
 def load_lesson(path: Path, module: Module) -> tuple[Lesson | None, list[Diagnostic]]:
@@ -227,12 +251,14 @@ def load_lesson(path: Path, module: Module) -> tuple[Lesson | None, list[Diagnos
     fields = _Fields(meta, path, LESSON_FIELDS)
     number = fields.integer("lesson", required=True)
     title = fields.text("title", required=True)
+    subtitle = fields.text("subtitle")
     lesson_fields: dict[str, Any] = {
-        "subtitle": fields.text("subtitle"),
+        "subtitle": smart_punctuation(subtitle) if subtitle else None,
         "authors": fields.texts("authors"),
         "date": fields.date("date"),
         "keywords": fields.texts("keywords"),
         "reading_minutes": fields.integer("reading_minutes", minimum=1),
+        "language": fields.language("language"),
     }
     diagnostics = fields.problems + check_fenced_divs(body, path, body_line)
     if not body.strip():
@@ -242,7 +268,7 @@ def load_lesson(path: Path, module: Module) -> tuple[Lesson | None, list[Diagnos
     lesson = Lesson(
         module=module,
         number=number,
-        title=title,
+        title=smart_punctuation(title),
         path=path,
         body=body,
         body_line=body_line,

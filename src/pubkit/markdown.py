@@ -15,10 +15,13 @@ from .pandoc import run_pandoc
 from .resources import check_resources
 
 #: CommonMark with pandoc's extensions (fenced divs, footnotes, pipe tables, definition
-#: lists, smart punctuation, attributes). Its parser is linear-time, unlike pandoc's
-#: ``markdown`` reader. Front matter is read by pubkit, and ``$`` is left as a currency sign.
-READER = "commonmark_x-yaml_metadata_block-tex_math_dollars"
+#: lists, smart punctuation, attributes, an image alone in a paragraph as a captioned
+#: figure, bare addresses as links). Its parser is linear-time, unlike pandoc's ``markdown`` reader. Front matter
+#: is read by pubkit, and ``$`` is left as a currency sign.
+READER = "commonmark_x+implicit_figures+autolink_bare_uris-yaml_metadata_block-tex_math_dollars"
 TAKEAWAYS_CLASS = "takeaways"
+#: Class of the inline element a footnote becomes in the paged editions (CSS ``float: footnote``).
+FOOTNOTE_CLASS = "footnote"
 
 _BLOCKS = frozenset(
     {
@@ -52,8 +55,12 @@ def parse(lesson: Lesson) -> AST:
 
 
 def to_html(ast: AST, lesson: Lesson) -> str:
-    """Write the AST as an HTML5 fragment (no <html>, no header)."""
-    html_ast = {**ast, "blocks": list(_transform_blocks(ast["blocks"]))}
+    """Write the AST as the HTML5 fragment the paged editions lay out (no <html>, no header).
+
+    Footnotes stay where they are called, as inline elements that CSS floats to the foot
+    of the page; the EPUB keeps pandoc's own notes.
+    """
+    html_ast = {**ast, "blocks": _inline_notes(list(_transform_blocks(ast["blocks"])))}
     output = run_pandoc(
         ["--from", "json", "--to", "html5", "--wrap=none", "--syntax-highlighting=none"],
         json.dumps(html_ast).encode("utf-8"),
@@ -106,6 +113,72 @@ def _transform_blocks(blocks: list[Any]) -> Iterator[Any]:
             yield {"t": "Div", "c": [attr, list(_transform_blocks(content))]}
         else:
             yield block
+
+
+def _inline_notes(node: Any) -> Any:
+    """Replace every ``Note`` with a footnote span holding the note's text.
+
+    The note's call is kept on one line with the word before it, so that a line never
+    starts with a footnote number.
+    """
+    if isinstance(node, list):
+        items: list[Any] = []
+        for item in node:
+            if isinstance(item, dict) and item.get("t") == "Note":
+                note = {"t": "Span", "c": [["", [FOOTNOTE_CLASS], []], _note_inlines(item["c"])]}
+                if items and items[-1].get("t") not in _BREAKS:
+                    note = {"t": "Span", "c": [["", ["footnote-anchor"], []], [items.pop(), note]]}
+                items.append(note)
+            else:
+                items.append(_inline_notes(item))
+        return items
+    if isinstance(node, dict) and "c" in node:
+        return {**node, "c": _inline_notes(node["c"])}
+    return node
+
+
+def _note_inlines(blocks: list[Any]) -> list[Any]:
+    """A note's blocks as one run of inlines, a line break between blocks.
+
+    A footnote is a single inline box on the page, so paragraphs, list items and code
+    become lines of it; every word is kept.
+    """
+    lines: list[list[Any]] = []
+
+    def visit(block: Any) -> None:
+        kind, content = block["t"], block.get("c")
+        if kind in ("Para", "Plain"):
+            lines.append(content)
+        elif kind == "LineBlock":
+            lines.extend(content)
+        elif kind == "CodeBlock":
+            lines.append([{"t": "Code", "c": content}])
+        elif kind == "Header":
+            lines.append(content[2])
+        elif kind in ("BlockQuote", "Div", "Figure"):
+            for child in content[-1]:
+                visit(child)
+        elif kind in ("BulletList", "OrderedList"):
+            for item in content[-1]:
+                for child in item:
+                    visit(child)
+        elif kind == "DefinitionList":
+            for term, definitions in content:
+                lines.append(term)
+                for definition in definitions:
+                    for child in definition:
+                        visit(child)
+        elif kind not in ("RawBlock", "HorizontalRule"):  # a table: its words, as a line
+            lines.append([{"t": "Str", "c": " ".join(plain_text(block).split())}])
+
+    for block in blocks:
+        visit(block)
+    inlines: list[Any] = []
+    for line in lines:
+        if inlines:  # raw, because pandoc writes a newline after <br /> that would show
+            inlines.append({"t": "RawInline", "c": ["html", "<br />"]})
+        inlines.extend(_inline_notes(line))
+    return inlines
 
 
 def _walk(node: Any) -> Iterator[Any]:

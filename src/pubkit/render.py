@@ -40,12 +40,16 @@ class RenderJob:
             or ((self.config.publisher,) if self.config.publisher else ())
         )
 
+    @property
+    def language(self) -> str:
+        return self.lesson.language or self.config.language
+
     def context(self, figures: Figures | None = None) -> dict[str, Any]:
         return {
             "lesson": self.lesson,
             "module": self.lesson.module,
             "figures": figures or self.figures,
-            "language": self.config.language,
+            "language": self.language,
             "authors": self.authors,
             "course": self.config,
             "edition": self.edition.name,
@@ -55,12 +59,12 @@ class RenderJob:
         }
 
     def render_template(self, name: str, figures: Figures | None = None) -> str:
-        env = environment(self.theme, self.config.language)
+        env = environment(self.theme, self.language)
         return env.get_template(name).render(self.context(figures))
 
     def template_macros(self, name: str) -> Any:
         """The macros of template ``name``, bound to this job's context."""
-        env = environment(self.theme, self.config.language)
+        env = environment(self.theme, self.language)
         return env.get_template(name).make_module(self.context())
 
 
