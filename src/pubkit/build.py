@@ -70,6 +70,29 @@ def check(root: Path, targets: Iterable[Path] = ()) -> tuple[Config, Collection,
     return config, collect(config, targets), warnings
 
 
+def check_layout(
+    root: Path, targets: Iterable[Path] = ()
+) -> tuple[Collection, list[Diagnostic], list[Diagnostic]]:
+    """Lay out every paged edition in memory and proofread the pages; nothing is written.
+
+    Returns the collection, its diagnostics (manuscript errors, lessons that fail to
+    render) and the findings: one warning per typographic fault.
+    """
+    config, collection, warnings = check(root, targets)
+    theme = load_theme(config.styles_dir)
+    paged = tuple(name for name in config.editions if EDITIONS[name].paged)
+    diagnostics = [*warnings, *collection.diagnostics]
+    findings: list[Diagnostic] = []
+    for lesson in collection.lessons:
+        try:
+            rendered, _, _ = _render_lesson(lesson, config, theme, paged, source_date())
+        except PubkitError as exc:
+            diagnostics.extend(exc.diagnostics)
+            continue
+        findings.extend(f for result in rendered.values() for f in result.findings)
+    return collection, diagnostics, findings
+
+
 def build(
     root: Path,
     targets: Iterable[Path] = (),
@@ -113,7 +136,7 @@ def build(
             failed.append(lesson.path)
             continue
         for result in rendered.values():
-            diagnostics.extend(result.diagnostics)
+            diagnostics.extend([*result.diagnostics, *result.findings])
         entry = _write_lesson(lesson, out, rendered, figures, has_takeaways)
         state[lesson.id] = {"key": key, "entry": entry}
         results.append(LessonResult(lesson, entry, skipped=False))

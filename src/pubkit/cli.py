@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .build import BuildResult, build, check
+from .build import BuildResult, build, check, check_layout
 from .editions import EDITIONS
 from .errors import Diagnostic, PubkitError, display_path
 from .manuscript import Lesson
@@ -141,13 +141,29 @@ def _summarise(result: BuildResult, quiet: bool) -> None:
 @main.command("check")
 @paths_argument
 @project_option
+@click.option(
+    "--layout",
+    is_flag=True,
+    help="Also lay out the PDF editions and proofread their pages: lines in the margin, "
+    "headings alone at a page foot, split takeaways boxes, near-empty pages.",
+)
 @_guarded
-def check_command(paths: tuple[Path, ...], project: Path) -> None:
+def check_command(paths: tuple[Path, ...], project: Path, layout: bool) -> None:
     """Validate pubkit.yaml and the manuscripts without building anything."""
-    _config, collection, warnings = check(project, paths)
-    _report([*warnings, *collection.diagnostics])
+    findings: list[Diagnostic] = []
+    if layout:
+        collection, diagnostics, findings = check_layout(project, paths)
+    else:
+        _config, collection, warnings = check(project, paths)
+        diagnostics = [*warnings, *collection.diagnostics]
+    _report([*diagnostics, *findings])
     count = len(collection.lessons)
-    if collection.failed:
+    lessons = f"{count} lesson{'' if count == 1 else 's'}"
+    if collection.failed or any(d.is_error for d in diagnostics):
         click.secho(f"{count} valid, {len(collection.failed)} with errors", err=True, fg="red")
         sys.exit(EXIT_FAILED)
-    click.secho(f"{count} lesson{'' if count == 1 else 's'} valid", fg="green")
+    if findings:
+        noun = "finding" if len(findings) == 1 else "findings"
+        click.secho(f"{lessons}: {len(findings)} layout {noun}", err=True, fg="yellow")
+        sys.exit(EXIT_FAILED)
+    click.secho(f"{lessons} valid" + (", layout clean" if layout else ""), fg="green")

@@ -28,6 +28,13 @@ class Edition:
     function: str
     #: Theme stylesheets, in cascade order.
     stylesheets: tuple[str, ...]
+    #: WeasyPrint's PDF variant for paged editions ("pdf/ua-1": tagged, for screen readers).
+    pdf_variant: str | None = None
+
+    @property
+    def paged(self) -> bool:
+        """Laid out on pages (and so proofread by :mod:`pubkit.layout`)."""
+        return self.suffix == ".pdf"
 
     @property
     def renderer(self) -> Renderer:
@@ -46,6 +53,7 @@ EDITIONS: dict[str, Edition] = {
             ".pdf",
             "render_paged",
             ("base.css", "print.css", "pdf.css"),
+            pdf_variant="pdf/ua-1",
         ),
         Edition(
             "handout",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +16,8 @@ from .resources import check_resources
 
 #: CommonMark with pandoc's extensions (fenced divs, footnotes, pipe tables, definition
 #: lists, smart punctuation, attributes, an image alone in a paragraph as a captioned
-#: figure, bare addresses as links). Its parser is linear-time, unlike pandoc's ``markdown`` reader. Front matter
-#: is read by pubkit, and ``$`` is left as a currency sign.
+#: figure, bare addresses as links). Its parser is linear-time, unlike pandoc's
+#: ``markdown`` reader. Front matter is read by pubkit; ``$`` stays a currency sign.
 READER = "commonmark_x+implicit_figures+autolink_bare_uris-yaml_metadata_block-tex_math_dollars"
 TAKEAWAYS_CLASS = "takeaways"
 #: Class of the inline element a footnote becomes in the paged editions (CSS ``float: footnote``).
@@ -54,13 +54,22 @@ def parse(lesson: Lesson) -> AST:
     return ast
 
 
-def to_html(ast: AST, lesson: Lesson) -> str:
+def to_html(
+    ast: AST,
+    lesson: Lesson,
+    continuations: Mapping[int, frozenset[int]] | None = None,
+    continued: str = "(continued)",
+) -> str:
     """Write the AST as the HTML5 fragment the paged editions lay out (no <html>, no header).
 
     Footnotes stay where they are called, as inline elements that CSS floats to the foot
-    of the page; the EPUB keeps pandoc's own notes.
+    of the page; the EPUB keeps pandoc's own notes. ``continuations`` maps a takeaways
+    box (by its place in the lesson) to the units (list items or blocks) where it must
+    start again on a new page, headed "<its heading> <continued>"; a box listed there
+    with no units is set to flow across pages.
     """
-    html_ast = {**ast, "blocks": _inline_notes(list(_transform_blocks(ast["blocks"])))}
+    boxes = _TakeawaysBoxes(continuations or {}, continued)
+    html_ast = {**ast, "blocks": _inline_notes(list(boxes.transform(ast["blocks"])))}
     output = run_pandoc(
         ["--from", "json", "--to", "html5", "--wrap=none", "--syntax-highlighting=none"],
         json.dumps(html_ast).encode("utf-8"),
@@ -87,32 +96,100 @@ def _is_takeaways(node: Any) -> bool:
     return isinstance(node, dict) and node.get("t") == "Div" and TAKEAWAYS_CLASS in node["c"][0][1]
 
 
-def _transform_blocks(blocks: list[Any]) -> Iterator[Any]:
+class _TakeawaysBoxes:
     """Give each takeaways box its own element: ``<aside>`` labelled by its heading.
 
     Only for the HTML fragment: the EPUB writer wraps headings in sections, which raw
-    tags would cut across, so :mod:`pubkit.epub` makes its asides after pandoc.
+    tags would cut across, so :mod:`pubkit.epub` makes its asides after pandoc. Each
+    aside carries ``data-takeaways`` (its place in the lesson) so that
+    :func:`pubkit.layout.continuations` can say where a long one must break.
     """
-    for block in blocks:
-        if _is_takeaways(block):
-            (ident, classes, _attrs), content = block["c"]
-            content = list(_transform_blocks(content))
-            heading = next((b for b in content if b.get("t") == "Header"), None)
-            attributes = {
-                "id": ident,
-                "class": " ".join(classes),
-                "aria-labelledby": heading["c"][1][0] if heading else "",
-            }
-            # The author wrote these attributes: escape them, since they become raw HTML.
-            tag = "".join(f' {k}="{html.escape(v)}"' for k, v in attributes.items() if v)
-            yield {"t": "RawBlock", "c": ["html", f"<aside{tag}>"]}
-            yield from content
-            yield {"t": "RawBlock", "c": ["html", "</aside>"]}
-        elif isinstance(block, dict) and block.get("t") == "Div":
-            attr, content = block["c"]
-            yield {"t": "Div", "c": [attr, list(_transform_blocks(content))]}
-        else:
-            yield block
+
+    def __init__(self, continuations: Mapping[int, frozenset[int]], continued: str) -> None:
+        self.continuations = continuations
+        self.continued = continued
+        self.count = 0
+
+    def transform(self, blocks: list[Any]) -> Iterator[Any]:
+        for block in blocks:
+            if _is_takeaways(block):
+                yield from self._aside(block)
+            elif isinstance(block, dict) and block.get("t") == "Div":
+                attr, content = block["c"]
+                yield {"t": "Div", "c": [attr, list(self.transform(content))]}
+            else:
+                yield block
+
+    def _aside(self, block: Any) -> Iterator[Any]:
+        number, self.count = self.count, self.count + 1
+        (ident, classes, _attrs), content = block["c"]
+        content = list(self.transform(content))
+        heading = next((b for b in content if b.get("t") == "Header"), None)
+        label = heading["c"][2] if heading else []
+        breaks = self.continuations.get(number, frozenset())
+        flowing = ["takeaways-long"] if number in self.continuations else []
+        attributes = {
+            "id": ident,
+            "class": " ".join([*classes, *flowing]),
+            "aria-labelledby": heading["c"][1][0] if heading else "",
+            "data-takeaways": str(number),
+        }
+        yield _raw_tag("aside", attributes)
+        unit = 0
+        for part in content:
+            kind = part.get("t")
+            items = _list_items(part) if kind in ("BulletList", "OrderedList") else [None]
+            kept: list[Any] = []
+            for index, item in enumerate(items):
+                if unit in breaks and unit > 0:
+                    if kept:
+                        yield _list_part(part, kept, index - len(kept))
+                        kept = []
+                    yield {"t": "RawBlock", "c": ["html", "</aside>"]}
+                    yield _raw_tag(
+                        "aside",
+                        {
+                            "class": " ".join([*classes, "takeaways-continued"]),
+                            "aria-labelledby": attributes["aria-labelledby"],
+                            "data-takeaways": str(number),
+                            "data-first-unit": str(unit),
+                        },
+                    )
+                    yield _continued_label(label, self.continued)
+                kept.append(item)
+                unit += 1
+            if item is None:
+                yield part
+            elif kept:
+                yield _list_part(part, kept, len(items) - len(kept))
+        yield {"t": "RawBlock", "c": ["html", "</aside>"]}
+
+
+def _raw_tag(name: str, attributes: Mapping[str, str]) -> Any:
+    # The author wrote some of these attributes: escape them, since they become raw HTML.
+    tag = "".join(f' {k}="{html.escape(v)}"' for k, v in attributes.items() if v)
+    return {"t": "RawBlock", "c": ["html", f"<{name}{tag}>"]}
+
+
+def _list_part(block: Any, items: list[Any], skipped: int) -> Any:
+    """``items`` of a list, numbered on from where the list had got to."""
+    if block["t"] == "OrderedList":
+        (start, style, delimiter), _ = block["c"]
+        return {"t": "OrderedList", "c": [[start + skipped, style, delimiter], items]}
+    return {"t": "BulletList", "c": items}
+
+
+def _list_items(block: Any) -> list[Any]:
+    items: list[Any] = block["c"] if block["t"] == "BulletList" else block["c"][1]
+    return items
+
+
+def _continued_label(heading: list[Any], continued: str) -> Any:
+    inlines = [*heading, {"t": "Space"}, {"t": "Str", "c": continued}]
+    return {
+        "t": "Div",
+        "c": [["", ["takeaways-label"], [["aria-hidden", "true"]]], [{"t": "Plain", "c": inlines}]],
+    }
 
 
 def _inline_notes(node: Any) -> Any:
@@ -156,10 +233,10 @@ def _note_inlines(blocks: list[Any]) -> list[Any]:
         elif kind == "Header":
             lines.append(content[2])
         elif kind in ("BlockQuote", "Div", "Figure"):
-            for child in content[-1]:
+            for child in content if kind == "BlockQuote" else content[-1]:
                 visit(child)
         elif kind in ("BulletList", "OrderedList"):
-            for item in content[-1]:
+            for item in _list_items(block):
                 for child in item:
                     visit(child)
         elif kind == "DefinitionList":

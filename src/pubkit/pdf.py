@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -10,13 +11,16 @@ from functools import cache
 from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 
-from .errors import Diagnostic, LessonError, warning
+from . import layout
+from .errors import LessonError, warning
 from .fetcher import ProjectFetcher
+from .manuscript import Lesson
+from .markdown import to_html
 from .render import Rendered, RenderJob
 from .theme import Theme
 
-#: Enough passes for "N pages" to settle; a count that changes more often is a layout loop.
-MAX_PASSES = 4
+#: Enough passes for "N pages" to settle and long takeaways boxes to break; more is a loop.
+MAX_PASSES = 6
 #: Engine notices about the machine, not about the lesson; never shown to authors.
 _ENGINE_NOTICES = ("HarfBuzz-Subset",)
 #: First guess of words per page, so that most lessons paginate in one pass.
@@ -66,28 +70,59 @@ def _weasyprint_warnings() -> Iterator[list[str]]:
 
 
 def render_paged(job: RenderJob) -> Rendered:
-    """Render until the "N pages" printed in the header equals the pages produced."""
+    """Lay the lesson out until it is stable, then write the PDF and proofread its pages.
+
+    Stable means the "N pages" printed in the header equals the pages produced, and every
+    takeaways box longer than a page breaks where its page ends, with a "(continued)"
+    heading on the next.
+    """
     lesson = job.lesson
     fetcher = ProjectFetcher([job.config.root, *job.theme.folders])
     stylesheet = _stylesheet(job.theme, job.edition.stylesheets, job.edition.name, job.config.paper)
     pages = job.figures.pages or max(1, round(job.figures.words / WORDS_PER_PAGE))
+    body = job.document.html
+    breaks: dict[int, frozenset[int]] = {}
     tried: list[int] = []
     with _weasyprint_warnings() as messages:
         for _ in range(MAX_PASSES):
-            html = job.render_template("lesson.html.j2", job.figures.with_pages(pages))
+            html = job.render_template("lesson.html.j2", job.figures.with_pages(pages), body)
             document = HTML(
                 string=html, base_url=lesson.path.parent.as_uri() + "/", url_fetcher=fetcher
             ).render(stylesheets=[stylesheet], font_config=_font_config())
             tried.append(pages)
-            if len(document.pages) == pages:
+            splits = layout.continuations(document)
+            if splits:
+                for split in splits:
+                    breaks[split.box] = breaks.get(split.box, frozenset()).union(split.units)
+                continued = job.theme.words(job.language)["continued"]
+                body = to_html(job.document.ast, lesson, breaks, continued)
+            elif len(document.pages) == pages:
                 break
             pages = len(document.pages)
         else:
-            raise LessonError.at(lesson.path, None, f"page count does not settle (tried {tried})")
-        data = document.write_pdf()
+            raise LessonError.at(lesson.path, None, f"layout does not settle (pages {tried})")
+        data = document.write_pdf(pdf_variant=job.edition.pdf_variant)
     if fetcher.refused:
         raise LessonError.at(lesson.path, None, "refused resource " + "; ".join(fetcher.refused))
-    diagnostics: tuple[Diagnostic, ...] = tuple(
-        warning(lesson.path, None, f"{job.edition.name}: {m}") for m in dict.fromkeys(messages)
+    name = job.edition.name
+    diagnostics = tuple(warning(lesson.path, None, f"{name}: {m}") for m in dict.fromkeys(messages))
+    findings = tuple(
+        warning(lesson.path, _line_of_text(lesson, f.text), f"{name} page {f.page}: {f.message}")
+        for f in layout.inspect(document)
     )
-    return Rendered(data=data, pages=pages, diagnostics=diagnostics)
+    return Rendered(data=data, pages=pages, diagnostics=diagnostics, findings=findings)
+
+
+def _line_of_text(lesson: Lesson, text: str) -> int | None:
+    """The manuscript line where laid-out ``text`` starts, found by its first words.
+
+    Between two words the Markdown may have markup, a line break or straight quotes
+    where the page has curly ones, so any run of non-word characters matches.
+    """
+    words = [w for w in re.split(r"\W+", text) if w][:6]
+    while words:
+        pattern = r"\W+".join(re.escape(w) for w in words)
+        if len(pattern) >= 4 and (found := re.search(pattern, lesson.body)):
+            return lesson.body_line + lesson.body.count("\n", 0, found.start())
+        words.pop()
+    return None

@@ -44,7 +44,7 @@ class RenderJob:
     def language(self) -> str:
         return self.lesson.language or self.config.language
 
-    def context(self, figures: Figures | None = None) -> dict[str, Any]:
+    def context(self, figures: Figures | None = None, body: str | None = None) -> dict[str, Any]:
         return {
             "lesson": self.lesson,
             "module": self.lesson.module,
@@ -55,12 +55,14 @@ class RenderJob:
             "edition": self.edition.name,
             "version": __version__,
             "date": self.date or self.lesson.date,
-            "body": Markup(self.document.html),
+            "body": Markup(self.document.html if body is None else body),
         }
 
-    def render_template(self, name: str, figures: Figures | None = None) -> str:
+    def render_template(
+        self, name: str, figures: Figures | None = None, body: str | None = None
+    ) -> str:
         env = environment(self.theme, self.language)
-        return env.get_template(name).render(self.context(figures))
+        return env.get_template(name).render(self.context(figures, body))
 
     def template_macros(self, name: str) -> Any:
         """The macros of template ``name``, bound to this job's context."""
@@ -76,4 +78,6 @@ class Rendered:
     #: Page count, for paginated editions.
     pages: int | None = None
     diagnostics: tuple[Diagnostic, ...] = ()
+    #: What the typographic self-check found on the pages (:mod:`pubkit.layout`).
+    findings: tuple[Diagnostic, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)

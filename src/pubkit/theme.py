@@ -14,6 +14,8 @@ from .errors import ConfigError, PubkitError, error
 from .yamlsrc import load_mapping
 
 TOKENS_FILE = "tokens.yaml"
+#: A publisher's own additions, cascaded after every edition's stylesheets when present.
+CUSTOM_CSS = "custom.css"
 STRINGS_FILE = "strings.yaml"
 _VAR = re.compile(r"var\(\s*--([A-Za-z0-9-]+)\s*\)")
 _FONT_GROUP = "fonts"
@@ -74,6 +76,9 @@ class Theme:
         for name in names:
             path = self.find(name)
             parts.append(f"/* {name} */\n" + _substitute(path, properties))
+        custom = next((f / CUSTOM_CSS for f in self.folders if (f / CUSTOM_CSS).is_file()), None)
+        if custom is not None:
+            parts.append(f"/* {CUSTOM_CSS} */\n" + _substitute(custom, properties))
         return "\n".join(parts)
 
     def words(self, language: str) -> Mapping[str, Any]:
