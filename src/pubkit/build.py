@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +63,14 @@ def source_date() -> str | None:
     return dt.datetime.fromtimestamp(int(epoch), dt.UTC).date().isoformat()
 
 
-def check(root: Path, targets: Iterable[Path] = ()) -> tuple[Config, Collection, list[Diagnostic]]:
-    """Validate configuration and manuscripts without rendering anything."""
-    config, warnings = load_config(root)
+def check(
+    root: Path, targets: Iterable[Path] = (), settings: Mapping[str, Any] | None = None
+) -> tuple[Config, Collection, list[Diagnostic]]:
+    """Validate configuration and manuscripts without rendering anything.
+
+    ``settings`` override pubkit.yaml by key (``{"handout.bleed": "3mm"}``).
+    """
+    config, warnings = load_config(root, settings)
     load_theme(config.styles_dir)
     return config, collect(config, targets), warnings
 
@@ -100,6 +105,7 @@ def build(
     out: Path | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> BuildResult:
     """Build every lesson under ``targets`` (default: the whole manuscript folder).
 
@@ -107,7 +113,7 @@ def build(
     once all of its editions have rendered, so a failure never leaves half an output.
     """
     targets = tuple(targets)
-    config, collection, warnings = check(root, targets)
+    config, collection, warnings = check(root, targets, settings)
     theme = load_theme(config.styles_dir)
     names = tuple(formats) if formats else config.editions
     out = (out or config.output_dir).resolve()
@@ -230,7 +236,7 @@ def _fingerprint(
 ) -> str:
     """Everything an output depends on: a change to any of it rebuilds the lesson."""
     parts: list[bytes | str] = [__version__, ",".join(names), date or "", theme_digest]
-    parts.append(config.source.read_bytes() if config.source else b"")
+    parts.append(repr(replace(config, lines={})))  # pubkit.yaml and command-line settings
     parts += [lesson.path.read_bytes(), lesson.module.source.read_bytes()]
     return fingerprint(parts)
 

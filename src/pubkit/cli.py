@@ -99,6 +99,16 @@ def main() -> None:
 @click.option(
     "-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder."
 )
+@click.option(
+    "--bleed",
+    metavar="LENGTH",
+    help="Handout for a print shop: bleed beyond the trim, such as 3mm (handout.bleed).",
+)
+@click.option(
+    "--marks/--no-marks",
+    default=None,
+    help="Handout with crop and registration marks (handout.marks).",
+)
 @click.option("--force", is_flag=True, help="Rebuild lessons even when they are up to date.")
 @click.option("-q", "--quiet", is_flag=True, help="Print errors and warnings only.")
 @_guarded
@@ -107,6 +117,8 @@ def build_command(
     project: Path,
     formats: tuple[str, ...],
     out: Path | None,
+    bleed: str | None,
+    marks: bool | None,
     force: bool,
     quiet: bool,
 ) -> None:
@@ -117,7 +129,9 @@ def build_command(
             state = "up to date" if skipped else "built"
             click.echo(f"[{index}/{total}] {state}: {lesson.id}")
 
-    result = build(project, paths, formats or None, out, force, progress)
+    given = {"handout.bleed": bleed, "handout.marks": marks}
+    settings = {key: value for key, value in given.items() if value is not None}
+    result = build(project, paths, formats or None, out, force, progress, settings)
     _summarise(result, quiet)
     if not result.ok:
         sys.exit(EXIT_FAILED)

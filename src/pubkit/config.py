@@ -12,10 +12,12 @@ from typing import Any
 
 from .editions import EDITIONS
 from .errors import ConfigError, Diagnostic, PubkitError, error, warning
-from .yamlsrc import load_mapping
+from .yamlsrc import YamlMapping, load_mapping
 
 CONFIG_NAME = "pubkit.yaml"
 PAPER_SIZES = ("A4", "Letter")
+_LENGTH = re.compile(r"^(\d+(?:\.\d+)?)\s*(mm|cm|in|pt)$")
+_MM_PER = {"mm": 1.0, "cm": 10.0, "in": 25.4, "pt": 25.4 / 72}
 LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 
 
@@ -43,6 +45,11 @@ class Config:
     words_per_minute: int = 238
     #: pdf.paper: page size of the pdf and handout editions.
     paper: str = "A4"
+    #: handout.bleed: bleed around each handout page for a commercial printer ("3mm");
+    #: None for office printers. Sets the PDF's BleedBox and TrimBox.
+    bleed: str | None = None
+    #: handout.marks: crop and registration marks on the handout, outside the bleed.
+    marks: bool = False
     #: editions: which editions ``pubkit build`` makes when --format is not given.
     editions: tuple[str, ...] = tuple(EDITIONS)
     #: manuscript: folder holding one sub-folder per module.
@@ -77,6 +84,23 @@ def _text_list(value: Any) -> tuple[str, ...]:
 def _language(value: Any) -> str:
     if not isinstance(value, str) or not LANGUAGE_TAG.match(value):
         raise ValueError("expected a language tag such as en, en-GB or pt-BR")
+    return value
+
+
+def _length(value: Any) -> str | None:
+    """A bleed such as ``3mm``; ``0`` or ``none`` for no bleed."""
+    text = value.strip().lower() if isinstance(value, str) else str(value)
+    if text in ("0", "none"):
+        return None
+    match = _LENGTH.match(text)
+    if match is None or float(match.group(1)) * _MM_PER[match.group(2)] > 25:
+        raise ValueError("expected a length up to 25mm, such as 3mm, 0.125in or 9pt")
+    return f"{match.group(1)}{match.group(2)}"
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("expected true or false")
     return value
 
 
@@ -122,6 +146,8 @@ OPTIONS = (
     Option("course.language", "language", _language),
     Option("reading.words_per_minute", "words_per_minute", _words_per_minute),
     Option("pdf.paper", "paper", _choice(*PAPER_SIZES)),
+    Option("handout.bleed", "bleed", _length),
+    Option("handout.marks", "marks", _flag),
     Option("editions", "editions", _editions),
     Option("manuscript", "manuscript_dir", _folder),
     Option("styles", "styles_dir", _folder),
@@ -146,32 +172,28 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def load_config(root: Path) -> tuple[Config, list[Diagnostic]]:
+def load_config(
+    root: Path, overrides: Mapping[str, Any] | None = None
+) -> tuple[Config, list[Diagnostic]]:
     """Read ``root/pubkit.yaml`` (if present). Raises :class:`ConfigError` listing every error.
 
-    Returns the config and any warnings (unknown keys).
+    ``overrides`` maps setting keys (``handout.bleed``) to values given on the command
+    line; they win over the file and are checked the same way. Returns the config and
+    any warnings (unknown keys).
     """
     root = root.resolve()
     path = root / CONFIG_NAME
     defaults = Config(root=root, manuscript_dir=root / "manuscript", output_dir=root / "build")
     if (root / "styles").is_dir():
         defaults = replace(defaults, styles_dir=root / "styles")
-    if not path.is_file():
-        return defaults, []
-    try:
-        text = path.read_text(encoding="utf-8")
-        mapping = load_mapping(text, path)
-    except UnicodeDecodeError as exc:
-        raise ConfigError([error(path, None, f"not UTF-8 (byte {exc.start})")]) from None
-    except PubkitError as exc:
-        raise ConfigError(exc.diagnostics) from None
+    mapping = _read_mapping(path) if path.is_file() else None
 
     problems: list[Diagnostic] = []
     warnings: list[Diagnostic] = []
     settings: dict[str, Any] = {}
     known = {o.key: o for o in OPTIONS}
-    for key, value in _flatten(mapping.values).items():
-        line = mapping.line_of(key)
+    for key, value in _flatten(mapping.values if mapping else {}).items():
+        line = mapping.line_of(key) if mapping else None
         option = known.get(key)
         if option is None:
             hint = difflib.get_close_matches(key, [*known, *_SECTIONS], n=1)
@@ -184,14 +206,31 @@ def load_config(root: Path) -> tuple[Config, list[Diagnostic]]:
             settings[option.attribute] = option.parse(value)
         except ValueError as exc:
             problems.append(error(path, line, f"{key}: {exc}; got {_shown(value)}"))
+    for key, value in (overrides or {}).items():
+        try:
+            settings[known[key].attribute] = known[key].parse(value)
+        except ValueError as exc:
+            problems.append(error(None, None, f"{key} (command line): {exc}; got {_shown(value)}"))
 
     for attribute in ("manuscript_dir", "styles_dir", "output_dir"):
         if attribute in settings:
             settings[attribute] = (root / settings[attribute]).resolve()
     styles = settings.get("styles_dir")
     if styles is not None and not styles.is_dir():
-        problems.append(error(path, mapping.line_of("styles"), f"styles: no folder {styles}"))
+        line = mapping.line_of("styles") if mapping else None
+        problems.append(error(path, line, f"styles: no folder {styles}"))
     if problems:
         raise ConfigError(problems)
+    if mapping is None:
+        return replace(defaults, **settings), warnings
     config = replace(defaults, source=path, lines=dict(mapping.lines), **settings)
     return config, warnings
+
+
+def _read_mapping(path: Path) -> YamlMapping:
+    try:
+        return load_mapping(path.read_text(encoding="utf-8"), path)
+    except UnicodeDecodeError as exc:
+        raise ConfigError([error(path, None, f"not UTF-8 (byte {exc.start})")]) from None
+    except PubkitError as exc:
+        raise ConfigError(exc.diagnostics) from None

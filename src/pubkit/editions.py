@@ -30,6 +30,8 @@ class Edition:
     stylesheets: tuple[str, ...]
     #: WeasyPrint's PDF variant for paged editions ("pdf/ua-1": tagged, for screen readers).
     pdf_variant: str | None = None
+    #: Takes the print-shop settings (handout.bleed, handout.marks).
+    print_shop: bool = False
 
     @property
     def paged(self) -> bool:
@@ -62,6 +64,7 @@ EDITIONS: dict[str, Edition] = {
             ".pdf",
             "render_paged",
             ("base.css", "print.css", "handout.css"),
+            print_shop=True,
         ),
         Edition(
             "epub",

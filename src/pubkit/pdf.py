@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
+from typing import Any
 
+import pydyf
 from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 
@@ -23,6 +25,8 @@ from .theme import Theme
 MAX_PASSES = 6
 #: Engine notices about the machine, not about the lesson; never shown to authors.
 _ENGINE_NOTICES = ("HarfBuzz-Subset",)
+#: Room outside the bleed for crop marks (a print shop's "slug").
+SLUG = "10mm"
 #: First guess of words per page, so that most lessons paginate in one pass.
 WORDS_PER_PAGE = 520
 
@@ -33,8 +37,11 @@ def _font_config() -> FontConfiguration:
 
 
 @cache
-def _stylesheet(theme: Theme, names: tuple[str, ...], edition: str, paper: str) -> CSS:
+def _stylesheet(
+    theme: Theme, names: tuple[str, ...], edition: str, paper: str, page_rule: str
+) -> CSS:
     css = theme.stylesheet(names, edition, paper, font_url=lambda face: face.path.as_uri())
+    css += page_rule
     fetcher = ProjectFetcher(list(theme.folders))
     return CSS(
         string=css,
@@ -69,6 +76,40 @@ def _weasyprint_warnings() -> Iterator[list[str]]:
         logger.propagate = propagate
 
 
+def _print_shop(job: RenderJob) -> str:
+    """The @page rule a commercial printer needs: bleed beyond the trim, crop marks.
+
+    WeasyPrint draws marks in the outer half of the bleed area, so with marks the area
+    grows by :data:`SLUG`: the marks then stay clear of the bleed itself.
+    """
+    config = job.config
+    if not job.edition.print_shop or not (config.bleed or config.marks):
+        return ""
+    area = f"calc({config.bleed or '0mm'} + {SLUG})" if config.marks else config.bleed
+    marks = "; marks: crop cross" if config.marks else ""
+    return f"\n@page {{ bleed: {area}{marks} }}\n"
+
+
+def _bleed_boxes(bleed: str | None) -> Callable[[Any, pydyf.PDF], None]:
+    """Set each page's BleedBox to the bleed asked for (WeasyPrint caps it at 10 pt)."""
+    points = _points(bleed) if bleed else 0.0
+
+    def finish(_document: Any, pdf: pydyf.PDF) -> None:
+        for item in pdf.objects:
+            if isinstance(item, pydyf.Dictionary) and item.get("Type") == "/Page":
+                left, bottom, right, top = item["TrimBox"]
+                item["BleedBox"] = pydyf.Array(
+                    [left - points, bottom - points, right + points, top + points]
+                )
+
+    return finish
+
+
+def _points(length: str) -> float:
+    number, unit = float(length[:-2]), length[-2:]
+    return number * {"mm": 72 / 25.4, "cm": 720 / 25.4, "in": 72.0, "pt": 1.0}[unit]
+
+
 def render_paged(job: RenderJob) -> Rendered:
     """Lay the lesson out until it is stable, then write the PDF and proofread its pages.
 
@@ -78,7 +119,9 @@ def render_paged(job: RenderJob) -> Rendered:
     """
     lesson = job.lesson
     fetcher = ProjectFetcher([job.config.root, *job.theme.folders])
-    stylesheet = _stylesheet(job.theme, job.edition.stylesheets, job.edition.name, job.config.paper)
+    stylesheet = _stylesheet(
+        job.theme, job.edition.stylesheets, job.edition.name, job.config.paper, _print_shop(job)
+    )
     pages = job.figures.pages or max(1, round(job.figures.words / WORDS_PER_PAGE))
     body = job.document.html
     breaks: dict[int, frozenset[int]] = {}
@@ -101,7 +144,10 @@ def render_paged(job: RenderJob) -> Rendered:
             pages = len(document.pages)
         else:
             raise LessonError.at(lesson.path, None, f"layout does not settle (pages {tried})")
-        data = document.write_pdf(pdf_variant=job.edition.pdf_variant)
+        data = document.write_pdf(
+            pdf_variant=job.edition.pdf_variant,
+            finisher=_bleed_boxes(job.config.bleed) if _print_shop(job) else None,
+        )
     if fetcher.refused:
         raise LessonError.at(lesson.path, None, "refused resource " + "; ".join(fetcher.refused))
     name = job.edition.name
