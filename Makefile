@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: build test lint format check clean
+.PHONY: build test lint format check layout references clean
 .DEFAULT_GOAL := build
 
 $(STAMP): pyproject.toml
@@ -17,6 +17,14 @@ build: $(STAMP)
 
 check: $(STAMP)
 	$(BIN)/pubkit check
+
+# Proofread the laid-out pages: overflowing lines, stranded headings, split boxes.
+layout: $(STAMP)
+	$(BIN)/pubkit check --layout
+
+# Rewrite the visual-regression references; look at the new PNGs before committing them.
+references: $(STAMP)
+	$(BIN)/python tests/regenerate_references.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

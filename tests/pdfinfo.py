@@ -72,3 +72,27 @@ def ink_box(image: Any, threshold: int = 160) -> tuple[int, int, int, int]:
     grey = image.convert("L").point(lambda v: 255 if v < threshold else 0)
     box: tuple[int, int, int, int] = grey.getbbox()
     return box
+
+
+def text_top(path: Path, page: int, text: str) -> float | None:
+    """Height above the page's foot (pt) of the first character of ``text``, if on the page."""
+    document = pdfium.PdfDocument(path)
+    try:
+        textpage = document[page].get_textpage()
+        found = textpage.search(text).get_next()
+        return float(textpage.get_charbox(found[0])[3]) if found else None
+    finally:
+        document.close()
+
+
+def char_height(path: Path, page: int, text: str) -> float:
+    """Height (pt) of the first character of ``text``: it grows with the font size."""
+    document = pdfium.PdfDocument(path)
+    try:
+        textpage = document[page].get_textpage()
+        found = textpage.search(text).get_next()
+        assert found, f"{text!r} not on page {page + 1}"
+        _, bottom, _, top = textpage.get_charbox(found[0])
+        return float(top - bottom)
+    finally:
+        document.close()

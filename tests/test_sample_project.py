@@ -33,13 +33,13 @@ def test_markup_in_metadata_is_escaped_not_interpreted(basic_build) -> None:  # 
     _, out = basic_build
     entry = manifest(out)["01-getting-started/01-first-steps"]
     pdf = out / entry["editions"]["pdf"]["path"]
-    assert PdfReader(pdf).metadata.title == 'First Steps & “Quotes”'
+    assert PdfReader(pdf).metadata.title == "First Steps & “Quotes”"
     assert PdfReader(pdf).metadata.author == "Ada Writer"
     assert "A short lesson with <markup> in its dek." in " ".join(page_texts(pdf)[0].split())
     with zipfile.ZipFile(out / entry["editions"]["epub"]["path"]) as epub:
         chapter = epub.read("EPUB/text/ch001.xhtml").decode()
     assert "with &lt;markup&gt; in its dek" in chapter
-    assert 'First Steps &amp; “Quotes”' in chapter
+    assert "First Steps &amp; “Quotes”" in chapter
 
 
 def test_every_epub_of_the_project_is_valid(basic_build) -> None:  # type: ignore[no-untyped-def]
@@ -74,11 +74,12 @@ def test_letter_paper(tmp_path: Path) -> None:
 
 
 def test_takeaways_attributes_are_escaped_in_the_aside() -> None:
-    from pubkit.markdown import _transform_blocks
+    from pubkit.markdown import _TakeawaysBoxes
 
     heading = {"t": "Header", "c": [2, ['k"t', [], []], [{"t": "Str", "c": "Key"}]]}
     box = {"t": "Div", "c": [['a"><script>', ["takeaways"], []], [heading]]}
-    opening = next(iter(_transform_blocks([box])))["c"][1]
+    opening = next(iter(_TakeawaysBoxes({}, "(continued)").transform([box])))["c"][1]
     assert opening == (
-        '<aside id="a&quot;&gt;&lt;script&gt;" class="takeaways" aria-labelledby="k&quot;t">'
+        '<aside id="a&quot;&gt;&lt;script&gt;" class="takeaways" aria-labelledby="k&quot;t"'
+        ' data-takeaways="0">'
     )

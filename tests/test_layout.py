@@ -1,0 +1,96 @@
+"""The typographic self-check: clean on our own lessons, and each fault found in its fixture."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from conftest import PROJECTS, REPO
+from pubkit.build import build, check_layout
+
+FAULTS = PROJECTS / "layout-faults"
+FOLDER = FAULTS / "manuscript" / "01-faults"
+
+
+def test_seed_lesson_comes_out_clean() -> None:
+    collection, diagnostics, findings = check_layout(REPO)
+    assert len(collection.lessons) == 1
+    assert not diagnostics
+    assert findings == []
+
+
+def test_sample_projects_come_out_clean() -> None:
+    for name in ("basic", "typography"):
+        _, diagnostics, findings = check_layout(PROJECTS / name)
+        assert not [d for d in diagnostics if d.is_error]
+        assert findings == [], name
+
+
+@pytest.fixture(scope="module")
+def findings() -> dict[str, list[tuple[int | None, str]]]:
+    _, diagnostics, found = check_layout(FAULTS)
+    assert not diagnostics
+    by_file: dict[str, list[tuple[int | None, str]]] = {}
+    for finding in found:
+        assert finding.path is not None and not finding.is_error
+        by_file.setdefault(finding.path.name, []).append((finding.line, finding.message))
+    return by_file
+
+
+@pytest.mark.parametrize(
+    ("lesson", "line", "message"),
+    [
+        ("01-overflow.md", 9, "pdf page 1: line runs 36.7 mm into the margin"),
+        ("02-stranded.md", 21, "pdf page 1: heading “The heading left behind” stands alone"),
+        ("03-split.md", 20, "pdf page 1: takeaways box split across pages 1–2 although it fits"),
+        ("04-empty.md", 22, "pdf page 2: page is 11% full because of a forced page break"),
+    ],
+)
+def test_each_fault_is_reported_once_at_its_line(
+    findings: dict[str, list[tuple[int | None, str]]], lesson: str, line: int, message: str
+) -> None:
+    ((found_line, found_message),) = findings[lesson]
+    assert found_line == line
+    assert found_message.startswith(message)
+    source = (FOLDER / lesson).read_text().splitlines()[line - 1]
+    assert source.strip(), "the reported line holds the fault"
+
+
+def test_a_box_longer_than_a_page_flows_on_under_a_continued_label(
+    findings: dict[str, list[tuple[int | None, str]]], tmp_path: Path
+) -> None:
+    assert "05-long-box.md" not in findings  # set as it should be: nothing to report
+    project = tmp_path / "faults"
+    shutil.copytree(FAULTS, project)
+    assert build(project, targets=[project / "manuscript/01-faults/05-long-box.md"]).ok
+    pdf = project / "build/pdf/01-faults/05-long-box.pdf"
+    pages = [page.extract_text() for page in PdfReader(pdf).pages]
+    assert len(pages) == 2
+    # It starts under the text on page 1, rather than leaving page 1 empty ...
+    assert "Point 1:" in pages[0] and "KEY TAKEAWAYS (CONTINUED)" not in pages[0]
+    # ... and page 2 opens with its heading and "(continued)", then the next point.
+    last_on_first = max(int(n) for n in re.findall(r"Point (\d+):", pages[0]))
+    assert "KEY TAKEAWAYS (CONTINUED)" in pages[1]
+    assert pages[1].index("(CONTINUED)") < pages[1].index(f"Point {last_on_first + 1}:")
+    for point in range(1, 25):
+        assert sum(f"Point {point}:" in page for page in pages) == 1
+
+
+def test_check_layout_command_exits_1_and_lists_findings() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "pubkit", "check", "--layout", "-C", str(FAULTS)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 1
+    assert run.stderr.count("warning: pdf page") == 4
+    assert "5 lessons: 4 layout findings" in run.stderr
+    assert "Traceback" not in run.stderr

@@ -1,0 +1,190 @@
+"""Typography and print: footnotes, punctuation, tagged PDF, paper sizes, bleed and marks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from conftest import PROJECTS, REPO, SEED_ID
+from pdfinfo import char_height, count_colour, page_texts, render, text_top
+from pubkit.build import BuildResult, build
+from pubkit.config import builtin_styles
+
+TYPO_ID = "02-elements/01-every-element"
+
+
+@pytest.fixture(scope="module")
+def typography_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = tmp_path_factory.mktemp("typography") / "typography"
+    shutil.copytree(PROJECTS / "typography", project)
+    result = build(project, force=True)
+    assert result.ok, [str(d) for d in result.diagnostics]
+    assert not result.diagnostics, [str(d) for d in result.diagnostics]
+    return project / "build"
+
+
+def test_footnotes_sit_at_the_foot_of_the_page_they_are_called_on(typography_build: Path) -> None:
+    pdf = typography_build / f"pdf/{TYPO_ID}.pdf"
+    call = text_top(pdf, 0, "into an ellipsis")
+    notes = [text_top(pdf, 0, t) for t in ("The first footnote", "Its second paragraph")]
+    assert call is not None and all(n is not None for n in notes)
+    # Notes in the lowest fifth of the A4 page (841.9 pt), the calling text in the upper half.
+    assert all(n < 168 for n in notes if n is not None) and call > 421
+    # Every word of a two-paragraph note is kept, on that page, and not as endnotes.
+    text = " ".join(page_texts(pdf)[0].split())
+    assert "The second footnote has two paragraphs." in text
+    assert "Its second paragraph carries on with code and a link." in text
+    assert "↩" not in "".join(page_texts(pdf))
+    with zipfile.ZipFile(typography_build / f"epub/{TYPO_ID}.epub") as epub:
+        chapter = epub.read("EPUB/text/ch001.xhtml").decode()
+    assert chapter.count('epub:type="footnote"') == 2 and 'epub:type="noteref"' in chapter
+
+
+def test_smart_punctuation_in_text_titles_and_dek(typography_build: Path) -> None:
+    pdf = typography_build / f"pdf/{TYPO_ID}.pdf"
+    assert PdfReader(pdf).metadata.title == "Every Element: Tables, Notes and “Quotes”"
+    text = " ".join(page_texts(pdf)[0].split())
+    assert "footnotes, figures, code and more…" in text and "author write –" not in text
+    assert "A sampler of what authors write – footnotes" in text
+    assert "“straight quotes”" in text and "it’s" in text and "three — into" in text
+
+
+def test_every_element_is_set_and_nothing_overflows(typography_build: Path) -> None:
+    pdf = typography_build / f"pdf/{TYPO_ID}.pdf"
+    text = " ".join(" ".join(page_texts(pdf)).split())
+    for expected in (
+        "Reading time by edition, in minutes.",  # an image alone: a figure with its caption
+        "A definition list gives each term its description.",
+        "return max(1, -(-words // per_minute))",
+        "none: the reader’s screen",
+    ):
+        assert expected in text
+    reader = PdfReader(pdf)
+    links = [
+        annotation.get_object().get("/A", {}).get("/URI")
+        for page in reader.pages
+        for annotation in page.get("/Annots", [])
+    ]
+    assert any(str(uri).endswith("paragraph-nineteen/appendix") for uri in links if uri)
+    # The long address and word wrap inside the text block: no ink in the right margin.
+    for index in range(len(reader.pages)):
+        image = render(pdf, index)
+        margin = image.crop((image.width - 80, 60, image.width, image.height - 60))
+        assert margin.convert("L").getextrema()[0] > 200
+
+
+def test_pdf_edition_is_tagged_for_screen_readers(seed_build: tuple[BuildResult, Path]) -> None:
+    _, out = seed_build
+    reader = PdfReader(out / f"pdf/{SEED_ID}.pdf")
+    root = reader.trailer["/Root"]
+    assert bool(root["/MarkInfo"]["/Marked"])
+    assert root["/Lang"] == "en"
+    assert bool(root["/ViewerPreferences"]["/DisplayDocTitle"])
+    assert b'pdfuaid:part="1"' in reader.xmp_metadata.stream.get_data()
+    kinds: set[str] = set()
+
+    def walk(node: object) -> None:
+        node = node.get_object() if hasattr(node, "get_object") else node
+        if isinstance(node, dict):
+            if "/S" in node:
+                kinds.add(str(node["/S"]))
+            walk(node.get("/K"))
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(root["/StructTreeRoot"])
+    assert {"/H1", "/H2", "/H3", "/P", "/L", "/LI"} <= kinds
+    metadata = reader.metadata
+    assert metadata.subject.startswith("How PM careers actually progress")
+    assert "career growth" in metadata["/Keywords"]
+    handout = PdfReader(out / f"handout/{SEED_ID}.pdf").trailer["/Root"]
+    assert "/StructTreeRoot" not in handout  # print only: untagged, smaller
+
+
+@pytest.mark.parametrize(("paper", "size"), [("A4", (595.3, 841.9)), ("Letter", (612.0, 792.0))])
+def test_handout_for_a_print_shop_has_bleed_marks_and_boxes(
+    tmp_path: Path, paper: str, size: tuple[float, float]
+) -> None:
+    project = tmp_path / "p"
+    shutil.copytree(PROJECTS / "basic", project)
+    config = project / "pubkit.yaml"
+    config.write_text(config.read_text() + f"pdf:\n  paper: {paper}\n")
+    result = build(
+        project,
+        formats=["pdf", "handout"],
+        settings={"handout.bleed": "3mm", "handout.marks": True},
+    )
+    assert result.ok
+    lesson = "01-getting-started/01-first-steps.pdf"
+    page = PdfReader(project / f"build/handout/{lesson}").pages[0]
+    bleed, slug = 3 * 72 / 25.4, 13 * 72 / 25.4
+    trim = [float(v) for v in page.trimbox]
+    assert trim == pytest.approx([0, 0, *size], abs=0.1)
+    assert [float(v) for v in page.bleedbox] == pytest.approx(
+        [-bleed, -bleed, size[0] + bleed, size[1] + bleed], abs=0.1
+    )
+    assert [float(v) for v in page.mediabox] == pytest.approx(
+        [-slug, -slug, size[0] + slug, size[1] + slug], abs=0.1
+    )
+    # Crop marks (72 px per inch): the top-left one runs along the trim line's extension,
+    # from the sheet's edge to half-way in; nothing is drawn inside the bleed.
+    image = render(project / f"build/handout/{lesson}", 0).convert("L")
+    assert image.crop((0, 33, 17, 41)).getextrema()[0] < 100
+    assert image.crop((28, 28, 36, 36)).getextrema()[0] > 200
+    # The pdf edition is for screens: trimmed to the paper, no marks.
+    pdf = PdfReader(project / f"build/pdf/{lesson}").pages[0]
+    assert [float(v) for v in pdf.mediabox] == pytest.approx([0, 0, *size], abs=0.1)
+
+
+def test_bad_bleed_on_the_command_line_exits_2() -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pubkit",
+            "build",
+            "-C",
+            str(REPO),
+            "--bleed",
+            "3 furlongs",
+            "-o",
+            "/nonexistent",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 2
+    assert "handout.bleed (command line): expected a length" in run.stderr
+
+
+def test_accent_and_body_size_tokens_change_every_edition(
+    tmp_path: Path, typography_build: Path
+) -> None:
+    project = tmp_path / "p"
+    shutil.copytree(PROJECTS / "typography", project)
+    (project / "styles").mkdir()
+    tokens = (builtin_styles() / "tokens.yaml").read_text()
+    tokens = tokens.replace('accent: "#1d5b8c"', 'accent: "#aa0000"', 1)
+    tokens = tokens.replace("body-size: 10.5pt", "body-size: 13pt")
+    (project / "styles/tokens.yaml").write_text(tokens)
+    assert build(project).ok
+    before, after = typography_build / f"pdf/{TYPO_ID}.pdf", project / f"build/pdf/{TYPO_ID}.pdf"
+    assert count_colour(render(after, 0), (0xAA, 0, 0), tolerance=8) > 50
+    assert count_colour(render(before, 0), (0xAA, 0, 0), tolerance=8) == 0
+    ratio = char_height(after, 0, "Smart punctuation") / char_height(before, 0, "Smart punctuation")
+    assert ratio == pytest.approx(13 / 10.5, rel=0.05)
+    with zipfile.ZipFile(project / f"build/epub/{TYPO_ID}.epub") as epub:
+        css = epub.read("EPUB/styles/stylesheet1.css").decode()
+    assert "#aa0000" in css
+    manifest = json.loads((project / "build/manifest.json").read_text())
+    assert manifest["lessons"][0]["pages"] > 2  # the larger type takes more pages

@@ -1,0 +1,55 @@
+"""Visual regression: chosen pages of the seed lesson against committed reference PNGs.
+
+The fonts are bundled and the renderer (pypdfium2) is pinned, so on this machine kind a
+page renders to the same pixels; the tolerance absorbs anti-aliasing noise only.
+Regenerate the references deliberately, after looking at them: ``make references``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageChops
+
+from pdfinfo import render
+
+REFERENCES = Path(__file__).resolve().parent / "visual"
+#: (edition, 0-based page): the header page, a body page, the takeaways page, a handout verso.
+PAGES = (("pdf", 0), ("pdf", 2), ("pdf", 6), ("handout", 1))
+SCALE = 0.75  # 54 dpi: enough to see every line, small enough to commit
+#: A pixel differs when a channel moves by more than this (anti-aliasing stays below it).
+PIXEL_TOLERANCE = 48
+#: Differing pixels allowed per page: a few, for anti-aliasing noise; one changed word
+#: alters some sixty at this scale, a moved line thousands.
+PIXELS_ALLOWED = 12
+
+
+def reference_path(edition: str, page: int) -> Path:
+    return REFERENCES / f"seed-{edition}-page{page + 1}.png"
+
+
+def render_page(pdf: Path, page: int) -> Any:
+    return render(pdf, page, scale=SCALE)
+
+
+def difference(image: Any, reference: Any) -> int:
+    """Pixels that differ beyond :data:`PIXEL_TOLERANCE` (all of them if sizes differ)."""
+    if image.size != reference.size:
+        return int(image.width * image.height)
+    delta = ImageChops.difference(image.convert("RGB"), reference.convert("RGB")).convert("L")
+    return int(delta.point(lambda v: 255 if v > PIXEL_TOLERANCE else 0).histogram()[255])
+
+
+def save_reference(pdf_by_edition: dict[str, Path]) -> list[Path]:
+    written = []
+    for edition, page in PAGES:
+        path = reference_path(edition, page)
+        render_page(pdf_by_edition[edition], page).save(path, optimize=True)
+        written.append(path)
+    return written
+
+
+def load(path: Path) -> Any:
+    with Image.open(path) as image:
+        return image.convert("RGB")
