@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from markupsafe import Markup
@@ -80,4 +79,3 @@ class Rendered:
     diagnostics: tuple[Diagnostic, ...] = ()
     #: What the typographic self-check found on the pages (:mod:`pubkit.layout`).
     findings: tuple[Diagnostic, ...] = ()
-    extra: Mapping[str, Any] = field(default_factory=dict)
