@@ -59,3 +59,68 @@ def test_unknown_token_in_a_stylesheet_names_file_and_line(tmp_path: Path) -> No
         theme.stylesheet(("epub.css",), "epub", "A4", font_url=str)
     (problem,) = raised.value.diagnostics
     assert problem.line == 2 and "var(--color-nope): no such design token" in problem.message
+
+
+def _ast(markdown: str) -> dict:  # type: ignore[type-arg]
+    import json
+
+    from pubkit.markdown import READER
+    from pubkit.pandoc import run_pandoc
+
+    return json.loads(
+        run_pandoc(["--from", READER, "--to", "json"], markdown.encode(), source=Path("t.md"))
+    )  # type: ignore[no-any-return]
+
+
+def test_a_footnote_keeps_every_word_of_its_blocks_for_the_page_foot() -> None:
+    from pubkit.markdown import FOOTNOTE_CLASS, _inline_notes, plain_text
+
+    ast = _ast(
+        "Claim.[^n]\n\n[^n]: First para.\n\n    - item one\n    - item two\n\n"
+        "    > quoted words\n\n    ```\n    code here\n    ```\n"
+    )
+    (para,) = _inline_notes(ast["blocks"])
+    anchor = para["c"][0]
+    assert anchor["t"] == "Span" and anchor["c"][0][1] == ["footnote-anchor"]
+    claim, note = anchor["c"][1]
+    assert plain_text(claim) == "Claim." and note["c"][0][1] == [FOOTNOTE_CLASS]
+    lines = [{"t": "Space"} if i["t"] == "RawInline" else i for i in note["c"][1]]  # <br />
+    assert sum(i["t"] == "RawInline" for i in note["c"][1]) == 4  # five lines
+    text = " ".join(plain_text(lines).split())
+    assert text == "First para. item one item two quoted words code here"
+
+
+def test_a_long_takeaways_box_is_cut_where_told_and_numbered_on() -> None:
+    from pubkit.markdown import _TakeawaysBoxes
+
+    ast = _ast("::: takeaways\n## Key\n\n3. three\n4. four\n5. five\n:::\n")
+    # Units: the heading is 0, then one per item; cut before "five" (unit 3).
+    blocks = list(_TakeawaysBoxes({0: frozenset({3})}, "(more)").transform(ast["blocks"]))
+    kinds = [b["t"] for b in blocks]
+    assert kinds == [
+        "RawBlock",
+        "Header",
+        "OrderedList",
+        "RawBlock",
+        "RawBlock",
+        "Div",
+        "OrderedList",
+        "RawBlock",
+    ]
+    assert 'class="takeaways takeaways-long"' in blocks[0]["c"][1]
+    assert 'class="takeaways takeaways-continued"' in blocks[4]["c"][1]
+    assert 'data-first-unit="3"' in blocks[4]["c"][1]
+    assert blocks[2]["c"][0][0] == 3 and len(blocks[2]["c"][1]) == 2
+    assert blocks[6]["c"][0][0] == 5 and len(blocks[6]["c"][1]) == 1
+    label = blocks[5]["c"][1][0]["c"]
+    assert [i.get("c") for i in label if i["t"] == "Str"] == ["Key", "(more)"]
+
+
+def test_smart_punctuation_of_front_matter_texts() -> None:
+    from pubkit.manuscript import smart_punctuation
+
+    assert smart_punctuation('Don\'t "ship" it -- or ship it --- later...') == (
+        "Don’t “ship” it – or ship it — later…"
+    )
+    assert smart_punctuation("'Quoted' (\"inner\")") == "‘Quoted’ (“inner”)"
+    assert smart_punctuation("no quotes at all") == "no quotes at all"

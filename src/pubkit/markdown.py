@@ -137,8 +137,8 @@ class _TakeawaysBoxes:
         yield _raw_tag("aside", attributes)
         unit = 0
         for part in content:
-            kind = part.get("t")
-            items = _list_items(part) if kind in ("BulletList", "OrderedList") else [None]
+            is_list = part.get("t") in ("BulletList", "OrderedList")
+            items = _list_items(part) if is_list else [None]  # a list's units are its items
             kept: list[Any] = []
             for index, item in enumerate(items):
                 if unit in breaks and unit > 0:
@@ -158,7 +158,7 @@ class _TakeawaysBoxes:
                     yield _continued_label(label, self.continued)
                 kept.append(item)
                 unit += 1
-            if item is None:
+            if not is_list:
                 yield part
             elif kept:
                 yield _list_part(part, kept, len(items) - len(kept))
