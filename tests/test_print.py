@@ -223,3 +223,15 @@ def test_internal_links_are_live(typography_build: Path) -> None:
     ]
     assert "tables-and-lists" in [str(d) for d in destinations if d]
     assert "tables-and-lists" in reader.named_destinations
+
+
+@pytest.mark.parametrize("name", ["pdf", "handout"])
+def test_running_heads_and_folios(seed_build: tuple[BuildResult, Path], name: str) -> None:
+    _, out = seed_build
+    pages = [" ".join(text.split()) for text in page_texts(out / f"{name}/{SEED_ID}.pdf")]
+    head = "MODULE 9 · THE HUMAN CRAFT · LESSON 50"
+    assert head not in pages[0]  # the module header stands on the first page instead
+    for number, text in enumerate(pages, start=1):
+        assert f"{number} / {len(pages)}" in text
+        if number > 1:
+            assert head in text and text.count("Career Growth for Product Managers") >= 1
