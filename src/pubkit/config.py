@@ -18,7 +18,7 @@ CONFIG_NAME = "pubkit.yaml"
 PAPER_SIZES = ("A4", "Letter")
 _LENGTH = re.compile(r"^(\d+(?:\.\d+)?)\s*(mm|cm|in|pt)$")
 _MM_PER = {"mm": 1.0, "cm": 10.0, "in": 25.4, "pt": 25.4 / 72}
-LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 
 
 def builtin_styles() -> Path:
@@ -45,9 +45,9 @@ class Config:
     words_per_minute: int = 238
     #: pdf.paper: page size of the pdf and handout editions.
     paper: str = "A4"
-    #: handout.bleed: bleed around each handout page for a commercial printer ("3mm");
-    #: None for office printers. Sets the PDF's BleedBox and TrimBox.
-    bleed: str | None = None
+    #: handout.bleed: bleed around each handout page for a commercial printer, in mm
+    #: (written "3mm", "0.125in", "9pt"); None for office printers. Sets BleedBox/TrimBox.
+    bleed: float | None = None
     #: handout.marks: crop and registration marks on the handout, outside the bleed.
     marks: bool = False
     #: editions: which editions ``pubkit build`` makes when --format is not given.
@@ -81,21 +81,22 @@ def _text_list(value: Any) -> tuple[str, ...]:
     return tuple(i.strip() for i in items)
 
 
-def _language(value: Any) -> str:
-    if not isinstance(value, str) or not LANGUAGE_TAG.match(value):
+def parse_language(value: Any) -> str:
+    if not isinstance(value, str) or not _LANGUAGE_TAG.match(value):
         raise ValueError("expected a language tag such as en, en-GB or pt-BR")
     return value
 
 
-def _length(value: Any) -> str | None:
-    """A bleed such as ``3mm``; ``0`` or ``none`` for no bleed."""
+def _length(value: Any) -> float | None:
+    """A bleed such as ``3mm``, in millimetres; ``0`` or ``none`` for no bleed."""
     text = value.strip().lower() if isinstance(value, str) else str(value)
     if text in ("0", "none"):
         return None
     match = _LENGTH.match(text)
-    if match is None or float(match.group(1)) * _MM_PER[match.group(2)] > 25:
+    millimetres = float(match.group(1)) * _MM_PER[match.group(2)] if match else None
+    if millimetres is None or millimetres > 25:
         raise ValueError("expected a length up to 25mm, such as 3mm, 0.125in or 9pt")
-    return f"{match.group(1)}{match.group(2)}"
+    return millimetres
 
 
 def _flag(value: Any) -> bool:
@@ -143,7 +144,7 @@ OPTIONS = (
     Option("course.title", "title", _text),
     Option("course.publisher", "publisher", _text),
     Option("course.authors", "authors", _text_list),
-    Option("course.language", "language", _language),
+    Option("course.language", "language", parse_language),
     Option("reading.words_per_minute", "words_per_minute", _words_per_minute),
     Option("pdf.paper", "paper", _choice(*PAPER_SIZES)),
     Option("handout.bleed", "bleed", _length),

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import LANGUAGE_TAG, Config
+from .config import Config, parse_language
 from .errors import Diagnostic, PubkitError, error, warning
 from .yamlsrc import YamlMapping, load_mapping
 
@@ -25,7 +25,13 @@ _CODE_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _OPENS_QUOTE = re.compile(r"""(^|(?<=[\s(\[{—–/-]))(["'])""")
 
 LESSON_FIELDS = (
-    *("lesson", "title", "subtitle", "authors", "date", "keywords", "reading_minutes"),
+    "lesson",
+    "title",
+    "subtitle",
+    "authors",
+    "date",
+    "keywords",
+    "reading_minutes",
     "language",
 )
 MODULE_FIELDS = ("number", "title")
@@ -61,6 +67,10 @@ class Lesson:
     #: The lesson's own language when it differs from the course's (hyphenation, quotes, UI words).
     language: str | None = None
     field_lines: Mapping[str, int] = field(default_factory=dict)
+
+    def line_at(self, offset: int) -> int:
+        """The manuscript line (1-based) of character ``offset`` in :attr:`body`."""
+        return self.body_line + self.body.count("\n", 0, offset)
 
     @property
     def id(self) -> str:
@@ -162,10 +172,11 @@ class _Fields:
         value = self.meta.values.get(key)
         if value is None:
             return None
-        if not isinstance(value, str) or not LANGUAGE_TAG.match(value):
+        try:
+            return parse_language(value)  # the same rule as course.language
+        except ValueError:
             self._bad(key, "a language tag such as en, de or pt-BR")
             return None
-        return value
 
     def texts(self, key: str) -> tuple[str, ...]:
         value = self.meta.values.get(key)

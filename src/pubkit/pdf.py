@@ -25,8 +25,9 @@ from .theme import Theme
 MAX_PASSES = 6
 #: Engine notices about the machine, not about the lesson; never shown to authors.
 _ENGINE_NOTICES = ("HarfBuzz-Subset",)
-#: Room outside the bleed for crop marks (a print shop's "slug").
-SLUG = "10mm"
+#: Room outside the bleed for crop marks (a print shop's "slug"), in mm.
+SLUG_MM = 10.0
+_PT_PER_MM = 72 / 25.4
 #: First guess of words per page, so that most lessons paginate in one pass.
 WORDS_PER_PAGE = 520
 
@@ -80,19 +81,19 @@ def _print_shop(job: RenderJob) -> str:
     """The @page rule a commercial printer needs: bleed beyond the trim, crop marks.
 
     WeasyPrint draws marks in the outer half of the bleed area, so with marks the area
-    grows by :data:`SLUG`: the marks then stay clear of the bleed itself.
+    grows by :data:`SLUG_MM`: the marks then stay clear of the bleed itself.
     """
     config = job.config
     if not job.edition.print_shop or not (config.bleed or config.marks):
         return ""
-    area = f"calc({config.bleed or '0mm'} + {SLUG})" if config.marks else config.bleed
+    area = (config.bleed or 0.0) + (SLUG_MM if config.marks else 0.0)
     marks = "; marks: crop cross" if config.marks else ""
-    return f"\n@page {{ bleed: {area}{marks} }}\n"
+    return f"\n@page {{ bleed: {area:g}mm{marks} }}\n"
 
 
-def _bleed_boxes(bleed: str | None) -> Callable[[Any, pydyf.PDF], None]:
+def _bleed_boxes(bleed_mm: float | None) -> Callable[[Any, pydyf.PDF], None]:
     """Set each page's BleedBox to the bleed asked for (WeasyPrint caps it at 10 pt)."""
-    points = _points(bleed) if bleed else 0.0
+    points = (bleed_mm or 0.0) * _PT_PER_MM
 
     def finish(_document: Any, pdf: pydyf.PDF) -> None:
         for item in pdf.objects:
@@ -105,11 +106,6 @@ def _bleed_boxes(bleed: str | None) -> Callable[[Any, pydyf.PDF], None]:
     return finish
 
 
-def _points(length: str) -> float:
-    number, unit = float(length[:-2]), length[-2:]
-    return number * {"mm": 72 / 25.4, "cm": 720 / 25.4, "in": 72.0, "pt": 1.0}[unit]
-
-
 def render_paged(job: RenderJob) -> Rendered:
     """Lay the lesson out until it is stable, then write the PDF and proofread its pages.
 
@@ -119,8 +115,9 @@ def render_paged(job: RenderJob) -> Rendered:
     """
     lesson = job.lesson
     fetcher = ProjectFetcher([job.config.root, *job.theme.folders])
+    print_shop = _print_shop(job)
     stylesheet = _stylesheet(
-        job.theme, job.edition.stylesheets, job.edition.name, job.config.paper, _print_shop(job)
+        job.theme, job.edition.stylesheets, job.edition.name, job.config.paper, print_shop
     )
     pages = job.figures.pages or max(1, round(job.figures.words / WORDS_PER_PAGE))
     body = job.document.html
@@ -146,7 +143,7 @@ def render_paged(job: RenderJob) -> Rendered:
             raise LessonError.at(lesson.path, None, f"layout does not settle (pages {tried})")
         data = document.write_pdf(
             pdf_variant=job.edition.pdf_variant,
-            finisher=_bleed_boxes(job.config.bleed) if _print_shop(job) else None,
+            finisher=_bleed_boxes(job.config.bleed) if print_shop else None,
         )
     if fetcher.refused:
         raise LessonError.at(lesson.path, None, "refused resource " + "; ".join(fetcher.refused))
@@ -169,6 +166,6 @@ def _line_of_text(lesson: Lesson, text: str) -> int | None:
     while words:
         pattern = r"\W+".join(re.escape(w) for w in words)
         if len(pattern) >= 4 and (found := re.search(pattern, lesson.body)):
-            return lesson.body_line + lesson.body.count("\n", 0, found.start())
+            return lesson.line_at(found.start())
         words.pop()
     return None

@@ -69,7 +69,7 @@ def _references(node: Any) -> Iterator[str]:
 def line_of(lesson: Lesson, reference: str) -> int | None:
     """The manuscript line where ``reference`` is written, when it can be found."""
     index = lesson.body.find(reference) if reference else -1
-    return lesson.body_line + lesson.body.count("\n", 0, index) if index >= 0 else None
+    return lesson.line_at(index) if index >= 0 else None
 
 
 def check_reference(reference: str, lesson: Lesson, root: Path) -> str | None:

@@ -38,11 +38,15 @@ class Theme:
     fonts: tuple[FontFace, ...]
     strings: Mapping[str, Mapping[str, Any]]
 
+    def locate(self, name: str) -> Path | None:
+        """``name`` from the publisher's folder, else pubkit's; None when neither has it."""
+        return next((f / name for f in self.folders if (f / name).is_file()), None)
+
     def find(self, name: str) -> Path:
-        for folder in self.folders:
-            if (folder / name).is_file():
-                return folder / name
-        raise ConfigError([error(self.folders[0], None, f"theme has no {name}")])
+        path = self.locate(name)
+        if path is None:
+            raise ConfigError([error(self.folders[0], None, f"theme has no {name}")])
+        return path
 
     @property
     def template_folders(self) -> list[Path]:
@@ -76,8 +80,7 @@ class Theme:
         for name in names:
             path = self.find(name)
             parts.append(f"/* {name} */\n" + _substitute(path, properties))
-        custom = next((f / CUSTOM_CSS for f in self.folders if (f / CUSTOM_CSS).is_file()), None)
-        if custom is not None:
+        if custom := self.locate(CUSTOM_CSS):
             parts.append(f"/* {CUSTOM_CSS} */\n" + _substitute(custom, properties))
         return "\n".join(parts)
 
