@@ -14,7 +14,7 @@ from .config import Config, load_config
 from .editions import EDITIONS
 from .errors import Diagnostic, PubkitError
 from .manuscript import Collection, Lesson, collect
-from .markdown import convert
+from .markdown import Document, convert
 from .metrics import Figures, count_words, reading_minutes
 from .output import (
     MANIFEST_NAME,
@@ -90,10 +90,11 @@ def check_layout(
     findings: list[Diagnostic] = []
     for lesson in collection.lessons:
         try:
-            rendered, _, _ = _render_lesson(lesson, config, theme, paged, source_date())
+            rendered, _, document = _render_lesson(lesson, config, theme, paged, source_date())
         except PubkitError as exc:
             diagnostics.extend(exc.diagnostics)
             continue
+        diagnostics.extend(document.warnings)
         findings.extend(f for result in rendered.values() for f in result.findings)
     return collection, diagnostics, findings
 
@@ -136,14 +137,15 @@ def build(
                     progress(lesson, index, total, True)
                 continue
         try:
-            rendered, figures, has_takeaways = _render_lesson(lesson, config, theme, names, date)
+            rendered, figures, document = _render_lesson(lesson, config, theme, names, date)
         except PubkitError as exc:
             diagnostics.extend(exc.diagnostics)
             failed.append(lesson.path)
             continue
+        diagnostics.extend(document.warnings)
         for result in rendered.values():
             diagnostics.extend([*result.diagnostics, *result.findings])
-        entry = _write_lesson(lesson, out, rendered, figures, has_takeaways)
+        entry = _write_lesson(lesson, out, rendered, figures, document.has_takeaways)
         state[lesson.id] = {"key": key, "entry": entry}
         results.append(LessonResult(lesson, entry, skipped=False))
         if progress:
@@ -164,7 +166,7 @@ def build(
 
 def _render_lesson(
     lesson: Lesson, config: Config, theme: Theme, names: tuple[str, ...], date: str | None
-) -> tuple[dict[str, Rendered], Figures, bool]:
+) -> tuple[dict[str, Rendered], Figures, Document]:
     """Parse, measure and render one lesson's editions, all in memory."""
     document = convert(lesson, config.root)
     words = count_words(document.text)
@@ -172,8 +174,8 @@ def _render_lesson(
         words, reading_minutes(words, config.words_per_minute, lesson.reading_minutes)
     )
 
-    def job(name: str, figures: Figures) -> RenderJob:
-        return RenderJob(lesson, document, figures, config, theme, EDITIONS[name], date)
+    def job(name: str, figures: Figures, pdf: Rendered | None = None) -> RenderJob:
+        return RenderJob(lesson, document, figures, config, theme, EDITIONS[name], date, pdf)
 
     # The page count is a reading figure of every edition, so the pdf edition is always
     # rendered, even when only the EPUB was asked for.
@@ -183,8 +185,8 @@ def _render_lesson(
     rendered = {"pdf": pdf} if "pdf" in names else {}
     for name in names:
         if name != "pdf":
-            rendered[name] = EDITIONS[name].renderer(job(name, figures))
-    return rendered, figures, document.has_takeaways
+            rendered[name] = EDITIONS[name].renderer(job(name, figures, pdf))
+    return rendered, figures, document
 
 
 def _write_lesson(

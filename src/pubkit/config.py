@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -50,6 +51,10 @@ class Config:
     bleed: float | None = None
     #: handout.marks: crop and registration marks on the handout, outside the bleed.
     marks: bool = False
+    #: epub.series: the series e-reader libraries shelve a module's lessons under, with
+    #: {module} (the word "Module" in the lesson's language), {number} and {title};
+    #: None for "{module} {number}: {title}".
+    series: str | None = None
     #: editions: which editions ``pubkit build`` makes when --format is not given.
     editions: tuple[str, ...] = tuple(EDITIONS)
     #: manuscript: folder holding one sub-folder per module.
@@ -105,6 +110,19 @@ def _flag(value: Any) -> bool:
     return value
 
 
+def _series(value: Any) -> str:
+    """A series name pattern; every {placeholder} must be one pubkit fills in."""
+    text = _text(value)
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except ValueError:
+        names = {"{"}
+    unknown = names - {"module", "number", "title"}
+    if unknown:
+        raise ValueError("expected a name with {module}, {number} and {title} as placeholders")
+    return text
+
+
 def _words_per_minute(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 50 <= value <= 2000:
         raise ValueError("expected a whole number from 50 to 2000")
@@ -149,6 +167,7 @@ OPTIONS = (
     Option("pdf.paper", "paper", _choice(*PAPER_SIZES)),
     Option("handout.bleed", "bleed", _length),
     Option("handout.marks", "marks", _flag),
+    Option("epub.series", "series", _series),
     Option("editions", "editions", _editions),
     Option("manuscript", "manuscript_dir", _folder),
     Option("styles", "styles_dir", _folder),

@@ -1,33 +1,50 @@
-"""Turn a lesson into an EPUB 3 with pandoc: module header, subset fonts, the shared design."""
+"""Turn a lesson into an EPUB 3 with pandoc: module header, cover, page list, subset fonts,
+accessibility metadata read off the content, the shared design."""
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import tempfile
 import uuid
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
 from fontTools import subset
 
+from . import a11y
+from .cover import render_cover
+from .errors import Diagnostic, warning
+from .pagelist import PageMarker, mark_pages
 from .pandoc import run_pandoc
 from .render import Rendered, RenderJob
 from .theme import FontFace
 
 XHTML = "http://www.w3.org/1999/xhtml"
 EPUB_NS = "http://www.idpf.org/2007/ops"
+OPF = "http://www.idpf.org/2007/opf"
+DC = "http://purl.org/dc/elements/1.1/"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 #: Characters every font subset keeps, so digits and common punctuation never go missing.
 _ALWAYS = (
     "".join(map(chr, range(0x20, 0x7F))) + "\u00a0\u00b7\u2013\u2014\u2018\u2019\u201c\u201d\u2026"
 )
 #: Fixed zip entry time: the EPUB's bytes depend on its content only.
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+#: Where pandoc puts things in the container.
+NAV = "EPUB/nav.xhtml"
+PACKAGE = "EPUB/content.opf"
+COVER = "EPUB/text/cover.xhtml"
+_CHAPTER = re.compile(r"^EPUB/text/ch\d+\.xhtml$")
+#: The default series name: "Module 9: The Human Craft".
+SERIES = "{module} {number}: {title}"
 
-ET.register_namespace("", XHTML)
-ET.register_namespace("epub", EPUB_NS)
+for _prefix, _uri in (("", XHTML), ("epub", EPUB_NS), ("opf", OPF), ("dc", DC)):
+    ET.register_namespace(_prefix, _uri)
 
 
 def _meta(value: Any) -> dict[str, Any]:
@@ -55,16 +72,26 @@ def identifier(job: RenderJob) -> str:
     return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, name)}"
 
 
+def series(job: RenderJob) -> str:
+    """The module as e-reader libraries shelve it (``epub.series`` in pubkit.yaml)."""
+    module = job.lesson.module
+    words = job.theme.words(job.language)
+    return (job.config.series or SERIES).format(
+        module=words["module"], number=module.number, title=module.title
+    )
+
+
 def metadata(job: RenderJob) -> dict[str, Any]:
-    lesson, module = job.lesson, job.lesson.module
+    lesson = job.lesson
     words = job.theme.words(job.language)
     meta: dict[str, Any] = {
         "title": lesson.title,
         "lang": job.language,
         "identifier": identifier(job),
         "creator": [{"role": "author", "text": a} for a in job.authors],
-        "belongs-to-collection": f"{words['module']} {module.number}: {module.title}",
+        "belongs-to-collection": series(job),
         "group-position": str(lesson.number),
+        "toc-title": words["contents"],
     }
     optional = {
         "description": lesson.subtitle,
@@ -104,15 +131,15 @@ def _subset_font(face: FontFace, text: str, target: Path) -> None:
     font.save(str(target))
 
 
+def _tag(name: str, namespace: str = XHTML) -> str:
+    return f"{{{namespace}}}{name}"
+
+
 def _classes(element: ET.Element) -> list[str]:
     return (element.get("class") or "").split()
 
 
 _HEADER_PARTS = ("module-line", "lesson-number", "lesson-title", "dek", "reading-figures")
-
-
-def _tag(name: str) -> str:
-    return f"{{{XHTML}}}{name}"
 
 
 def _finish_header(section: ET.Element) -> None:
@@ -145,10 +172,9 @@ def _finish_takeaways(box: ET.Element) -> None:
         box.set("aria-labelledby", heading.get("id", ""))
 
 
-def finish_chapter(xhtml: bytes, title: str) -> bytes:
+def finish_chapter(root: ET.Element, title: str) -> None:
     """Put pandoc's chapter in pubkit's shape: the header as in print, takeaways as asides,
     and the lesson's title (not pandoc's file name) as the document title."""
-    root = ET.fromstring(xhtml)
     for element in root.iter(_tag("title")):
         element.text = title
     for element in list(root.iter()):
@@ -157,24 +183,181 @@ def finish_chapter(xhtml: bytes, title: str) -> bytes:
             _finish_header(element)
         if "takeaways" in classes:
             _finish_takeaways(element)
+
+
+def _xhtml(root: ET.Element) -> bytes:
     body = ET.tostring(root, encoding="unicode")
     return ('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE html>\n' + body).encode("utf-8")
 
 
-def _repack(epub: bytes, title: str) -> bytes:
-    """Rewrite the container: chapters finished, mimetype first and stored, fixed times."""
+def _finish_cover(root: ET.Element, job: RenderJob) -> None:
+    """An <img> with a text alternative in place of pandoc's unlabelled SVG wrapper."""
+    body = root.find(_tag("body"))
+    assert body is not None
+    image = next(body.iter("{http://www.w3.org/2000/svg}image"))
+    source = image.get("{http://www.w3.org/1999/xlink}href", "")
+    words = job.theme.words(job.language)
+    module = job.lesson.module
+    alt = (
+        f"{words['module']} {module.number}: {module.title}. "
+        f"{words['lesson']} {job.lesson.number}: {job.lesson.title}"
+    )
+    body.clear()
+    body.set("class", "cover")
+    section = ET.SubElement(body, _tag("section"), {_tag("type", EPUB_NS): "cover"})
+    section.text = section.tail = "\n"
+    ET.SubElement(section, _tag("img"), {"src": source, "alt": alt, "role": "doc-cover"}).tail = (
+        "\n"
+    )
+
+
+def _finish_nav(root: ET.Element, chapter: str, markers: list[PageMarker], job: RenderJob) -> None:
+    """Add the page list (when there is one) and the landmarks reading systems look for."""
+    body = root.find(_tag("body"))
+    assert body is not None
+    words = job.theme.words(job.language)
+    for nav in body.findall(_tag("nav")):
+        if nav.get(_tag("type", EPUB_NS)) == "landmarks":
+            body.remove(nav)
+    href = chapter.removeprefix("EPUB/")
+    if markers:
+        pages = ET.SubElement(
+            body,
+            _tag("nav"),
+            {
+                _tag("type", EPUB_NS): "page-list",
+                "role": "doc-pagelist",
+                "id": "page-list",
+                "aria-label": words["page_list"],
+                "hidden": "hidden",
+            },
+        )
+        listing = ET.SubElement(pages, _tag("ol"))
+        for marker in markers:
+            item = ET.SubElement(listing, _tag("li"))
+            ET.SubElement(item, _tag("a"), {"href": f"{href}#{marker.id}"}).text = str(marker.page)
+    landmarks = ET.SubElement(
+        body,
+        _tag("nav"),
+        {_tag("type", EPUB_NS): "landmarks", "id": "landmarks", "hidden": "hidden"},
+    )
+    listing = ET.SubElement(landmarks, _tag("ol"))
+    for kind, target, label in (
+        ("cover", "text/cover.xhtml", job.lesson.title),
+        ("bodymatter", href, job.lesson.title),
+    ):
+        item = ET.SubElement(listing, _tag("li"))
+        ET.SubElement(item, _tag("a"), {"href": target, _tag("type", EPUB_NS): kind}).text = label
+    for element in (*body.iter(_tag("nav")), *body.iter(_tag("ol")), *body.iter(_tag("li"))):
+        element.tail = "\n"
+
+
+def _finish_package(root: ET.Element, claims: a11y.Accessibility, job: RenderJob) -> None:
+    """Replace pandoc's fixed accessibility claims with those read off the content."""
+    metadata = root.find(_tag("metadata", OPF))
+    assert metadata is not None
+    for meta in list(metadata):
+        if (meta.get("property") or "").startswith("schema:"):
+            metadata.remove(meta)
+    for item in root.iter(_tag("item", OPF)):
+        if item.get("href") == "text/cover.xhtml":  # an <img> now, no longer SVG
+            item.attrib.pop("properties", None)
+
+    def add(name: str, value: str, **attributes: str) -> ET.Element:
+        element = ET.SubElement(metadata, _tag("meta", OPF), {"property": name, **attributes})
+        element.text = value
+        element.tail = "\n    "
+        return element
+
+    for mode in claims.modes:
+        add("schema:accessMode", mode)
+    for modes in claims.sufficient:
+        add("schema:accessModeSufficient", modes)
+    for feature in claims.features:
+        add("schema:accessibilityFeature", feature)
+    for hazard in claims.hazards:
+        add("schema:accessibilityHazard", hazard)
+    language = {XML_LANG: "en"} if not job.language.lower().startswith("en") else {}
+    add("schema:accessibilitySummary", claims.summary, **language)
+    if claims.conforms:
+        add("dcterms:conformsTo", a11y.CONFORMANCE)
+        add("a11y:certifiedBy", job.config.publisher or job.config.title)
+    if "printPageNumbers" in claims.features:  # where the page numbers come from
+        add("pageBreakSource", f"{job.lesson.title}, PDF edition ({job.config.paper})")
+
+
+def _package_xml(package: ET.Element) -> bytes:
+    """The package document with OPF as its default namespace, as reading systems expect.
+
+    ElementTree can give only one namespace the empty prefix, and XHTML has it; markup
+    in text is escaped, so the ``opf:`` prefix appears only in tags."""
+    text = ET.tostring(package, encoding="unicode")
+    text = text.replace("<opf:", "<").replace("</opf:", "</").replace("xmlns:opf=", "xmlns=")
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + text).encode("utf-8")
+
+
+def _repack(epub: bytes, job: RenderJob) -> tuple[bytes, list[Diagnostic]]:
+    """Finish pandoc's EPUB and rewrite the container: mimetype first and stored, fixed
+    times. Returns the bytes and warnings about what could not be claimed."""
     source = zipfile.ZipFile(io.BytesIO(epub))
+    entries = {name: source.read(name) for name in source.namelist()}
+    chapters = {name: ET.fromstring(data) for name, data in entries.items() if _CHAPTER.match(name)}
+    starts = job.print_edition.page_starts if job.print_edition else ()
+    markers: list[PageMarker] = []
+    missing: list[int] = []
+    lesson_chapter = min(chapters)  # the lesson is the first chapter; any notes follow it
+    for name, root in chapters.items():
+        finish_chapter(root, job.lesson.title)
+        if starts and name == lesson_chapter:
+            markers, missing = mark_pages(root, starts)
+        entries[name] = _xhtml(root)
+    nav = ET.fromstring(entries[NAV])
+    _finish_nav(nav, lesson_chapter, markers, job)
+    entries[NAV] = _xhtml(nav)
+    if COVER in entries:
+        cover = ET.fromstring(entries[COVER])
+        _finish_cover(cover, job)
+        entries[COVER] = _xhtml(cover)
+    package = ET.fromstring(entries[PACKAGE])
+    cover_image = {
+        "EPUB/" + item.get("href", "")
+        for item in package.iter(_tag("item", OPF))
+        if "cover-image" in (item.get("properties") or "").split()
+    }
+    claims = a11y.assess(
+        chapters.values(),
+        [root.get("lang") for root in chapters.values()],
+        len(markers),
+        {
+            name: data
+            for name, data in entries.items()
+            if name.startswith("EPUB/media/") and name not in cover_image
+        },
+    )
+    _finish_package(package, claims, job)
+    entries[PACKAGE] = _package_xml(package)
+
+    path, edition = job.lesson.path, job.edition.name
+    notes = [
+        warning(path, None, f"{edition}: page {page} of the PDF edition was not found in the "
+                "EPUB text; it is left out of the page list")
+        for page in missing
+    ]
+    notes += [
+        warning(path, None, f"{edition}: no WCAG conformance claimed: {problem}")
+        for problem in claims.problems
+    ]
+    return _zip(entries), notes
+
+
+def _zip(entries: Mapping[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as target:
-        names = sorted(source.namelist(), key=lambda n: (n != "mimetype", n))
-        for name in names:
-            data = source.read(name)
-            if name.endswith(".xhtml") and "/text/" in name:
-                data = finish_chapter(data, title)
+        for name in sorted(entries, key=lambda n: (n != "mimetype", n)):
             info = zipfile.ZipInfo(name, _ZIP_TIME)
             info.compress_type = zipfile.ZIP_STORED if name == "mimetype" else zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            target.writestr(info, data)
+            target.writestr(info, entries[name])
     return buffer.getvalue()
 
 
@@ -196,11 +379,13 @@ def render_epub(job: RenderJob) -> Rendered:
             font_url=lambda face: f"../fonts/{face.path.name}",
         )
         (folder / "pubkit.css").write_text(css, encoding="utf-8")
+        (folder / "cover.png").write_bytes(render_cover(job))
         output = folder / "lesson.epub"
         run_pandoc(
             [
                 *("--from", "json", "--to", "epub3", "--output", str(output)),
                 *("--css", str(folder / "pubkit.css"), *fonts),
+                f"--epub-cover-image={folder / 'cover.png'}",
                 *("--epub-title-page=false", "--split-level=1", "--toc-depth=3"),
                 *("--wrap=none", "--syntax-highlighting=none"),
             ],
@@ -209,4 +394,5 @@ def render_epub(job: RenderJob) -> Rendered:
             cwd=job.lesson.path.parent,
             sandbox=False,
         )
-        return Rendered(data=_repack(output.read_bytes(), job.lesson.title))
+        data, notes = _repack(output.read_bytes(), job)
+        return Rendered(data=data, diagnostics=tuple(notes))

@@ -16,6 +16,8 @@ from typing import Any
 from weasyprint.document import Document
 from weasyprint.formatting_structure import boxes
 
+from .pagelist import KEY_LENGTH, reading_key
+
 #: Slack for rounding in the layout engine, in CSS px (1/96 in).
 TOLERANCE = 1.0
 #: A page followed by a forced break is "almost empty" below this share of its text block.
@@ -269,3 +271,30 @@ def continuations(document: Document) -> list[TakeawaysSplit]:
         if starts:
             splits.append(TakeawaysSplit(box, tuple(dict.fromkeys(starts))))
     return splits
+
+
+def page_starts(document: Document) -> tuple[str, ...]:
+    """The text that begins each page, as :func:`pubkit.pagelist.reading_key` sees it.
+
+    Only the words of the lesson count: not running heads, footnotes, list numbers or
+    footnote calls (generated content), nor labels hidden from readers, since the EPUB's
+    text has none of these where the page begins.
+    """
+    starts = []
+    for page in _pages(document):
+        key = ""
+        for box, ancestors in page.flow:
+            if not isinstance(box, boxes.TextBox) or "::" in box.element_tag:
+                continue
+            if any(_hidden(a) for a in (*ancestors, box)):
+                continue
+            key += reading_key(box.text)
+            if len(key) >= KEY_LENGTH:
+                break
+        starts.append(key[:KEY_LENGTH])
+    return tuple(starts)
+
+
+def _hidden(box: boxes.Box) -> bool:
+    element = box.element
+    return element is not None and element.get("aria-hidden") == "true"

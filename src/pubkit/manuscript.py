@@ -72,6 +72,20 @@ class Lesson:
         """The manuscript line (1-based) of character ``offset`` in :attr:`body`."""
         return self.body_line + self.body.count("\n", 0, offset)
 
+    def line_of_text(self, text: str) -> int | None:
+        """The manuscript line where rendered ``text`` starts, found by its first words.
+
+        Between two words the Markdown may have markup, a line break or straight quotes
+        where the output has curly ones, so any run of non-word characters matches.
+        """
+        words = [w for w in re.split(r"\W+", text) if w][:6]
+        while words:
+            pattern = r"\W+".join(re.escape(w) for w in words)
+            if len(pattern) >= 4 and (found := re.search(pattern, self.body)):
+                return self.line_at(found.start())
+            words.pop()
+        return None
+
     @property
     def id(self) -> str:
         """Stable identifier: ``<module-folder>/<lesson-file-stem>``."""

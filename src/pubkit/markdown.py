@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import LessonError
+from .errors import Diagnostic, LessonError, warning
 from .manuscript import Lesson
 from .pandoc import run_pandoc
 from .resources import check_resources
@@ -43,6 +43,8 @@ class Document:
     html: str
     text: str
     has_takeaways: bool
+    #: What the author should know but need not fix (a skipped heading level).
+    warnings: tuple[Diagnostic, ...] = ()
 
 
 def parse(lesson: Lesson) -> AST:
@@ -84,12 +86,48 @@ def convert(lesson: Lesson, root: Path) -> Document:
     problems = check_resources(ast["blocks"], lesson, root)
     if problems:
         raise LessonError(problems)
+    skips = outline(ast["blocks"])
     return Document(
         ast=ast,
         html=to_html(ast, lesson),
         text=plain_text(ast["blocks"]),
         has_takeaways=any(_is_takeaways(b) for b in _walk(ast["blocks"])),
+        warnings=tuple(
+            warning(
+                lesson.path,
+                lesson.line_of_text(text),
+                f"heading “{text}” is level {written} under a level {parent} heading; "
+                f"set as level {level} so that no level is skipped",
+            )
+            for text, parent, written, level in skips
+        ),
     )
+
+
+def outline(blocks: list[Any]) -> list[tuple[str, int, int, int]]:
+    """Renumber the body's headings, in place, into an outline under the lesson's title.
+
+    The title is the only level 1; the top of the body is level 2 (so ``#`` and ``##``
+    both give sections), and no level is skipped, so screen readers and the PDF's tags
+    see headings in order. Returns each skip: (heading text, level written above it,
+    level written, level set).
+    """
+    stack: list[tuple[int, int]] = []  # (level written, level set)
+    skips = []
+    for node in _walk(blocks):
+        if node["t"] != "Header":
+            continue
+        written = node["c"][0]
+        while stack and stack[-1][0] >= written:
+            stack.pop()
+        parent_written, parent_set = stack[-1] if stack else (1, 1)
+        level = min(parent_set + 1, 6)
+        if stack and written > parent_written + 1:
+            text = " ".join(plain_text(node["c"][2]).split())
+            skips.append((text, parent_written, written, level))
+        node["c"][0] = level
+        stack.append((written, level))
+    return skips
 
 
 def _is_takeaways(node: Any) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -16,7 +15,6 @@ from weasyprint.text.fonts import FontConfiguration
 from . import layout
 from .errors import LessonError, warning
 from .fetcher import ProjectFetcher
-from .manuscript import Lesson
 from .markdown import to_html
 from .render import Rendered, RenderJob
 from .theme import Theme
@@ -33,12 +31,12 @@ WORDS_PER_PAGE = 520
 
 
 @cache
-def _font_config() -> FontConfiguration:
+def font_config() -> FontConfiguration:
     return FontConfiguration()
 
 
 @cache
-def _stylesheet(
+def stylesheet(
     theme: Theme, names: tuple[str, ...], edition: str, paper: str, page_rule: str
 ) -> CSS:
     css = theme.stylesheet(names, edition, paper, font_url=lambda face: face.path.as_uri())
@@ -48,7 +46,7 @@ def _stylesheet(
         string=css,
         base_url=theme.folders[0].as_uri() + "/",
         url_fetcher=fetcher,
-        font_config=_font_config(),
+        font_config=font_config(),
     )
 
 
@@ -116,7 +114,7 @@ def render_paged(job: RenderJob) -> Rendered:
     lesson = job.lesson
     fetcher = ProjectFetcher([job.config.root, *job.theme.folders])
     print_shop = _print_shop(job)
-    stylesheet = _stylesheet(
+    css = stylesheet(
         job.theme, job.edition.stylesheets, job.edition.name, job.config.paper, print_shop
     )
     pages = job.figures.pages or max(1, round(job.figures.words / WORDS_PER_PAGE))
@@ -128,7 +126,7 @@ def render_paged(job: RenderJob) -> Rendered:
             html = job.render_template("lesson.html.j2", job.figures.with_pages(pages), body)
             document = HTML(
                 string=html, base_url=lesson.path.parent.as_uri() + "/", url_fetcher=fetcher
-            ).render(stylesheets=[stylesheet], font_config=_font_config())
+            ).render(stylesheets=[css], font_config=font_config())
             tried.append(pages)
             splits = layout.continuations(document)
             if splits:
@@ -150,22 +148,14 @@ def render_paged(job: RenderJob) -> Rendered:
     name = job.edition.name
     diagnostics = tuple(warning(lesson.path, None, f"{name}: {m}") for m in dict.fromkeys(messages))
     findings = tuple(
-        warning(lesson.path, _line_of_text(lesson, f.text), f"{name} page {f.page}: {f.message}")
+        warning(lesson.path, lesson.line_of_text(f.text), f"{name} page {f.page}: {f.message}")
         for f in layout.inspect(document)
     )
-    return Rendered(data=data, pages=pages, diagnostics=diagnostics, findings=findings)
+    return Rendered(
+        data=data,
+        pages=pages,
+        diagnostics=diagnostics,
+        findings=findings,
+        page_starts=layout.page_starts(document),
+    )
 
-
-def _line_of_text(lesson: Lesson, text: str) -> int | None:
-    """The manuscript line where laid-out ``text`` starts, found by its first words.
-
-    Between two words the Markdown may have markup, a line break or straight quotes
-    where the page has curly ones, so any run of non-word characters matches.
-    """
-    words = [w for w in re.split(r"\W+", text) if w][:6]
-    while words:
-        pattern = r"\W+".join(re.escape(w) for w in words)
-        if len(pattern) >= 4 and (found := re.search(pattern, lesson.body)):
-            return lesson.line_at(found.start())
-        words.pop()
-    return None

@@ -30,6 +30,8 @@ class RenderJob:
     edition: Edition
     #: Fixed date for reproducible output (YYYY-MM-DD), if any.
     date: str | None = None
+    #: The lesson's PDF edition, once rendered: the EPUB follows its pages.
+    print_edition: Rendered | None = None
 
     @property
     def authors(self) -> tuple[str, ...]:
@@ -79,3 +81,5 @@ class Rendered:
     diagnostics: tuple[Diagnostic, ...] = ()
     #: What the typographic self-check found on the pages (:mod:`pubkit.layout`).
     findings: tuple[Diagnostic, ...] = ()
+    #: The text that begins each page (:func:`pubkit.layout.page_starts`), for paged editions.
+    page_starts: tuple[str, ...] = ()

@@ -1,0 +1,182 @@
+"""Turn a finished EPUB's content into the accessibility claims it can honestly make.
+
+Every claim is read off the content, never assumed: ``alternativeText`` only when every
+image has a text alternative, ``printPageNumbers`` only when the page list is there, a
+WCAG conformance claim only when nothing found here rules it out.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from xml.etree import ElementTree as ET
+
+from PIL import Image, UnidentifiedImageError
+
+XHTML = "http://www.w3.org/1999/xhtml"
+MATHML = "http://www.w3.org/1998/Math/MathML"
+SVG = "http://www.w3.org/2000/svg"
+#: The conformance claim of EPUB Accessibility 1.1 (dcterms:conformsTo).
+CONFORMANCE = "EPUB Accessibility 1.1 - WCAG 2.2 Level AA"
+_HEADINGS = {f"{{{XHTML}}}h{level}": level for level in range(1, 7)}
+_DECORATIVE = frozenset({"presentation", "none"})
+
+
+@dataclass(frozen=True)
+class Accessibility:
+    """The package's accessibility metadata (schema.org and EPUB Accessibility 1.1)."""
+
+    modes: tuple[str, ...]
+    sufficient: tuple[str, ...]
+    features: tuple[str, ...]
+    hazards: tuple[str, ...]
+    summary: str
+    #: Why WCAG conformance is not claimed; empty when it is.
+    problems: tuple[str, ...]
+
+    @property
+    def conforms(self) -> bool:
+        return not self.problems
+
+
+def _tag(name: str, namespace: str = XHTML) -> str:
+    return f"{{{namespace}}}{name}"
+
+
+def _missing_alternatives(documents: Iterable[ET.Element]) -> tuple[int, list[str]]:
+    """How many images there are, and the sources of those without a text alternative."""
+    count, missing = 0, []
+    for root in documents:
+        for image in root.iter(_tag("img")):
+            count += 1
+            described = (image.get("alt") or "").strip() or image.get("aria-label")
+            if not described and image.get("role") not in _DECORATIVE:
+                missing.append(image.get("src", "?"))
+        count += sum(1 for _ in root.iter(_tag("svg", SVG)))
+    return count, missing
+
+
+def _heading_skips(documents: Iterable[ET.Element]) -> list[str]:
+    skips = []
+    for root in documents:
+        previous = 0
+        for element in root.iter():
+            level = _HEADINGS.get(element.tag)
+            if level is None:
+                continue
+            if level > previous + 1:
+                text = " ".join("".join(element.itertext()).split())
+                skips.append(f"heading “{text}” is level {level} after level {previous}")
+            previous = level
+    return skips
+
+
+def _headerless_tables(documents: Iterable[ET.Element]) -> int:
+    return sum(
+        1
+        for root in documents
+        for table in root.iter(_tag("table"))
+        if next(table.iter(_tag("th")), None) is None
+    )
+
+
+def _animated(media: Mapping[str, bytes]) -> list[str]:
+    found = []
+    for name, data in media.items():
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                if getattr(image, "is_animated", False):
+                    found.append(name)
+        except (UnidentifiedImageError, OSError):
+            continue
+    return found
+
+
+def _uses(documents: list[ET.Element], test: str) -> bool:
+    for root in documents:
+        for element in root.iter():
+            if test == "mathml" and element.tag == _tag("math", MATHML):
+                return True
+            if test == "aria" and any(
+                key == "role" or key.startswith("aria-") for key in element.attrib
+            ):
+                return True
+            if test == "media" and element.tag in (_tag("audio"), _tag("video")):
+                return True
+    return False
+
+
+def assess(
+    documents: Iterable[ET.Element],
+    languages: Iterable[str | None],
+    page_list: int,
+    media: Mapping[str, bytes],
+) -> Accessibility:
+    """Claims for content ``documents`` (cover excluded), their ``languages``, a page list
+    of ``page_list`` pages (0: none) and the publication's images and other ``media``."""
+    documents = list(documents)
+    images, missing = _missing_alternatives(documents)
+    animated = _animated(media)
+    av = _uses(documents, "media")
+    problems = [f"image {source} has no text alternative" for source in missing]
+    problems += _heading_skips(documents)
+    if headerless := _headerless_tables(documents):
+        problems.append(f"{headerless} table(s) without header cells")
+    if not all(languages):
+        problems.append("a document does not declare its language")
+    if av:
+        problems.append("audio or video, whose captions pubkit cannot check")
+    if animated:
+        problems.append(f"animated image(s) {', '.join(animated)}, whose flashing is not checked")
+
+    modes = ["textual"] + (["visual"] if images else []) + (["auditory"] if av else [])
+    sufficient = ["textual"] if not missing and not av else []
+    if len(modes) > 1:
+        sufficient.append(",".join(modes))
+    features = ["tableOfContents", "readingOrder", "displayTransformability"]
+    if any(element.tag in _HEADINGS for root in documents for element in root.iter()):
+        features.insert(0, "structuralNavigation")
+    if images and not missing:
+        features.append("alternativeText")
+    if page_list:
+        features += ["printPageNumbers", "pageBreakMarkers", "pageNavigation"]
+    if _uses(documents, "mathml"):
+        features.append("MathML")
+    if _uses(documents, "aria"):
+        features.append("ARIA")
+    hazards = ["unknown"] if av or animated else ["none"]
+    summary = _summary(images, missing, page_list, hazards, problems)
+    return Accessibility(
+        tuple(modes), tuple(sufficient), tuple(features), tuple(hazards), summary, tuple(problems)
+    )
+
+
+def _summary(
+    images: int, missing: list[str], page_list: int, hazards: list[str], problems: list[str]
+) -> str:
+    parts = []
+    if not images:
+        parts.append("This publication is text only, so it reads fully by ear or in braille.")
+    elif not missing:
+        parts.append(
+            "Its image has a text alternative."
+            if images == 1
+            else f"Each of its {images} images has a text alternative."
+        )
+    else:
+        parts.append(f"{len(missing)} of its {images} images lack a text alternative.")
+    parts.append(
+        "Headings structure the text and a table of contents lists them, in reading order."
+    )
+    if page_list:
+        parts.append(
+            f"Page-break markers and a page list follow the {page_list}-page PDF edition."
+        )
+    if hazards == ["none"]:
+        parts.append("It has no flashing, motion or sound hazards.")
+    if problems:
+        parts.append("It makes no WCAG conformance claim: " + "; ".join(problems) + ".")
+    else:
+        parts.append(f"It meets {CONFORMANCE}.")
+    return " ".join(parts)

@@ -1,0 +1,36 @@
+"""Turn a lesson's header into its EPUB cover: a PNG set like the PDF's first page."""
+
+from __future__ import annotations
+
+import io
+
+import pypdfium2 as pdfium
+from weasyprint import HTML
+
+from .fetcher import ProjectFetcher
+from .pdf import font_config, stylesheet
+from .render import RenderJob
+
+#: Cover width in pixels: what e-reader stores ask for (at least 1400 on the short side).
+WIDTH = 1400
+STYLESHEETS = ("base.css", "cover.css")
+
+
+def render_cover(job: RenderJob) -> bytes:
+    """The cover as PNG bytes: module, lesson number, title, dek and reading figures."""
+    theme = job.theme
+    html = job.render_template("cover.html.j2")
+    css = stylesheet(theme, STYLESHEETS, "cover", job.config.paper, "")
+    fetcher = ProjectFetcher(list(theme.folders))
+    document = HTML(
+        string=html, base_url=theme.folders[0].as_uri() + "/", url_fetcher=fetcher
+    ).render(stylesheets=[css], font_config=font_config())
+    pdf = pdfium.PdfDocument(document.copy(document.pages[:1]).write_pdf())
+    try:
+        page = pdf[0]
+        image = page.render(scale=WIDTH / page.get_width()).to_pil().convert("RGB")
+    finally:
+        pdf.close()
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", optimize=True)
+    return buffer.getvalue()

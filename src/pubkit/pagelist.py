@@ -1,0 +1,172 @@
+"""Turn the PDF's page starts into page-break markers in the EPUB's chapter.
+
+The PDF edition reports the text that begins each of its pages
+(:func:`pubkit.layout.page_starts`); here that text is found again in the EPUB's XHTML
+and a ``doc-pagebreak`` marker is set before it, so that "turn to page 4" works on an
+e-reader. Both sides compare a *reading key*: letters, marks and digits, case-folded, so
+that hyphenation, capitals set by CSS, curly quotes and line breaks do not matter.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from xml.etree import ElementTree as ET
+
+XHTML = "http://www.w3.org/1999/xhtml"
+EPUB_NS = "http://www.idpf.org/2007/ops"
+#: Characters of a page's opening text compared with the EPUB's (about eight words).
+KEY_LENGTH = 48
+#: Shortest opening that still places a marker when the full one is not found.
+MIN_KEY = 12
+#: Elements a page can begin with; a marker goes before them rather than inside. (Not
+#: items of lists, definition lists or figures: a <span> may not stand between those.)
+_BLOCKS = frozenset(
+    f"{{{XHTML}}}{name}" for name in ("p", "h1", "h2", "h3", "h4", "h5", "h6", "pre")
+)
+#: Text the PDF does not set in its flow: footnote calls and notes, hidden labels.
+_NOT_IN_FLOW = frozenset({"doc-noteref", "doc-footnote", "doc-endnotes", "doc-endnote"})
+_NOTE_TYPES = frozenset({"noteref", "footnote", "footnotes", "endnote", "endnotes"})
+
+
+def reading_key(text: str) -> str:
+    """``text`` reduced to what any rendering of it keeps: letters, marks and digits."""
+    return "".join(
+        folded
+        for character in text
+        if unicodedata.category(character)[0] in "LMN"
+        for folded in character.casefold()
+    )
+
+
+@dataclass(frozen=True)
+class PageMarker:
+    """A page-break marker set in the chapter: the PDF page number and the marker's id."""
+
+    page: int
+    id: str
+
+
+@dataclass(frozen=True)
+class _Run:
+    """A stretch of text in the tree: an element's ``text``, or a child's ``tail``."""
+
+    element: ET.Element
+    tail: bool
+
+    @property
+    def text(self) -> str:
+        return (self.element.tail if self.tail else self.element.text) or ""
+
+
+def _skipped(element: ET.Element) -> bool:
+    roles = set((element.get("role") or "").split())
+    types = set((element.get(f"{{{EPUB_NS}}}type") or "").split())
+    return (
+        element.get("aria-hidden") == "true"
+        or bool(roles & _NOT_IN_FLOW)
+        or bool(types & _NOTE_TYPES)
+    )
+
+
+def _runs(element: ET.Element) -> Iterator[_Run]:
+    if _skipped(element):
+        return
+    if element.text:
+        yield _Run(element, tail=False)
+    for child in element:
+        yield from _runs(child)
+        if child.tail:
+            yield _Run(child, tail=True)
+
+
+def mark_pages(root: ET.Element, starts: Sequence[str]) -> tuple[list[PageMarker], list[int]]:
+    """Set a marker before the text that begins each PDF page (``starts``, page 1 first).
+
+    Returns the markers set, in page order, and the pages whose opening text was not
+    found (left out of the page list rather than placed at a guess).
+    """
+    runs = list(_runs(root))
+    stream: list[str] = []
+    origin: list[tuple[int, int]] = []  # (run, character) behind each key character
+    for number, run in enumerate(runs):
+        for index, character in enumerate(run.text):
+            for folded in reading_key(character):
+                stream.append(folded)
+                origin.append((number, index))
+    text = "".join(stream)
+    parents = {child: parent for parent in root.iter() for child in parent}
+    taken = {element.get("id") for element in root.iter()}
+    markers: list[PageMarker] = []
+    missing: list[int] = []
+    position = 0
+    for page, key in enumerate(starts, start=1):
+        found = _find(text, key, position)
+        if found is None:
+            missing.append(page)
+            continue
+        position = found + 1
+        number, index = origin[found]
+        marker = _marker(page, taken)
+        _insert(marker, runs[number], index, parents)
+        markers.append(PageMarker(page, marker.get("id", "")))
+    return markers, missing
+
+
+def _find(text: str, key: str, start: int) -> int | None:
+    """Where ``key`` (or, failing that, its longest opening that is found) next occurs."""
+    length = len(key)
+    while length >= min(MIN_KEY, len(key)) and length > 0:
+        found = text.find(key[:length], start)
+        if found >= 0:
+            return found
+        length //= 2
+    return None
+
+
+def _marker(page: int, taken: set[str | None]) -> ET.Element:
+    ident, suffix = f"page-{page}", 1
+    while ident in taken:  # an author's heading may already be called "Page 4"
+        suffix += 1
+        ident = f"page-{page}-{suffix}"
+    taken.add(ident)
+    return ET.Element(
+        f"{{{XHTML}}}span",
+        {
+            "id": ident,
+            "role": "doc-pagebreak",
+            f"{{{EPUB_NS}}}type": "pagebreak",
+            "aria-label": str(page),
+        },
+    )
+
+
+def _insert(
+    marker: ET.Element, run: _Run, index: int, parents: dict[ET.Element, ET.Element]
+) -> None:
+    """Put ``marker`` at ``index`` of ``run``: at the start of the word there, or before
+    the paragraph or heading when the page begins with it."""
+    text = run.text
+    while index > 0 and reading_key(text[index - 1]):
+        index -= 1
+    if not text[:index].strip() and not run.tail:
+        node = run.element
+        while node.tag not in _BLOCKS and node in parents:
+            parent = parents[node]
+            if (parent.text or "").strip() or parent[0] is not node:
+                break
+            node = parent
+        if node.tag in _BLOCKS and node in parents:
+            parent = parents[node]
+            marker.tail = "\n"
+            parent.insert(list(parent).index(node), marker)
+            return
+    marker.tail = text[index:]
+    if run.tail:
+        run.element.tail = text[:index]
+        parent = parents[run.element]
+        parent.insert(list(parent).index(run.element) + 1, marker)
+    else:
+        run.element.text = text[:index]
+        run.element.insert(0, marker)
