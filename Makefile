@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: build test lint format check layout references clean
+.PHONY: build test lint format check layout references clean a11y a11y-tools
 .DEFAULT_GOAL := build
 
 $(STAMP): pyproject.toml
@@ -26,14 +26,32 @@ layout: $(STAMP)
 references: $(STAMP)
 	$(BIN)/python tests/regenerate_references.py
 
+# Ace by DAISY, the EPUB accessibility checker: npm package (no install scripts, so no
+# bundled browser) driving Debian's chromium. Installed on first use; tests use it when here.
+ACE_DIR := tools/ace
+ACE := $(ACE_DIR)/node_modules/.bin/ace-puppeteer
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium
+
+$(ACE): $(ACE_DIR)/package.json $(ACE_DIR)/package-lock.json
+	cd $(ACE_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+a11y-tools: $(CHROMIUM) $(ACE)
+
+a11y: build a11y-tools
+	$(BIN)/python tools/ace_check.py build
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests tools
+	$(BIN)/ruff format --check src tests tools
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests tools
+	$(BIN)/ruff check --fix src tests tools
 
 test: lint
 	$(BIN)/pytest

@@ -12,6 +12,7 @@ from pubkit.build import BuildResult, build
 REPO = Path(__file__).resolve().parents[1]
 PROJECTS = Path(__file__).resolve().parent / "projects"
 SEED_ID = "09-the-human-craft/50-career-growth-for-product-managers"
+TYPO_ID = "02-elements/01-every-element"
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +31,17 @@ def basic_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[BuildResult, 
     result = build(project, force=True)
     assert result.ok, [str(d) for d in result.diagnostics]
     return result, project / "build"
+
+
+@pytest.fixture(scope="session")
+def typography_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every element pubkit sets (notes, tables, figures) and a German lesson."""
+    project = tmp_path_factory.mktemp("typography") / "typography"
+    shutil.copytree(PROJECTS / "typography", project)
+    result = build(project, force=True)
+    assert result.ok, [str(d) for d in result.diagnostics]
+    assert not result.diagnostics, [str(d) for d in result.diagnostics]
+    return project / "build"
 
 
 def make_project(root: Path, lessons: dict[str, str], module: str | None = None) -> Path:

@@ -101,5 +101,5 @@ def test_check_layout_command_exits_1_and_lists_findings() -> None:
     )
     assert run.returncode == 1
     assert run.stderr.count("warning: pdf page") == 4
-    assert "5 lessons: 4 layout findings" in run.stderr
+    assert "5 lessons: 4 findings" in run.stderr
     assert "Traceback" not in run.stderr

@@ -12,22 +12,10 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from conftest import PROJECTS, REPO, SEED_ID
+from conftest import PROJECTS, REPO, SEED_ID, TYPO_ID
 from pdfinfo import char_height, count_colour, page_texts, render, text_top
 from pubkit.build import BuildResult, build
 from pubkit.config import builtin_styles
-
-TYPO_ID = "02-elements/01-every-element"
-
-
-@pytest.fixture(scope="module")
-def typography_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    project = tmp_path_factory.mktemp("typography") / "typography"
-    shutil.copytree(PROJECTS / "typography", project)
-    result = build(project, force=True)
-    assert result.ok, [str(d) for d in result.diagnostics]
-    assert not result.diagnostics, [str(d) for d in result.diagnostics]
-    return project / "build"
 
 
 def test_footnotes_sit_at_the_foot_of_the_page_they_are_called_on(typography_build: Path) -> None:

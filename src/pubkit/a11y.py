@@ -119,16 +119,16 @@ def assess(
     images, missing = _missing_alternatives(documents)
     animated = _animated(media)
     av = _uses(documents, "media")
-    problems = [f"image {source} has no text alternative" for source in missing]
+    problems = [_count(len(missing), "image") + " without a text alternative"] if missing else []
     problems += _heading_skips(documents)
     if headerless := _headerless_tables(documents):
-        problems.append(f"{headerless} table(s) without header cells")
+        problems.append(_count(headerless, "table") + " without header cells")
     if not all(languages):
         problems.append("a document does not declare its language")
     if av:
         problems.append("audio or video, whose captions pubkit cannot check")
     if animated:
-        problems.append(f"animated image(s) {', '.join(animated)}, whose flashing is not checked")
+        problems.append(_count(len(animated), "animated image") + ", not checked for flashing")
 
     modes = ["textual"] + (["visual"] if images else []) + (["auditory"] if av else [])
     sufficient = ["textual"] if not missing and not av else []
@@ -152,6 +152,10 @@ def assess(
     )
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _summary(
     images: int, missing: list[str], page_list: int, hazards: list[str], problems: list[str]
 ) -> str:
@@ -165,14 +169,16 @@ def _summary(
             else f"Each of its {images} images has a text alternative."
         )
     else:
-        parts.append(f"{len(missing)} of its {images} images lack a text alternative.")
+        parts.append(
+            "Its image has no text alternative."
+            if images == 1
+            else f"{len(missing)} of its {images} images have no text alternative."
+        )
     parts.append(
         "Headings structure the text and a table of contents lists them, in reading order."
     )
     if page_list:
-        parts.append(
-            f"Page-break markers and a page list follow the {page_list}-page PDF edition."
-        )
+        parts.append(f"Page-break markers and a page list follow the {page_list}-page PDF edition.")
     if hazards == ["none"]:
         parts.append("It has no flashing, motion or sound hazards.")
     if problems:

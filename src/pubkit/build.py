@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, validate
 from .config import Config, load_config
 from .editions import EDITIONS
 from .errors import Diagnostic, PubkitError
@@ -97,6 +97,27 @@ def check_layout(
         diagnostics.extend(document.warnings)
         findings.extend(f for result in rendered.values() for f in result.findings)
     return collection, diagnostics, findings
+
+
+def check_epubs(
+    root: Path, targets: Iterable[Path] = (), out: Path | None = None
+) -> tuple[Collection, list[Diagnostic], list[Diagnostic]]:
+    """Run EPUBCheck on every lesson's built EPUB; its messages point at manuscript lines.
+
+    Returns the collection, its diagnostics and EPUBCheck's findings.
+    """
+    config, collection, warnings = check(root, targets)
+    out = (out or config.output_dir).resolve()
+    findings = validate.check_epubs(
+        (lesson, out / output_path(lesson, "epub")) for lesson in collection.lessons
+    )
+    return collection, [*warnings, *collection.diagnostics], findings
+
+
+def output_path(lesson: Lesson, edition: str) -> Path:
+    """Where a lesson's edition goes, relative to the output folder."""
+    suffix = EDITIONS[edition].suffix
+    return Path(edition) / lesson.module.folder.name / (lesson.path.stem + suffix)
 
 
 def build(
@@ -198,9 +219,7 @@ def _write_lesson(
 ) -> dict[str, Any]:
     editions: dict[str, Any] = {}
     for name, result in rendered.items():
-        relative = (
-            Path(name) / lesson.module.folder.name / (lesson.path.stem + EDITIONS[name].suffix)
-        )
+        relative = output_path(lesson, name)
         write_atomic(out / relative, result.data)
         record: dict[str, Any] = {
             "path": relative.as_posix(),

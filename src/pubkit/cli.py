@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .build import BuildResult, build, check, check_layout
+from .build import BuildResult, build, check, check_epubs, check_layout
 from .editions import EDITIONS
 from .errors import Diagnostic, PubkitError, display_path
 from .manuscript import Lesson
@@ -161,8 +161,21 @@ def _summarise(result: BuildResult, quiet: bool) -> None:
     help="Also lay out the PDF editions and proofread their pages: lines in the margin, "
     "headings alone at a page foot, split takeaways boxes, near-empty pages.",
 )
+@click.option(
+    "--epub",
+    is_flag=True,
+    help="Also run EPUBCheck on the built EPUBs; each message names the manuscript line behind it.",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder holding the built EPUBs (with --epub).",
+)
 @_guarded
-def check_command(paths: tuple[Path, ...], project: Path, layout: bool) -> None:
+def check_command(
+    paths: tuple[Path, ...], project: Path, layout: bool, epub: bool, out: Path | None
+) -> None:
     """Validate pubkit.yaml and the manuscripts without building anything."""
     findings: list[Diagnostic] = []
     if layout:
@@ -170,6 +183,9 @@ def check_command(paths: tuple[Path, ...], project: Path, layout: bool) -> None:
     else:
         _config, collection, warnings = check(project, paths)
         diagnostics = [*warnings, *collection.diagnostics]
+    if epub:
+        _collection, _diagnostics, messages = check_epubs(project, paths, out)
+        findings.extend(messages)
     _report([*diagnostics, *findings])
     count = len(collection.lessons)
     lessons = f"{count} lesson{'' if count == 1 else 's'}"
@@ -178,6 +194,7 @@ def check_command(paths: tuple[Path, ...], project: Path, layout: bool) -> None:
         sys.exit(EXIT_FAILED)
     if findings:
         noun = "finding" if len(findings) == 1 else "findings"
-        click.secho(f"{lessons}: {len(findings)} layout {noun}", err=True, fg="yellow")
+        click.secho(f"{lessons}: {len(findings)} {noun}", err=True, fg="yellow")
         sys.exit(EXIT_FAILED)
-    click.secho(f"{lessons} valid" + (", layout clean" if layout else ""), fg="green")
+    clean = [name for name, asked in (("layout", layout), ("EPUBs", epub)) if asked]
+    click.secho(f"{lessons} valid" + "".join(f", {name} clean" for name in clean), fg="green")

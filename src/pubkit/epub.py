@@ -206,9 +206,9 @@ def _finish_cover(root: ET.Element, job: RenderJob) -> None:
     body.set("class", "cover")
     section = ET.SubElement(body, _tag("section"), {_tag("type", EPUB_NS): "cover"})
     section.text = section.tail = "\n"
-    ET.SubElement(section, _tag("img"), {"src": source, "alt": alt, "role": "doc-cover"}).tail = (
-        "\n"
-    )
+    ET.SubElement(
+        section, _tag("img"), {"src": source, "alt": alt, "role": "doc-cover"}
+    ).tail = "\n"
 
 
 def _finish_nav(root: ET.Element, chapter: str, markers: list[PageMarker], job: RenderJob) -> None:
@@ -339,8 +339,12 @@ def _repack(epub: bytes, job: RenderJob) -> tuple[bytes, list[Diagnostic]]:
 
     path, edition = job.lesson.path, job.edition.name
     notes = [
-        warning(path, None, f"{edition}: page {page} of the PDF edition was not found in the "
-                "EPUB text; it is left out of the page list")
+        warning(
+            path,
+            None,
+            f"{edition}: page {page} of the PDF edition was not found in the "
+            "EPUB text; it is left out of the page list",
+        )
         for page in missing
     ]
     notes += [

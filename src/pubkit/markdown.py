@@ -87,6 +87,11 @@ def convert(lesson: Lesson, root: Path) -> Document:
     if problems:
         raise LessonError(problems)
     skips = outline(ast["blocks"])
+    undescribed = [
+        node["c"][2][0]
+        for node in _walk(ast["blocks"])
+        if node["t"] == "Image" and not plain_text(node["c"][1]).strip()
+    ]
     return Document(
         ast=ast,
         html=to_html(ast, lesson),
@@ -100,6 +105,15 @@ def convert(lesson: Lesson, root: Path) -> Document:
                 f"set as level {level} so that no level is skipped",
             )
             for text, parent, written, level in skips
+        )
+        + tuple(
+            warning(
+                lesson.path,
+                lesson.line_at(max(lesson.body.find(source), 0)),
+                f"image “{source}” has no description (alt text); "
+                "screen readers skip it and the EPUB claims no WCAG conformance",
+            )
+            for source in undescribed
         ),
     )
 

