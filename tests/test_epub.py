@@ -15,7 +15,7 @@ from xml.etree import ElementTree as ET
 import pytest
 from PIL import Image
 
-from conftest import PROJECTS, REPO, SEED_ID, TYPO_ID
+from conftest import PROJECTS, REPO, SEED_ID, TYPO_ID, make_project
 from epubinfo import XHTML, documents, meta, package, read, text_after_markers, words
 from pdfinfo import page_texts
 from pubkit import a11y
@@ -371,3 +371,48 @@ def test_fonts_are_subset_and_the_css_falls_back_to_generic_families(
         assert size < (fonts / name).stat().st_size / 4, name
     assert '"Noto Serif", serif' in css and '"Noto Sans", sans-serif' in css
     assert epub.stat().st_size < 600_000
+
+
+def _long_lesson() -> str:
+    """A lesson whose pages open in every way: mid-paragraph, on a heading, inside a table
+    whose header row repeats, on a figure, in a code block, with footnotes about."""
+    sentence = "Sentence {n} of part {part} keeps the reader moving through the argument."
+    parts = ["---\nlesson: 1\ntitle: A Long Lesson\n---\n"]
+    for part in range(1, 5):
+        words = " ".join(sentence.format(n=n, part=part) for n in range(1, 40))
+        rows = "\n".join(f"| Row {row} of part {part} | {row * part} |" for row in range(1, 31))
+        code = "\n".join(
+            f"step_{part}_{line} = run(part={part}, line={line})" for line in range(30)
+        )
+        parts += [
+            f"## Part {part}\n",
+            f"{words}[^note{part}]\n",
+            f"[^note{part}]: A note for part {part}, set at the foot of its page.\n",
+            f"| Item | Value |\n|------|------:|\n{rows}\n",
+            f"![Bars for part {part}.](figures/bars.png)\n",
+            f"```\n{code}\n```\n",
+        ]
+    return "\n".join(parts)
+
+
+def test_page_list_follows_tables_figures_and_notes_across_pages(tmp_path: Path) -> None:
+    project = make_project(tmp_path, {"01-long.md": _long_lesson()})
+    figures = project / "manuscript/01-module/figures"
+    figures.mkdir()
+    shutil.copy(PROJECTS / "typography/manuscript/02-elements/figures/bars.png", figures)
+    result = build(project, formats=["pdf", "epub"], force=True)
+    assert result.ok, [str(d) for d in result.diagnostics]
+    assert not [d for d in result.diagnostics if "page list" in str(d)]
+    out = project / "build"
+    pages = page_texts(out / "pdf/01-module/01-long.pdf")
+    assert len(pages) >= 8
+    after = text_after_markers(
+        documents(out / "epub/01-module/01-long.epub")["EPUB/text/ch001.xhtml"]
+    )
+    assert list(after) == [str(n) for n in range(1, len(pages) + 1)]
+    repeated_header = words("Item Value")
+    for number, text in enumerate(pages, start=1):
+        opening = words(text)
+        if number > 1 and opening.startswith(repeated_header):  # the table's header, set again
+            opening = opening[len(repeated_header) :]
+        assert 0 <= words(after[str(number)]).find(opening[:40]) < 15, (number, text[:80])

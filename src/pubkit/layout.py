@@ -16,7 +16,7 @@ from typing import Any
 from weasyprint.document import Document
 from weasyprint.formatting_structure import boxes
 
-from .pagelist import KEY_LENGTH, reading_key
+from .pagelist import IMAGE, KEY_LENGTH, reading_key
 
 #: Slack for rounding in the layout engine, in CSS px (1/96 in).
 TOLERANCE = 1.0
@@ -276,25 +276,42 @@ def continuations(document: Document) -> list[TakeawaysSplit]:
 def page_starts(document: Document) -> tuple[str, ...]:
     """The text that begins each page, as :func:`pubkit.pagelist.reading_key` sees it.
 
-    Only the words of the lesson count: not running heads, footnotes, list numbers or
-    footnote calls (generated content), nor labels hidden from readers, since the EPUB's
-    text has none of these where the page begins.
+    Only the lesson's own words count, and its images (as :data:`pagelist.IMAGE`): not
+    running heads, footnotes, list numbers or footnote calls (generated content), labels
+    hidden from readers, nor a table's header rows repeated on a page the table runs
+    onto, since the EPUB's text has none of these where the page begins.
     """
     starts = []
+    seen: set[Any] = set()  # elements begun on an earlier page
     for page in _pages(document):
         key = ""
         for box, ancestors in page.flow:
-            if not isinstance(box, boxes.TextBox) or "::" in box.element_tag:
-                continue
-            if any(_hidden(a) for a in (*ancestors, box)):
-                continue
-            key += reading_key(box.text)
+            if isinstance(box, boxes.ReplacedBox):
+                key += IMAGE
+            elif _is_lesson_text(box, ancestors, seen):
+                key += reading_key(box.text)
             if len(key) >= KEY_LENGTH:
                 break
         starts.append(key[:KEY_LENGTH])
+        seen.update(box.element for box, _ in page.flow if box.element is not None)
     return tuple(starts)
+
+
+def _is_lesson_text(box: boxes.Box, ancestors: tuple[boxes.Box, ...], seen: set[Any]) -> bool:
+    if not isinstance(box, boxes.TextBox) or "::" in box.element_tag:  # generated content
+        return False
+    return not any(_hidden(a) or _repeated(a, seen) for a in (*ancestors, box))
 
 
 def _hidden(box: boxes.Box) -> bool:
     element = box.element
     return element is not None and element.get("aria-hidden") == "true"
+
+
+def _repeated(box: boxes.Box, seen: set[Any]) -> bool:
+    """A table's header or footer rows, set again on a page the table runs onto."""
+    return (
+        isinstance(box, boxes.TableRowGroupBox)
+        and (box.is_header or box.is_footer)
+        and box.element in seen
+    )

@@ -20,14 +20,18 @@ EPUB_NS = "http://www.idpf.org/2007/ops"
 KEY_LENGTH = 48
 #: Shortest opening that still places a marker when the full one is not found.
 MIN_KEY = 12
+#: Stands for an image in a reading key, so a page that opens on a figure is marked
+#: before the figure, not after it.
+IMAGE = "\ue000"
 #: Elements a page can begin with; a marker goes before them rather than inside. (Not
 #: items of lists, definition lists or figures: a <span> may not stand between those.)
 _BLOCKS = frozenset(
-    f"{{{XHTML}}}{name}" for name in ("p", "h1", "h2", "h3", "h4", "h5", "h6", "pre")
+    f"{{{XHTML}}}{name}" for name in ("p", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "figure")
 )
 #: Text the PDF does not set in its flow: footnote calls and notes, hidden labels.
 _NOT_IN_FLOW = frozenset({"doc-noteref", "doc-footnote", "doc-endnotes", "doc-endnote"})
 _NOTE_TYPES = frozenset({"noteref", "footnote", "footnotes", "endnote", "endnotes"})
+_IMG = f"{{{XHTML}}}img"
 
 
 def reading_key(text: str) -> str:
@@ -50,14 +54,21 @@ class PageMarker:
 
 @dataclass(frozen=True)
 class _Run:
-    """A stretch of text in the tree: an element's ``text``, or a child's ``tail``."""
+    """A stretch of text in the tree: an element's ``text``, or a child's ``tail``; or an
+    image, read as :data:`IMAGE`."""
 
     element: ET.Element
     tail: bool
+    image: bool = False
 
     @property
     def text(self) -> str:
+        if self.image:
+            return IMAGE
         return (self.element.tail if self.tail else self.element.text) or ""
+
+    def key(self, index: int) -> str:
+        return IMAGE if self.image else reading_key(self.text[index])
 
 
 def _skipped(element: ET.Element) -> bool:
@@ -73,7 +84,9 @@ def _skipped(element: ET.Element) -> bool:
 def _runs(element: ET.Element) -> Iterator[_Run]:
     if _skipped(element):
         return
-    if element.text:
+    if element.tag == _IMG:
+        yield _Run(element, tail=False, image=True)
+    elif element.text:
         yield _Run(element, tail=False)
     for child in element:
         yield from _runs(child)
@@ -91,8 +104,8 @@ def mark_pages(root: ET.Element, starts: Sequence[str]) -> tuple[list[PageMarker
     stream: list[str] = []
     origin: list[tuple[int, int]] = []  # (run, character) behind each key character
     for number, run in enumerate(runs):
-        for index, character in enumerate(run.text):
-            for folded in reading_key(character):
+        for index in range(len(run.text)):
+            for folded in run.key(index):
                 stream.append(folded)
                 origin.append((number, index))
     text = "".join(stream)
@@ -146,11 +159,11 @@ def _insert(
     marker: ET.Element, run: _Run, index: int, parents: dict[ET.Element, ET.Element]
 ) -> None:
     """Put ``marker`` at ``index`` of ``run``: at the start of the word there, or before
-    the paragraph or heading when the page begins with it."""
+    the paragraph, heading or figure when the page begins with it."""
     text = run.text
     while index > 0 and reading_key(text[index - 1]):
         index -= 1
-    if not text[:index].strip() and not run.tail:
+    if run.image or (not text[:index].strip() and not run.tail):
         node = run.element
         while node.tag not in _BLOCKS and node in parents:
             parent = parents[node]
@@ -162,6 +175,10 @@ def _insert(
             marker.tail = "\n"
             parent.insert(list(parent).index(node), marker)
             return
+    if run.image:  # an image within a line of text
+        parent = parents[run.element]
+        parent.insert(list(parent).index(run.element), marker)
+        return
     marker.tail = text[index:]
     if run.tail:
         run.element.tail = text[:index]
