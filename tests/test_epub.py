@@ -218,6 +218,18 @@ def test_every_document_declares_its_language_and_the_takeaways_are_labelled(
                     assert label and any(e.get("id") == label for e in aside.iter())
 
 
+def test_notes_open_with_their_number_linked_back_to_the_call(typography_build: Path) -> None:
+    chapter = documents(typography_build / f"epub/{TYPO_ID}.epub")["EPUB/text/ch001.xhtml"]
+    calls = {a.get("id"): a for a in chapter.iter(f"{XHTML}a") if a.get("role") == "doc-noteref"}
+    notes = [n for n in chapter.iter(f"{XHTML}aside") if n.get("role") == "doc-footnote"]
+    assert len(notes) == len(calls) == 2
+    for note in notes:
+        back = next(a for a in note.iter(f"{XHTML}a") if a.get("role") == "doc-backlink")
+        call = calls[back.get("href", "").removeprefix("#")]
+        assert back.text == "".join(call.itertext()).strip()
+        assert call.get("href") == f"#{note.get('id')}"
+
+
 # --- in step with print --------------------------------------------------------------
 
 
@@ -416,3 +428,5 @@ def test_page_list_follows_tables_figures_and_notes_across_pages(tmp_path: Path)
         if number > 1 and opening.startswith(repeated_header):  # the table's header, set again
             opening = opening[len(repeated_header) :]
         assert 0 <= words(after[str(number)]).find(opening[:40]) < 15, (number, text[:80])
+    # Markers inside table cells and before figures keep the chapter valid.
+    assert run_epubcheck(out / "epub/01-module/01-long.epub") == []

@@ -172,9 +172,40 @@ def _finish_takeaways(box: ET.Element) -> None:
         box.set("aria-labelledby", heading.get("id", ""))
 
 
+def _number_notes(root: ET.Element) -> None:
+    """Open each note with its number, linked back to where it is called.
+
+    Readers that pop notes up show them as they are; the others list them at the end of
+    the chapter, where a bare paragraph would not say which call it answers.
+    """
+    calls = {
+        (link.get("href") or "").removeprefix("#"): link
+        for link in root.iter(_tag("a"))
+        if link.get("role") == "doc-noteref"
+    }
+    for note in root.iter(_tag("aside")):
+        call = calls.get(note.get("id") or "")
+        first = next(iter(note), None)
+        if call is None or first is None or not call.get("id"):
+            continue
+        number = "".join(call.itertext()).strip()
+        back = ET.Element(
+            _tag("a"),
+            {"href": f"#{call.get('id')}", "role": "doc-backlink", "class": "footnote-back"},
+        )
+        back.text = number
+        back.tail = "\u00a0" + (first.text or "") if first.tag == _tag("p") else "\n"
+        if first.tag == _tag("p"):
+            first.text = None
+            first.insert(0, back)
+        else:
+            note.text = None
+            note.insert(0, back)
+
+
 def finish_chapter(root: ET.Element, title: str) -> None:
     """Put pandoc's chapter in pubkit's shape: the header as in print, takeaways as asides,
-    and the lesson's title (not pandoc's file name) as the document title."""
+    numbered notes, and the lesson's title (not pandoc's file name) as the document title."""
     for element in root.iter(_tag("title")):
         element.text = title
     for element in list(root.iter()):
@@ -183,6 +214,7 @@ def finish_chapter(root: ET.Element, title: str) -> None:
             _finish_header(element)
         if "takeaways" in classes:
             _finish_takeaways(element)
+    _number_notes(root)
 
 
 def _xhtml(root: ET.Element) -> bytes:
