@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pypdfium2 as pdfium
+from PIL import Image
 from weasyprint import HTML
 
 from .fetcher import ProjectFetcher
@@ -14,6 +15,10 @@ from .render import RenderJob
 #: Cover width in pixels: what e-reader stores ask for (at least 1400 on the short side).
 WIDTH = 1400
 STYLESHEETS = ("base.css", "cover.css")
+#: A cover of type and flat colour has a few hundred colours (the edges of letters) and
+#: is stored with a 256-colour palette, under half the size; one with more colours (a
+#: publisher's photograph) keeps them all.
+PALETTE_LIMIT = 4096
 
 
 def render_cover(job: RenderJob) -> bytes:
@@ -31,6 +36,10 @@ def render_cover(job: RenderJob) -> bytes:
         image = page.render(scale=WIDTH / page.get_width()).to_pil().convert("RGB")
     finally:
         pdf.close()
+    if image.getcolors(maxcolors=PALETTE_LIMIT) is not None:  # type and flat colour only
+        image = image.quantize(
+            colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+        )
     buffer = io.BytesIO()
     image.save(buffer, "PNG", optimize=True)
     return buffer.getvalue()

