@@ -8,11 +8,13 @@ up in the manuscript, and messages about the package (metadata) point at the fro
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import zipfile
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,13 +124,18 @@ def check_epub(lesson: Lesson, epub: Path) -> Iterator[Diagnostic]:
 
 
 def check_epubs(lessons: Iterable[tuple[Lesson, Path]]) -> list[Diagnostic]:
-    """Every lesson's EPUB through EPUBCheck; a lesson with no EPUB built is an error."""
-    diagnostics: list[Diagnostic] = []
-    for lesson, epub in lessons:
-        if not epub.is_file():
-            diagnostics.append(
-                error(lesson.path, None, "no EPUB built for this lesson; run `pubkit build`")
-            )
-            continue
-        diagnostics.extend(check_epub(lesson, epub))
+    """Every lesson's EPUB through EPUBCheck, one JVM per core at a time, reported in
+    lesson order; a lesson with no EPUB built is an error."""
+    lessons = list(lessons)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        results = pool.map(
+            lambda pair: list(check_epub(*pair)) if pair[1].is_file() else None, lessons
+        )
+        diagnostics: list[Diagnostic] = []
+        for (lesson, _), found in zip(lessons, results, strict=True):
+            if found is None:
+                found = [
+                    error(lesson.path, None, "no EPUB built for this lesson; run `pubkit build`")
+                ]
+            diagnostics.extend(found)
     return diagnostics
