@@ -12,7 +12,7 @@ from typing import Any
 from . import __version__, validate
 from .config import Config, load_config
 from .editions import EDITIONS
-from .errors import Diagnostic, PubkitError
+from .errors import Diagnostic, LessonError, PubkitError
 from .manuscript import Collection, Lesson, collect
 from .markdown import Document, convert
 from .metrics import Figures, count_words, reading_minutes
@@ -56,7 +56,8 @@ class BuildResult:
 
 
 def source_date() -> str | None:
-    """The date to stamp on outputs when SOURCE_DATE_EPOCH asks for reproducible builds."""
+    """The date to stamp on outputs when SOURCE_DATE_EPOCH asks for reproducible builds
+    (the reproducible-builds.org convention; it wins over course.date)."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     if not epoch.isdigit():
         return None
@@ -90,7 +91,9 @@ def check_layout(
     findings: list[Diagnostic] = []
     for lesson in collection.lessons:
         try:
-            rendered, _, document = _render_lesson(lesson, config, theme, paged, source_date())
+            rendered, _, document = _render_lesson(
+                lesson, config, theme, paged, source_date() or config.date
+            )
         except PubkitError as exc:
             diagnostics.extend(exc.diagnostics)
             continue
@@ -140,7 +143,7 @@ def build(
     names = tuple(formats) if formats else config.editions
     out = (out or config.output_dir).resolve()
     state = read_json(out / STATE_NAME) or {}
-    date = source_date()
+    date = source_date() or config.date
     theme_digest = _theme_digest(theme)
 
     results: list[LessonResult] = []
@@ -188,7 +191,28 @@ def build(
 def _render_lesson(
     lesson: Lesson, config: Config, theme: Theme, names: tuple[str, ...], date: str | None
 ) -> tuple[dict[str, Rendered], Figures, Document]:
-    """Parse, measure and render one lesson's editions, all in memory."""
+    """Parse, measure and render one lesson's editions, all in memory.
+
+    Whatever goes wrong fails this lesson only: an unexpected exception (a fault in pubkit
+    or an engine, set off by this manuscript) becomes an error naming it, and the rest of
+    the course is still built. PUBKIT_DEBUG=1 lets it through, with its traceback.
+    """
+    try:
+        return _render_editions(lesson, config, theme, names, date)
+    except PubkitError:
+        raise
+    except RecursionError:
+        raise LessonError.at(lesson.path, None, "the manuscript nests too deeply to set") from None
+    except Exception as exc:
+        if os.environ.get("PUBKIT_DEBUG"):
+            raise
+        message = f"internal error ({type(exc).__name__}: {exc}); this is a bug in pubkit"
+        raise LessonError.at(lesson.path, None, message) from exc
+
+
+def _render_editions(
+    lesson: Lesson, config: Config, theme: Theme, names: tuple[str, ...], date: str | None
+) -> tuple[dict[str, Rendered], Figures, Document]:
     document = convert(lesson, config.root)
     words = count_words(document.text)
     figures = Figures(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import re
 import string
@@ -42,6 +43,9 @@ class Config:
     authors: tuple[str, ...] = ()
     #: course.language: BCP 47 tag of the manuscripts (hyphenation, e-reader language).
     language: str = "en"
+    #: course.date: the date stamped on every edition (YYYY-MM-DD), so that rebuilds of
+    #: unchanged sources are byte-identical; SOURCE_DATE_EPOCH, when set, wins.
+    date: str | None = None
     #: reading.words_per_minute: reading speed used for "N min read".
     words_per_minute: int = 238
     #: pdf.paper: page size of the pdf and handout editions.
@@ -123,6 +127,17 @@ def _series(value: Any) -> str:
     return text
 
 
+def _date(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    try:
+        return dt.date.fromisoformat(str(value).strip()).isoformat()
+    except ValueError:
+        raise ValueError("expected a date written YYYY-MM-DD") from None
+
+
 def _words_per_minute(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 50 <= value <= 2000:
         raise ValueError("expected a whole number from 50 to 2000")
@@ -163,6 +178,7 @@ OPTIONS = (
     Option("course.publisher", "publisher", _text),
     Option("course.authors", "authors", _text_list),
     Option("course.language", "language", parse_language),
+    Option("course.date", "date", _date),
     Option("reading.words_per_minute", "words_per_minute", _words_per_minute),
     Option("pdf.paper", "paper", _choice(*PAPER_SIZES)),
     Option("handout.bleed", "bleed", _length),

@@ -228,6 +228,7 @@ def render_epub(job: RenderJob) -> Rendered:
             source=job.lesson.path,
             cwd=job.lesson.path.parent,
             sandbox=False,
+            date=job.date,
         )
         data, notes = _repack(output.read_bytes(), job)
         return Rendered(data=data, diagnostics=tuple(notes))

@@ -11,6 +11,15 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 #: The largest resource (image, font) a manuscript may pull into a PDF.
 MAX_RESOURCE_BYTES = 64 * 1024 * 1024
+#: Where the project appears to WeasyPrint. WeasyPrint names each embedded image after
+#: its URL, so a URL that does not depend on the folder the project is checked out in
+#: keeps the PDF's bytes the same wherever it is built (and keeps that folder out of it).
+PROJECT_URL_ROOT = Path("/pubkit-project")
+
+
+def project_url(root: Path, path: Path) -> str:
+    """The URL WeasyPrint is given for ``path`` inside the project at ``root``."""
+    return (PROJECT_URL_ROOT / path.relative_to(root)).as_uri()
 
 
 class ProjectFetcher(URLFetcher):  # type: ignore[misc]
@@ -20,9 +29,11 @@ class ProjectFetcher(URLFetcher):  # type: ignore[misc]
     recorded in :attr:`refused` so the build can report it as an error.
     """
 
-    def __init__(self, roots: list[Path]) -> None:
+    def __init__(self, roots: list[Path], project: Path | None = None) -> None:
+        """``project``: the folder that :func:`project_url` URLs stand for."""
         super().__init__(allowed_protocols=("file", "data"))
         self.roots = [root.resolve() for root in roots]
+        self.project = project.resolve() if project else None
         self.refused: list[str] = []
 
     def _refuse(self, url: str, why: str) -> ValueError:
@@ -35,7 +46,10 @@ class ProjectFetcher(URLFetcher):  # type: ignore[misc]
             return super().fetch(url, headers)
         if scheme != "file":
             raise self._refuse(url, "only files inside the project may be used")
-        path = Path(unquote(urlsplit(url).path)).resolve()
+        path = Path(unquote(urlsplit(url).path))
+        if self.project and path.is_relative_to(PROJECT_URL_ROOT):
+            path = self.project / path.relative_to(PROJECT_URL_ROOT)
+        path = path.resolve()
         if not any(path.is_relative_to(root) for root in self.roots):
             raise self._refuse(url, "outside the project folder")
         try:

@@ -12,7 +12,8 @@ from typing import Any
 from .errors import Diagnostic, LessonError, warning
 from .manuscript import Lesson
 from .pandoc import run_pandoc
-from .resources import check_resources
+from .resources import check_resources, line_of
+from .sanitize import sanitize
 
 #: CommonMark with pandoc's extensions (fenced divs, footnotes, pipe tables, definition
 #: lists, smart punctuation, attributes, an image alone in a paragraph as a captioned
@@ -86,6 +87,7 @@ def convert(lesson: Lesson, root: Path) -> Document:
     problems = check_resources(ast["blocks"], lesson, root)
     if problems:
         raise LessonError(problems)
+    ast["blocks"], removed = sanitize(ast["blocks"], lambda source: line_of(lesson, source))
     skips = outline(ast["blocks"])
     undescribed = [
         node["c"][2][0]
@@ -114,6 +116,10 @@ def convert(lesson: Lesson, root: Path) -> Document:
                 "screen readers skip it and the EPUB claims no WCAG conformance",
             )
             for source in undescribed
+        )
+        + tuple(
+            warning(lesson.path, line, f"{what} removed: pubkit keeps only safe HTML")
+            for line, what in removed
         ),
     )
 

@@ -14,7 +14,7 @@ from weasyprint.text.fonts import FontConfiguration
 
 from . import layout
 from .errors import LessonError, warning
-from .fetcher import ProjectFetcher
+from .fetcher import ProjectFetcher, project_url
 from .markdown import to_html
 from .render import Rendered, RenderJob
 from .theme import Theme
@@ -112,7 +112,8 @@ def render_paged(job: RenderJob) -> Rendered:
     heading on the next.
     """
     lesson = job.lesson
-    fetcher = ProjectFetcher([job.config.root, *job.theme.folders])
+    fetcher = ProjectFetcher([job.config.root, *job.theme.folders], project=job.config.root)
+    base_url = project_url(job.config.root, lesson.path.parent) + "/"
     print_shop = _print_shop(job)
     css = stylesheet(
         job.theme, job.edition.stylesheets, job.edition.name, job.config.paper, print_shop
@@ -124,9 +125,9 @@ def render_paged(job: RenderJob) -> Rendered:
     with _weasyprint_warnings() as messages:
         for _ in range(MAX_PASSES):
             html = job.render_template("lesson.html.j2", job.figures.with_pages(pages), body)
-            document = HTML(
-                string=html, base_url=lesson.path.parent.as_uri() + "/", url_fetcher=fetcher
-            ).render(stylesheets=[css], font_config=font_config())
+            document = HTML(string=html, base_url=base_url, url_fetcher=fetcher).render(
+                stylesheets=[css], font_config=font_config()
+            )
             tried.append(pages)
             splits = layout.continuations(document)
             if splits:

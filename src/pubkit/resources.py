@@ -67,8 +67,15 @@ def _references(node: Any) -> Iterator[str]:
 
 
 def line_of(lesson: Lesson, reference: str) -> int | None:
-    """The manuscript line where ``reference`` is written, when it can be found."""
-    index = lesson.body.find(reference) if reference else -1
+    """The manuscript line where ``reference`` is written, when it can be found: as an
+    attribute value or a Markdown target first, so that a short name is not found
+    inside some earlier word."""
+    if not reference:
+        return None
+    for written in (f'"{reference}"', f"'{reference}'", f"({reference}", f"={reference}"):
+        if (index := lesson.body.find(written)) >= 0:
+            return lesson.line_at(index)
+    index = lesson.body.find(reference)
     return lesson.line_at(index) if index >= 0 else None
 
 
