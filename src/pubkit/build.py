@@ -12,8 +12,8 @@ from typing import Any
 from . import __version__, validate
 from .config import Config, load_config
 from .editions import EDITIONS
-from .errors import Diagnostic, LessonError, PubkitError
-from .manuscript import Collection, Lesson, collect
+from .errors import ConfigError, Diagnostic, LessonError, PubkitError
+from .manuscript import Collection, Lesson, collect, strictly
 from .markdown import Document, convert
 from .metrics import Figures, count_words, reading_minutes
 from .output import (
@@ -65,15 +65,23 @@ def source_date() -> str | None:
 
 
 def check(
-    root: Path, targets: Iterable[Path] = (), settings: Mapping[str, Any] | None = None
+    root: Path,
+    targets: Iterable[Path] = (),
+    settings: Mapping[str, Any] | None = None,
+    strict: bool = False,
 ) -> tuple[Config, Collection, list[Diagnostic]]:
     """Validate configuration and manuscripts without rendering anything.
 
-    ``settings`` override pubkit.yaml by key (``{"handout.bleed": "3mm"}``).
+    ``settings`` override pubkit.yaml by key (``{"handout.bleed": "3mm"}``). ``strict``
+    makes every warning an error: of pubkit.yaml (nothing is built) or of a lesson (that
+    lesson fails).
     """
     config, warnings = load_config(root, settings)
+    if strict and warnings:
+        raise ConfigError([w.as_error() for w in warnings])
     load_theme(config.styles_dir)
-    return config, collect(config, targets), warnings
+    collection = collect(config, targets)
+    return config, strictly(collection) if strict else collection, warnings
 
 
 def check_layout(
@@ -131,14 +139,16 @@ def build(
     force: bool = False,
     progress: Progress | None = None,
     settings: Mapping[str, Any] | None = None,
+    strict: bool = False,
 ) -> BuildResult:
     """Build every lesson under ``targets`` (default: the whole manuscript folder).
 
     Everything is gathered and validated first; a lesson's files are written only
     once all of its editions have rendered, so a failure never leaves half an output.
+    ``strict`` makes every warning an error, failing the lesson it is about.
     """
     targets = tuple(targets)
-    config, collection, warnings = check(root, targets, settings)
+    config, collection, warnings = check(root, targets, settings, strict)
     theme = load_theme(config.styles_dir)
     names = tuple(formats) if formats else config.editions
     out = (out or config.output_dir).resolve()
@@ -151,7 +161,7 @@ def build(
     diagnostics = list(collection.diagnostics)
     total = len(collection.lessons)
     for index, lesson in enumerate(collection.lessons, start=1):
-        key = _fingerprint(lesson, config, theme_digest, names, date)
+        key = _fingerprint(lesson, config, theme_digest, names, date, strict)
         previous = state.get(lesson.id)
         if not force and previous and previous["key"] == key:
             entry = previous["entry"]
@@ -166,9 +176,15 @@ def build(
             diagnostics.extend(exc.diagnostics)
             failed.append(lesson.path)
             continue
-        diagnostics.extend(document.warnings)
-        for result in rendered.values():
-            diagnostics.extend([*result.diagnostics, *result.findings])
+        notes = [
+            *document.warnings,
+            *(d for result in rendered.values() for d in (*result.diagnostics, *result.findings)),
+        ]
+        if strict and notes:
+            diagnostics.extend(note.as_error() for note in notes)
+            failed.append(lesson.path)
+            continue
+        diagnostics.extend(notes)
         entry = _write_lesson(lesson, out, rendered, figures, document.has_takeaways)
         state[lesson.id] = {"key": key, "entry": entry}
         results.append(LessonResult(lesson, entry, skipped=False))
@@ -277,10 +293,17 @@ def _theme_digest(theme: Theme) -> str:
 
 
 def _fingerprint(
-    lesson: Lesson, config: Config, theme_digest: str, names: tuple[str, ...], date: str | None
+    lesson: Lesson,
+    config: Config,
+    theme_digest: str,
+    names: tuple[str, ...],
+    date: str | None,
+    strict: bool,
 ) -> str:
-    """Everything an output depends on: a change to any of it rebuilds the lesson."""
+    """Everything an output depends on: a change to any of it rebuilds the lesson (and
+    ``--strict`` looks at every lesson's warnings afresh)."""
     parts: list[bytes | str] = [__version__, ",".join(names), date or "", theme_digest]
+    parts.append("strict" if strict else "")
     parts.append(repr(replace(config, lines={})))  # pubkit.yaml and command-line settings
     parts += [lesson.path.read_bytes(), lesson.module.source.read_bytes()]
     return fingerprint(parts)

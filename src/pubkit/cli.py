@@ -76,6 +76,12 @@ project_option = click.option(
     show_default="current folder",
     help="Course folder (holding pubkit.yaml and manuscript/).",
 )
+strict_option = click.option(
+    "--strict",
+    is_flag=True,
+    help="Treat every warning as an error; a lesson warned about fails (unknown fields, "
+    "removed HTML, layout findings).",
+)
 paths_argument = click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 
 
@@ -111,6 +117,7 @@ def main() -> None:
 )
 @click.option("--force", is_flag=True, help="Rebuild lessons even when they are up to date.")
 @click.option("-q", "--quiet", is_flag=True, help="Print errors and warnings only.")
+@strict_option
 @_guarded
 def build_command(
     paths: tuple[Path, ...],
@@ -121,6 +128,7 @@ def build_command(
     marks: bool | None,
     force: bool,
     quiet: bool,
+    strict: bool,
 ) -> None:
     """Build every lesson (or the lessons in PATHS) into build/."""
 
@@ -131,7 +139,7 @@ def build_command(
 
     given = {"handout.bleed": bleed, "handout.marks": marks}
     settings = {key: value for key, value in given.items() if value is not None}
-    result = build(project, paths, formats or None, out, force, progress, settings)
+    result = build(project, paths, formats or None, out, force, progress, settings, strict)
     _summarise(result, quiet)
     if not result.ok:
         sys.exit(EXIT_FAILED)
@@ -172,16 +180,22 @@ def _summarise(result: BuildResult, quiet: bool) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Output folder holding the built EPUBs (with --epub).",
 )
+@strict_option
 @_guarded
 def check_command(
-    paths: tuple[Path, ...], project: Path, layout: bool, epub: bool, out: Path | None
+    paths: tuple[Path, ...],
+    project: Path,
+    layout: bool,
+    epub: bool,
+    out: Path | None,
+    strict: bool,
 ) -> None:
     """Validate pubkit.yaml and the manuscripts without building anything."""
     findings: list[Diagnostic] = []
     if layout:
         collection, diagnostics, findings = check_layout(project, paths)
     else:
-        _config, collection, warnings = check(project, paths)
+        _config, collection, warnings = check(project, paths, strict=strict)
         diagnostics = [*warnings, *collection.diagnostics]
     if epub:
         _collection, _diagnostics, messages = check_epubs(project, paths, out)

@@ -42,6 +42,10 @@ class Diagnostic:
     def is_error(self) -> bool:
         return self.severity is Severity.ERROR
 
+    def as_error(self) -> Diagnostic:
+        """This diagnostic as an error (``--strict``)."""
+        return Diagnostic(self.path, self.line, self.message, Severity.ERROR)
+
 
 def error(path: Path | None, line: int | None, message: str) -> Diagnostic:
     return Diagnostic(path, line, message, Severity.ERROR)

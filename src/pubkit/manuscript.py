@@ -313,6 +313,21 @@ class Collection:
     failed: tuple[Path, ...]
 
 
+def strictly(collection: Collection) -> Collection:
+    """``--strict``: every warning is an error, and a lesson warned about fails."""
+    warned = {d.path for d in collection.diagnostics if not d.is_error}
+    keep = [
+        lesson
+        for lesson in collection.lessons
+        if lesson.path not in warned and lesson.module.source not in warned
+    ]
+    return Collection(
+        lessons=tuple(keep),
+        diagnostics=tuple(d.as_error() for d in collection.diagnostics),
+        failed=(*collection.failed, *(x.path for x in collection.lessons if x not in keep)),
+    )
+
+
 def _lesson_files(config: Config, targets: Iterable[Path]) -> tuple[list[Path], list[Diagnostic]]:
     found: list[Path] = []
     problems: list[Diagnostic] = []
