@@ -11,7 +11,7 @@ from typing import Any
 
 from . import __version__, validate
 from .config import Config, load_config
-from .editions import EDITIONS
+from .editions import COVER_STYLESHEETS, EDITIONS
 from .errors import ConfigError, Diagnostic, LessonError, PubkitError
 from .manuscript import Collection, Lesson, collect, strictly
 from .markdown import Document, convert
@@ -79,9 +79,24 @@ def check(
     config, warnings = load_config(root, settings)
     if strict and warnings:
         raise ConfigError([w.as_error() for w in warnings])
-    load_theme(config.styles_dir)
+    _check_theme(load_theme(config.styles_dir), config)
     collection = collect(config, targets)
     return config, strictly(collection) if strict else collection, warnings
+
+
+def _check_theme(theme: Theme, config: Config) -> None:
+    """Assemble every stylesheet once, so that a theme fault (an unknown token, a file
+    loaded from outside the theme) stops the build before any lesson, reported once."""
+    problems: list[Diagnostic] = []
+    sheets = {name: EDITIONS[name].stylesheets for name in config.editions}
+    sheets["cover"] = COVER_STYLESHEETS
+    for name, stylesheets in sheets.items():
+        try:
+            theme.stylesheet(stylesheets, name, config.paper, font_url=lambda f: f.path.name)
+        except ConfigError as exc:
+            problems.extend(exc.diagnostics)
+    if problems:
+        raise ConfigError(dict.fromkeys(problems))
 
 
 def check_layout(

@@ -20,6 +20,8 @@ CONFIG_NAME = "pubkit.yaml"
 PAPER_SIZES = ("A4", "Letter")
 _LENGTH = re.compile(r"^(\d+(?:\.\d+)?)\s*(mm|cm|in|pt)$")
 _MM_PER = {"mm": 1.0, "cm": 10.0, "in": 25.4, "pt": 25.4 / 72}
+#: Characters XML forbids: no edition's metadata can carry them.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 
 
@@ -78,16 +80,19 @@ class Config:
 
 
 def _text(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("expected a non-empty text")
+    if not isinstance(value, str) or not value.strip() or _CONTROL.search(value):
+        raise ValueError("expected a non-empty text without control characters")
     return value.strip()
 
 
 def _text_list(value: Any) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
+    if not isinstance(items, list):
         raise ValueError("expected a text or a list of texts")
-    return tuple(i.strip() for i in items)
+    try:
+        return tuple(_text(i) for i in items)
+    except ValueError:
+        raise ValueError("expected a text or a list of texts, without control characters") from None
 
 
 def parse_language(value: Any) -> str:

@@ -8,13 +8,13 @@ import pypdfium2 as pdfium
 from PIL import Image
 from weasyprint import HTML
 
+from .editions import COVER_STYLESHEETS
 from .fetcher import ProjectFetcher
 from .pdf import font_config, stylesheet
 from .render import RenderJob
 
 #: Cover width in pixels: what e-reader stores ask for (at least 1400 on the short side).
 WIDTH = 1400
-STYLESHEETS = ("base.css", "cover.css")
 #: A cover of type and flat colour has a few hundred colours (the edges of letters) and
 #: is stored with a 256-colour palette, under half the size; one with more colours (a
 #: publisher's photograph) keeps them all.
@@ -25,7 +25,7 @@ def render_cover(job: RenderJob) -> bytes:
     """The cover as PNG bytes: module, lesson number, title, dek and reading figures."""
     theme = job.theme
     html = job.render_template("cover.html.j2")
-    css = stylesheet(theme, STYLESHEETS, "cover", job.config.paper, "")
+    css = stylesheet(theme, COVER_STYLESHEETS, "cover", job.config.paper, "")
     fetcher = ProjectFetcher(list(theme.folders))
     document = HTML(
         string=html, base_url=theme.folders[0].as_uri() + "/", url_fetcher=fetcher

@@ -45,6 +45,9 @@ class Edition:
         return renderer
 
 
+#: The EPUB cover's stylesheets (:mod:`pubkit.cover`): the header, set as on page 1.
+COVER_STYLESHEETS = ("base.css", "cover.css")
+
 EDITIONS: dict[str, Edition] = {
     edition.name: edition
     for edition in (

@@ -105,7 +105,21 @@ def read_text(path: Path) -> str:
         raise PubkitError.at(
             path, line, f"not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}"
         ) from None
-    return text.removeprefix("\ufeff")
+    text = text.removeprefix("\ufeff")
+    if found := _CONTROL.search(text):
+        line = text.count("\n", 0, found.start()) + 1
+        column = found.start() - text.rfind("\n", 0, found.start())
+        raise PubkitError.at(
+            path,
+            line,
+            f"control character U+{ord(found.group()):04X} at column {column}: "
+            "no edition can carry it (XML forbids it); delete it",
+        )
+    return text
+
+
+#: Characters XML 1.0 forbids, which no EPUB or tagged PDF may contain.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def split_front_matter(text: str, path: Path) -> tuple[YamlMapping, str, int]:
@@ -177,8 +191,8 @@ class _Fields:
             return None
         if isinstance(value, int | float) and not isinstance(value, bool):
             value = str(value)
-        if not isinstance(value, str) or not value.strip():
-            self._bad(key, "a non-empty text")
+        if not isinstance(value, str) or not value.strip() or _CONTROL.search(value):
+            self._bad(key, "a non-empty text without control characters")
             return None
         return " ".join(value.split())
 
@@ -198,10 +212,12 @@ class _Fields:
             return ()
         if isinstance(value, str):
             value = [part for part in value.split(",") if part.strip()]
-        if not isinstance(value, list) or not all(
-            isinstance(v, str | int | float) and not isinstance(v, bool) for v in value
+        if (
+            not isinstance(value, list)
+            or not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value)
+            or any(_CONTROL.search(str(v)) for v in value)
         ):
-            self._bad(key, "a text or a list of texts")
+            self._bad(key, "a text or a list of texts, without control characters")
             return ()
         return tuple(" ".join(str(v).split()) for v in value if str(v).strip())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -30,14 +31,36 @@ _FETCHING = {
 }
 
 
+#: What CSS fetches: ``url(...)`` and ``@import "..."``.
+_CSS_REFERENCE = re.compile(
+    r"""url\(\s*["']?([^"')\s]+)["']?\s*\)|@import\s+["']([^"']+)["']""", re.IGNORECASE
+)
+
+
+def css_references(css: str) -> list[str]:
+    return [url or imported for url, imported in _CSS_REFERENCE.findall(css)]
+
+
 class _References(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.found: list[str] = []
+        self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.found += css_references(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style":
+            self._in_style = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._in_style = self._in_style or tag == "style"
         wanted = _FETCHING.get(tag, ())
         for name, value in attrs:
+            if name == "style" and value:
+                self.found += css_references(value)
             if name in wanted and value:
                 if name == "srcset":
                     self.found += [part.split()[0] for part in value.split(",") if part.split()]

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from .config import builtin_styles
 from .errors import ConfigError, PubkitError, error
+from .resources import css_references
 from .yamlsrc import load_mapping
 
 TOKENS_FILE = "tokens.yaml"
@@ -108,15 +110,33 @@ def _flatten(tokens: Mapping[str, Any], exclude: set[str], prefix: str = "") -> 
 
 
 def _substitute(path: Path, properties: Mapping[str, str]) -> str:
+    """The stylesheet at ``path`` with its tokens filled in; an unknown token, or a file
+    it would load from outside the theme folder or the network, is an error at its line."""
     css = path.read_text(encoding="utf-8")
     problems = []
     for number, line in enumerate(css.splitlines(), start=1):
         for name in _VAR.findall(line):
             if name not in properties:
                 problems.append(error(path, number, f"var(--{name}): no such design token"))
+        for reference in css_references(line):
+            if why := _outside_theme(path.parent, reference):
+                problems.append(error(path, number, f"'{reference}': {why}"))
     if problems:
         raise ConfigError(problems)
     return _VAR.sub(lambda m: properties[m.group(1)], css)
+
+
+def _outside_theme(folder: Path, reference: str) -> str | None:
+    """Why a stylesheet may not load ``reference``, or None when it is a theme file."""
+    scheme = urlsplit(reference).scheme.lower()
+    if scheme == "data":
+        return None
+    if scheme:
+        return "a stylesheet may load only files of its theme folder, never from the network"
+    target = (folder / unquote(urlsplit(reference).path)).resolve()
+    if not target.is_relative_to(folder.resolve()):
+        return "outside the theme folder"
+    return None if target.is_file() else "no such file"
 
 
 def _font_faces(fonts: tuple[FontFace, ...], font_url: Callable[[FontFace], str]) -> str:

@@ -1,0 +1,242 @@
+"""Hostile projects: nothing outside the project is read, nothing is fetched from the
+network, an interrupted build loses nothing, and the same sources give the same bytes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from conftest import PROJECTS, lesson_text, make_project
+from pubkit.build import build
+from pubkit.fetcher import ProjectFetcher
+
+FIGURE = PROJECTS / "typography/manuscript/02-elements/figures/bars.png"
+
+
+def figure_lesson(number: int, source: str) -> str:
+    return lesson_text(number, f"Figure {number}", f"Words.\n\n![A figure]({source})\n")
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (lambda p: p.symlink_to("/etc/passwd"), "outside the project folder"),
+        (lambda p: p.symlink_to("/dev/zero"), "outside the project folder"),
+        (lambda p: os.mkfifo(p), "not a regular file"),  # reading it would hang the build
+    ],
+    ids=["symlink-out", "symlink-device", "fifo"],
+)
+def test_a_figure_that_is_not_a_project_file_is_refused(tmp_path: Path, make, why: str) -> None:  # type: ignore[no-untyped-def]
+    root = make_project(
+        tmp_path, {"01-bad.md": figure_lesson(1, "figures/x.png"), "02-ok.md": lesson_text(2)}
+    )
+    figures = root / "manuscript/01-module/figures"
+    figures.mkdir()
+    make(figures / "x.png")
+    result = build(root, formats=["pdf"], force=True)
+    assert [p.name for p in result.failed] == ["01-bad.md"]
+    (problem,) = [d for d in result.diagnostics if d.is_error]
+    assert problem.line == 8 and f"'figures/x.png': {why}" in problem.message
+    assert [r.lesson.path.name for r in result.built] == ["02-ok.md"]
+
+
+def test_the_fetcher_reads_regular_project_files_only(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(FIGURE, project / "ok.png")
+    (project / "out.png").symlink_to("/etc/passwd")
+    fetcher = ProjectFetcher([project], project=project)
+    assert fetcher.fetch((project / "ok.png").as_uri())  # a regular file inside is served
+    assert fetcher.fetch("file:///pubkit-project/ok.png")  # and under its fixed URL
+    for url in (
+        "file:///etc/passwd",
+        (project / "out.png").as_uri(),
+        "file:///pubkit-project/../etc/passwd",
+        "file:///dev/zero",
+        "http://127.0.0.1:9/x.png",
+        "ftp://example.com/x",
+    ):
+        with pytest.raises(ValueError):
+            fetcher.fetch(url)
+    assert len(fetcher.refused) == 6
+
+
+class Listener:
+    """A loopback server that records every connection made to it."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen()
+        self.server.settimeout(0.2)
+        self.address = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self.arrived: list[object] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen)
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.arrived.append(self.server.accept())
+            except TimeoutError:
+                continue
+
+    def __enter__(self) -> Listener:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        time.sleep(0.5)  # time for a late connection to show
+        self._stop.set()
+        self._thread.join()
+        self.server.close()
+
+
+def test_no_connection_is_made_for_a_manuscript_that_points_at_the_network(
+    tmp_path: Path,
+) -> None:
+    with Listener() as listener:
+        at = listener.address
+        root = make_project(
+            tmp_path,
+            {
+                "01-links.md": lesson_text(1, "Links", f"A [link]({at}/page) and a bare {at}/b.\n"),
+                "02-image.md": figure_lesson(2, f"{at}/image.png"),
+                "03-raw.md": lesson_text(3, "Raw", f'Text.\n\n<img src="{at}/raw.png" alt="r">\n'),
+                "04-style.md": lesson_text(
+                    4, "Style", f"<style>@import url({at}/s.css);</style>\n"
+                ),
+                "05-attribute.md": lesson_text(
+                    5, "Attribute", f'[x]{{style="background: url({at}/bg.png)"}}\n'
+                ),
+            },
+        )
+        result = build(root, force=True)
+    assert listener.arrived == []
+    built = {r.lesson.path.name for r in result.built}
+    assert built == {"01-links.md", "05-attribute.md"}  # links are written, never fetched
+    assert {p.name for p in result.failed} == {"02-image.md", "03-raw.md", "04-style.md"}
+    page = PdfReader(root / "build/pdf/01-module/01-links.pdf").pages[0]
+    uris = [a.get_object()["/A"].get("/URI") for a in page.get("/Annots", [])]
+    assert f"{at}/page" in uris  # the link is there, for the reader to follow
+
+
+def test_a_theme_that_loads_from_the_network_stops_the_build_first(tmp_path: Path) -> None:
+    with Listener() as listener:
+        root = make_project(tmp_path, {"01-a.md": lesson_text(1)})
+        (root / "styles").mkdir()
+        (root / "styles/custom.css").write_text(
+            f"@import url({listener.address}/theme.css);\n"
+            f"body {{ background: url('{listener.address}/bg.png') }}\n"
+            "h1 { background: url(../../etc/passwd) }\n"
+        )
+        run = subprocess.run(
+            [sys.executable, "-m", "pubkit", "build"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    assert listener.arrived == []
+    assert run.returncode == 2
+    lines = run.stderr.splitlines()
+    assert lines[0].startswith("styles/custom.css:1: error: 'http://127.0.0.1:")
+    assert (
+        lines[1].startswith("styles/custom.css:2: error:") and "never from the network" in lines[1]
+    )
+    assert lines[2] == "styles/custom.css:3: error: '../../etc/passwd': outside the theme folder"
+    assert not (root / "build/pdf").exists()
+
+
+def _copy(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    return target
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(out).as_posix(): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.suffix in (".pdf", ".epub")
+    }
+
+
+def test_two_builds_in_different_folders_are_byte_identical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")  # 2026-01-01
+    first = _copy(PROJECTS / "typography", tmp_path / "one/typography")
+    second = _copy(PROJECTS / "typography", tmp_path / "somewhere/else/entirely")
+    assert build(first, force=True).ok and build(second, force=True).ok
+    a, b = _outputs(first / "build"), _outputs(second / "build")
+    assert len(a) == 6 and a.keys() == b.keys()
+    assert [name for name in a if a[name] != b[name]] == []
+    reader = PdfReader(first / "build/pdf/02-elements/01-every-element.pdf")
+    assert (
+        str(first) not in str(reader.trailer)
+        and str(first).encode() not in a["pdf/02-elements/01-every-element.pdf"]
+    )
+
+
+def test_a_date_in_pubkit_yaml_also_gives_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    folders = []
+    for name in ("a", "b"):
+        root = _copy(PROJECTS / "basic", tmp_path / name)
+        config = root / "pubkit.yaml"
+        config.write_text(config.read_text().replace("course:\n", "course:\n  date: 2026-11-24\n"))
+        assert build(root, formats=["epub", "pdf"], force=True).ok
+        folders.append(_outputs(root / "build"))
+        time.sleep(1.1)  # a clock-stamped output would differ
+    assert folders[0] == folders[1] and len(folders[0]) == 4
+
+
+def test_a_lesson_that_breaks_keeps_its_previous_outputs(tmp_path: Path) -> None:
+    root = make_project(tmp_path, {"01-a.md": lesson_text(1, "A", "## Part\n\nWords.\n")})
+    assert build(root, formats=["pdf"]).ok
+    pdf = root / "build/pdf/01-module/01-a.pdf"
+    before = pdf.read_bytes()
+    (root / "manuscript/01-module/01-a.md").write_text("---\nlesson: one\ntitle: A\n---\n\nx\n")
+    result = build(root, formats=["pdf"])
+    assert not result.ok
+    assert pdf.read_bytes() == before
+
+
+def test_an_interrupted_build_leaves_outputs_whole_and_the_next_recovers(tmp_path: Path) -> None:
+    lessons = {f"{n:02d}-l.md": lesson_text(n, f"Lesson {n}", "Words. " * 400) for n in range(1, 7)}
+    root = make_project(tmp_path, lessons)
+    assert build(root, formats=["pdf"]).ok
+    before = _outputs(root / "build")
+    for path in (root / "manuscript/01-module").glob("*.md"):
+        path.write_text(path.read_text() + "\nA new closing line.\n")
+    command = [sys.executable, "-m", "pubkit", "build", "--format", "pdf"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    run = subprocess.Popen(
+        command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert run.stdout is not None
+    first = run.stdout.readline()  # one lesson rewritten, the next one under way
+    assert b"[1/6] built" in first
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 130, stderr
+    assert b"Traceback" not in stderr
+    after = _outputs(root / "build")
+    assert after.keys() == before.keys()
+    for data in after.values():  # each file is the old one or the new one, never half
+        assert len(PdfReader(__import__("io").BytesIO(data)).pages) >= 1
+    assert not list(root.rglob("*.tmp"))
+    assert build(root, formats=["pdf"]).ok
+    assert all(b"A new closing line" not in d for d in before.values())

@@ -1,0 +1,110 @@
+"""Property-based tests: random front matter and random Markdown never crash pubkit
+and never make it write outside its output folder."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import yaml
+from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import strategies as st
+
+from conftest import make_project
+from pubkit.build import build
+from pubkit.config import load_config
+from pubkit.errors import PubkitError
+from pubkit.manuscript import collect
+from pubkit.markdown import convert
+
+FIELDS = ["lesson", "title", "subtitle", "authors", "date", "keywords", "language"]
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**12), max_value=10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
+    st.dates(min_value=dt.date(1, 1, 1)),
+    st.sampled_from(["../../etc/passwd", "{{ 7*7 }}", "<script>x</script>", "en", "de-CH"]),
+)
+FRONT_MATTER = st.dictionaries(
+    st.one_of(st.sampled_from([*FIELDS, "subtitel", "reading_minutes"]), st.text(max_size=12)),
+    st.one_of(SCALARS, st.lists(SCALARS, max_size=3)),
+    max_size=8,
+)
+#: Pieces that Markdown, HTML and pandoc's extensions give meaning to.
+PIECES = st.sampled_from(
+    [
+        *("# ", "## ", "#### ", "\n", "\n\n", "- ", "1. ", "> ", "    ", "```\n", "~~~"),
+        *("*", "_", "**", "`", "[", "]", "(", ")", "![", "](x.png)", "[^1]", "[^1]: ", ":::"),
+        *("::: takeaways\n", "::: {.page-break}\n", "{#id .class key=val}", "|", "|---|\n"),
+        *("<div>", "</div>", "<span onclick=x>", "</span>", "<script>", "</script>", "<br>"),
+        *("<img src=/etc/passwd>", "<!--", "-->", "&amp;", "&#0;", "\\", "$", "~~", "^"),
+        *("http://127.0.0.1:9/", "../", "word", "Wörter ", "中文", "עברית", "\u200b", "\t"),
+    ]
+)
+#: Text without the control characters every reader refuses (they have their own test).
+PRINTABLE = st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=8)
+BODY = st.lists(st.one_of(PIECES, PRINTABLE), max_size=60).map("".join)
+
+
+def lesson(front: dict[str, object], body: str) -> str:
+    return f"---\n{yaml.safe_dump(front, allow_unicode=True)}---\n\n{body}"
+
+
+def files_outside_build(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if not p.is_relative_to(root / "build")}
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(front=FRONT_MATTER, body=BODY)
+def test_any_lesson_is_read_and_parsed_or_refused_cleanly(
+    tmp_path_factory: object, front: dict[str, object], body: str
+) -> None:
+    root = make_project(tmp_path_factory.mktemp("parse"), {"01-random.md": lesson(front, body)})  # type: ignore[attr-defined]
+    config, _ = load_config(root)
+    found = collect(config)
+    assert len(found.lessons) + len(found.failed) == 1
+    assert all(d.path is not None for d in found.diagnostics)
+    for item in found.lessons:
+        try:
+            document = convert(item, root)
+        except PubkitError as exc:  # a refused reference: reported, with a place
+            assert exc.diagnostics and all(d.path == item.path for d in exc.diagnostics)
+        else:
+            assert isinstance(document.html, str)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],  # a build per example: no shrinking
+)
+@given(
+    title=st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40).filter(
+        str.strip
+    ),
+    subtitle=st.one_of(st.none(), st.text(st.characters(blacklist_categories=("Cc", "Cs")))),
+    body=BODY,
+)
+def test_any_lesson_builds_or_fails_cleanly_and_writes_only_to_build(
+    tmp_path_factory: object, title: str, subtitle: str | None, body: str
+) -> None:
+    front = {"lesson": 1, "title": title, "subtitle": subtitle}
+    root = make_project(tmp_path_factory.mktemp("build"), {"01-random.md": lesson(front, body)})  # type: ignore[attr-defined]
+    before = files_outside_build(root)
+    result = build(root, formats=["pdf", "epub"], force=True)
+    assert files_outside_build(root) == before
+    assert len(result.built) + len(result.failed) == 1
+    assert not any("internal error" in d.message for d in result.diagnostics), [
+        str(d) for d in result.diagnostics
+    ]
+    event("built" if result.built else "refused")
+    for entry in result.built:
+        for record in entry.entry["editions"].values():
+            assert (root / "build" / record["path"]).resolve().is_relative_to(root / "build")
