@@ -17,6 +17,8 @@ import pytest
 from pypdf import PdfReader
 
 from conftest import PROJECTS, lesson_text, make_project
+from pubkit import build as build_module
+from pubkit import pandoc as pandoc_module
 from pubkit.build import build
 from pubkit.fetcher import ProjectFetcher
 
@@ -240,3 +242,57 @@ def test_an_interrupted_build_leaves_outputs_whole_and_the_next_recovers(tmp_pat
     assert not list(root.rglob("*.tmp"))
     assert build(root, formats=["pdf"]).ok
     assert all(b"A new closing line" not in d for d in before.values())
+
+
+def test_a_lesson_that_takes_too_long_fails_and_the_rest_are_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project(
+        tmp_path, {f"0{n}-l.md": lesson_text(n, f"Lesson {n}", "Words.\n") for n in (1, 2, 3)}
+    )
+    real = build_module._render_editions
+
+    def hangs_on_the_second(lesson, *args):  # type: ignore[no-untyped-def]
+        if lesson.number == 2:
+            time.sleep(30)  # a layout that never ends, as far as the build can tell
+        return real(lesson, *args)
+
+    monkeypatch.setattr(build_module, "_render_editions", hangs_on_the_second)
+    monkeypatch.setattr(build_module, "RENDER_TIMEOUT_SECONDS", 3.0)
+    started = time.monotonic()
+    result = build(root, formats=["pdf"], force=True)
+    assert time.monotonic() - started < 25
+    assert [p.name for p in result.failed] == ["02-l.md"]
+    (problem,) = [d for d in result.diagnostics if d.is_error]
+    assert problem.message == "took longer than 3 s to set; stopped"
+    assert [r.lesson.number for r in result.built] == [1, 3]
+
+
+def test_pandoc_runs_under_a_memory_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pandoc_module, "MEMORY_LIMIT", "-M2m")  # far below any real need
+    root = make_project(tmp_path, {"01-l.md": lesson_text(1, "L", "Words. " * 20000)})
+    result = build(root, formats=["pdf"], force=True)
+    (problem,) = [d for d in result.diagnostics if d.is_error]
+    assert (
+        problem.message == "pandoc failed: the manuscript needs more memory than pandoc is allowed"
+    )
+    assert (
+        pandoc_module.MEMORY_LIMIT == "-M2m"
+        and "-M512m" in Path(pandoc_module.__file__).read_text()
+    )
+
+
+def test_manuscripts_are_read_only_from_inside_the_project(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "02-secret.md").write_text(lesson_text(2, "Secret"))
+    root = make_project(tmp_path / "project", {"01-ok.md": lesson_text(1)})
+    (root / "manuscript/01-module/02-secret.md").symlink_to(outside / "02-secret.md")
+    (root / "manuscript/01-module/03-huge.md").write_text(lesson_text(3, "Huge", "x" * (5 << 20)))
+    result = build(root, formats=["pdf"], force=True)
+    assert [r.lesson.path.name for r in result.built] == ["01-ok.md"]
+    messages = sorted(str(d).split(": ", 1)[1] for d in result.diagnostics)
+    assert messages == [
+        "error: larger than 4 MiB: too large for one lesson",
+        "error: links to a file outside the project; not read",
+    ]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Iterable, Mapping
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,10 @@ from .output import (
 )
 from .render import Rendered, RenderJob
 from .theme import Theme, load_theme
+
+#: Wall-clock bound for setting one lesson in every edition; a manuscript that would
+#: take longer (a layout bomb) fails with an error and the rest of the course is built.
+RENDER_TIMEOUT_SECONDS = 300.0
 
 #: Called once per lesson as it finishes: (lesson, index, total, skipped).
 Progress = Callable[[Lesson, int, int, bool], None]
@@ -229,7 +236,11 @@ def _render_lesson(
     the course is still built. PUBKIT_DEBUG=1 lets it through, with its traceback.
     """
     try:
-        return _render_editions(lesson, config, theme, names, date)
+        with _time_limit(RENDER_TIMEOUT_SECONDS):
+            return _render_editions(lesson, config, theme, names, date)
+    except _TimeUp:
+        message = f"took longer than {RENDER_TIMEOUT_SECONDS:g} s to set; stopped"
+        raise LessonError.at(lesson.path, None, message) from None
     except PubkitError:
         raise
     except RecursionError:
@@ -239,6 +250,32 @@ def _render_lesson(
             raise
         message = f"internal error ({type(exc).__name__}: {exc}); this is a bug in pubkit"
         raise LessonError.at(lesson.path, None, message) from exc
+
+
+class _TimeUp(Exception):
+    """Raised in the build's thread when a lesson has used up its time."""
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Interrupt the block after ``seconds`` (a timer signal; the main thread only, so
+    elsewhere the block runs unbounded, as a library caller's thread may not own signals)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "setitimer"
+    ):
+        yield
+        return
+
+    def expire(_signum: int, _frame: object) -> None:
+        raise _TimeUp
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _render_editions(

@@ -95,8 +95,14 @@ class Lesson:
 # --- reading files ---
 
 
+#: A lesson is a few thousand words; a file far larger is a mistake or an attack.
+MAX_MANUSCRIPT_BYTES = 4 * 1024 * 1024
+
+
 def read_text(path: Path) -> str:
     """Read UTF-8 text, naming the byte and line of the first undecodable byte."""
+    if path.stat().st_size > MAX_MANUSCRIPT_BYTES:
+        raise PubkitError.at(path, None, "larger than 4 MiB: too large for one lesson")
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
@@ -368,7 +374,13 @@ def _lesson_files(config: Config, targets: Iterable[Path]) -> tuple[list[Path], 
                 )
         else:
             problems.append(error(target, None, "no such file or folder"))
-    return list(dict.fromkeys(found)), problems
+    inside = []
+    for path in dict.fromkeys(found):
+        if path.resolve().is_relative_to(config.root):
+            inside.append(path)
+        else:  # a symbolic link in the manuscript folder that leads out of the project
+            problems.append(error(path, None, "links to a file outside the project; not read"))
+    return inside, problems
 
 
 def collect(config: Config, targets: Iterable[Path] = ()) -> Collection:

@@ -63,9 +63,10 @@ def run_pandoc(
             source, None, f"pandoc took longer than {TIMEOUT_SECONDS} s; conversion stopped"
         ) from None
     if done.returncode != 0:
-        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        detail = message[-1] if message else f"exit status {done.returncode}"
-        if "Heap exhausted" in detail or "heap overflow" in detail:
+        stderr = done.stderr.decode("utf-8", "replace").strip()
+        lines = stderr.splitlines()
+        detail = lines[-1] if lines else f"exit status {done.returncode}"
+        if "heap exhausted" in stderr.lower() or "heap overflow" in stderr.lower():
             detail = "the manuscript needs more memory than pandoc is allowed"
         raise LessonError.at(source, None, f"pandoc failed: {detail}")
     return done.stdout
