@@ -117,7 +117,7 @@ def test_a_long_takeaways_box_is_cut_where_told_and_numbered_on() -> None:
 
 
 def test_smart_punctuation_of_front_matter_texts() -> None:
-    from pubkit.manuscript import smart_punctuation
+    from pubkit.frontmatter import smart_punctuation
 
     assert smart_punctuation('Don\'t "ship" it -- or ship it --- later...') == (
         "Don’t “ship” it – or ship it — later…"

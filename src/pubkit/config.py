@@ -20,8 +20,8 @@ CONFIG_NAME = "pubkit.yaml"
 PAPER_SIZES = ("A4", "Letter")
 _LENGTH = re.compile(r"^(\d+(?:\.\d+)?)\s*(mm|cm|in|pt)$")
 _MM_PER = {"mm": 1.0, "cm": 10.0, "in": 25.4, "pt": 25.4 / 72}
-#: Characters XML forbids: no edition's metadata can carry them.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+#: Characters XML 1.0 forbids: no EPUB or tagged PDF can carry them.
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 
 
@@ -80,7 +80,7 @@ class Config:
 
 
 def _text(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip() or _CONTROL.search(value):
+    if not isinstance(value, str) or not value.strip() or CONTROL.search(value):
         raise ValueError("expected a non-empty text without control characters")
     return value.strip()
 
