@@ -296,3 +296,22 @@ def test_manuscripts_are_read_only_from_inside_the_project(tmp_path: Path) -> No
         "error: larger than 4 MiB: too large for one lesson",
         "error: links to a file outside the project; not read",
     ]
+
+
+def test_no_file_is_attached_to_the_pdf(tmp_path: Path) -> None:
+    body = (
+        'See <a rel="attachment" href="notes.txt">the notes</a>, '
+        "[the same notes](notes.txt){rel=attachment} and the raw link below.\n\n"
+        '<link rel="attachment" href="notes.txt">\n'
+    )
+    root = make_project(tmp_path, {"01-a.md": lesson_text(1, "Attached", body)})
+    (root / "manuscript/01-module/notes.txt").write_text("private notes\n")
+    result = build(root, formats=["pdf"], force=True)
+    assert result.ok
+    removed = [str(d) for d in result.diagnostics if "removed" in d.message]
+    assert len(removed) == 3, removed
+    reader = PdfReader(root / "build/pdf/01-module/01-a.pdf")
+    assert "/EmbeddedFiles" not in str(reader.trailer["/Root"].get("/Names", {}))
+    annotations = [a.get_object() for a in reader.pages[0].get("/Annots", [])]
+    assert not [a for a in annotations if a.get("/Subtype") == "/FileAttachment"]
+    assert b"private notes" not in (root / "build/pdf/01-module/01-a.pdf").read_bytes()

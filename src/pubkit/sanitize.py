@@ -71,6 +71,8 @@ def safe_attribute(tag: str, name: str, value: str) -> str | None:
     name = name.lower()
     if name.startswith("on"):
         return f"event handler {name}"
+    if name == "rel" and "attachment" in value.lower():
+        return "rel=attachment (it would embed a file in the PDF)"
     allowed = name in _GLOBAL_ATTRIBUTES or name.startswith(("aria-", "data-"))
     if name == "style":
         return "style that fetches or runs something" if _UNSAFE_CSS.search(value) else None
@@ -78,8 +80,6 @@ def safe_attribute(tag: str, name: str, value: str) -> str | None:
         return f"attribute {name}"
     if name in _URL_ATTRIBUTES and not safe_url(value, image=tag == "img"):
         return f"{name} address '{value[:40]}'"
-    if name == "rel" and "attachment" in value.lower():
-        return "rel=attachment (it would embed a file in the PDF)"
     return None
 
 
