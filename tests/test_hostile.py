@@ -19,6 +19,7 @@ from pypdf import PdfReader
 from conftest import PROJECTS, lesson_text, make_project
 from pubkit import build as build_module
 from pubkit import pandoc as pandoc_module
+from pubkit import workers
 from pubkit.build import build
 from pubkit.fetcher import ProjectFetcher
 
@@ -258,7 +259,7 @@ def test_a_lesson_that_takes_too_long_fails_and_the_rest_are_built(
         return real(lesson, *args)
 
     monkeypatch.setattr(build_module, "_render_editions", hangs_on_the_second)
-    monkeypatch.setattr(build_module, "RENDER_TIMEOUT_SECONDS", 3.0)
+    monkeypatch.setattr(workers, "TIMEOUT_SECONDS", 3.0)
     started = time.monotonic()
     result = build(root, formats=["pdf"], force=True)
     assert time.monotonic() - started < 25
@@ -315,3 +316,52 @@ def test_no_file_is_attached_to_the_pdf(tmp_path: Path) -> None:
     annotations = [a.get_object() for a in reader.pages[0].get("/Annots", [])]
     assert not [a for a in annotations if a.get("/Subtype") == "/FileAttachment"]
     assert b"private notes" not in (root / "build/pdf/01-module/01-a.pdf").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (lambda: bytearray(3 << 30), "setting this lesson needs more than the 1024 MB it may use"),
+        (
+            lambda: os.kill(os.getpid(), signal.SIGSEGV),
+            "setting this lesson crashed an engine (SIGSEGV)",
+        ),
+        (lambda: os._exit(3), "setting this lesson stopped unexpectedly (exit status 3)"),
+    ],
+    ids=["memory", "crash", "exit"],
+)
+def test_a_lesson_that_exhausts_memory_or_crashes_fails_alone(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fault,
+    message: str,  # type: ignore[no-untyped-def]
+) -> None:
+    root = make_project(
+        tmp_path, {f"0{n}-l.md": lesson_text(n, f"Lesson {n}", "Words.\n") for n in (1, 2, 3)}
+    )
+    real = build_module._render_editions
+
+    def faulty_second(lesson, *args):  # type: ignore[no-untyped-def]
+        if lesson.number == 2:
+            fault()  # as an engine would, set off by this manuscript
+        return real(lesson, *args)
+
+    monkeypatch.setattr(build_module, "_render_editions", faulty_second)
+    monkeypatch.setattr(workers, "MEMORY_LIMIT_BYTES", 1 << 30)
+    result = build(root, formats=["pdf"], force=True, jobs=2)
+    assert [p.name for p in result.failed] == ["02-l.md"]
+    (problem,) = [d for d in result.diagnostics if d.is_error]
+    assert problem.message == message
+    assert [r.lesson.number for r in result.built] == [1, 3]
+
+
+def test_parallel_and_serial_builds_give_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    outputs = []
+    for jobs in (1, 3):
+        root = _copy(PROJECTS / "typography", tmp_path / f"jobs-{jobs}")
+        assert build(root, force=True, jobs=jobs).ok
+        outputs.append(_outputs(root / "build"))
+    assert outputs[0] == outputs[1]

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +29,7 @@ from .output import (
 )
 from .render import Rendered, RenderJob
 from .theme import Theme, load_theme
-
-#: Wall-clock bound for setting one lesson in every edition; a manuscript that would
-#: take longer (a layout bomb) fails with an error and the rest of the course is built.
-RENDER_TIMEOUT_SECONDS = 300.0
+from .workers import default_jobs, render_isolated
 
 #: Called once per lesson as it finishes: (lesson, index, total, skipped).
 Progress = Callable[[Lesson, int, int, bool], None]
@@ -119,14 +114,13 @@ def check_layout(
     paged = tuple(name for name in config.editions if EDITIONS[name].paged)
     diagnostics = [*warnings, *collection.diagnostics]
     findings: list[Diagnostic] = []
-    for lesson in collection.lessons:
-        try:
-            rendered, _, document = _render_lesson(
-                lesson, config, theme, paged, source_date() or config.date
-            )
-        except PubkitError as exc:
-            diagnostics.extend(exc.diagnostics)
+    date = source_date() or config.date
+    set_lesson = partial(_render_lesson, config=config, theme=theme, names=paged, date=date)
+    for _lesson, outcome in render_isolated(collection.lessons, set_lesson, default_jobs()):
+        if isinstance(outcome, PubkitError):
+            diagnostics.extend(outcome.diagnostics)
             continue
+        rendered, _, document = outcome
         diagnostics.extend(document.warnings)
         findings.extend(f for result in rendered.values() for f in result.findings)
     return collection, diagnostics, findings
@@ -162,12 +156,15 @@ def build(
     progress: Progress | None = None,
     settings: Mapping[str, Any] | None = None,
     strict: bool = False,
+    jobs: int | None = None,
 ) -> BuildResult:
     """Build every lesson under ``targets`` (default: the whole manuscript folder).
 
     Everything is gathered and validated first; a lesson's files are written only
     once all of its editions have rendered, so a failure never leaves half an output.
-    ``strict`` makes every warning an error, failing the lesson it is about.
+    ``strict`` makes every warning an error, failing the lesson it is about. Lessons are
+    set ``jobs`` at a time (default: one per core), each in its own bounded process
+    (:mod:`pubkit.workers`); the output is the same for any number of jobs.
     """
     targets = tuple(targets)
     config, collection, warnings = check(root, targets, settings, strict)
@@ -182,22 +179,33 @@ def build(
     failed = list(collection.failed)
     diagnostics = list(collection.diagnostics)
     total = len(collection.lessons)
+    keys = {
+        lesson.id: _fingerprint(lesson, config, theme_digest, names, date, strict)
+        for lesson in collection.lessons
+    }
+    fresh = {
+        lesson.id
+        for lesson in collection.lessons
+        if not force
+        and (previous := state.get(lesson.id))
+        and previous["key"] == keys[lesson.id]
+        and outputs_intact(out, previous["entry"]["editions"])
+    }
+    work = [lesson for lesson in collection.lessons if lesson.id not in fresh]
+    set_lesson = partial(_render_lesson, config=config, theme=theme, names=names, date=date)
+    outcomes = render_isolated(work, set_lesson, jobs or default_jobs())
     for index, lesson in enumerate(collection.lessons, start=1):
-        key = _fingerprint(lesson, config, theme_digest, names, date, strict)
-        previous = state.get(lesson.id)
-        if not force and previous and previous["key"] == key:
-            entry = previous["entry"]
-            if outputs_intact(out, entry["editions"]):
-                results.append(LessonResult(lesson, entry, skipped=True))
-                if progress:
-                    progress(lesson, index, total, True)
-                continue
-        try:
-            rendered, figures, document = _render_lesson(lesson, config, theme, names, date)
-        except PubkitError as exc:
-            diagnostics.extend(exc.diagnostics)
+        if lesson.id in fresh:
+            results.append(LessonResult(lesson, state[lesson.id]["entry"], skipped=True))
+            if progress:
+                progress(lesson, index, total, True)
+            continue
+        _, outcome = next(outcomes)
+        if isinstance(outcome, PubkitError):
+            diagnostics.extend(outcome.diagnostics)
             failed.append(lesson.path)
             continue
+        rendered, figures, document = outcome
         notes = [
             *document.warnings,
             *(d for result in rendered.values() for d in (*result.diagnostics, *result.findings)),
@@ -208,7 +216,7 @@ def build(
             continue
         diagnostics.extend(notes)
         entry = _write_lesson(lesson, out, rendered, figures, document.has_takeaways)
-        state[lesson.id] = {"key": key, "entry": entry}
+        state[lesson.id] = {"key": keys[lesson.id], "entry": entry}
         results.append(LessonResult(lesson, entry, skipped=False))
         if progress:
             progress(lesson, index, total, False)
@@ -236,12 +244,8 @@ def _render_lesson(
     the course is still built. PUBKIT_DEBUG=1 lets it through, with its traceback.
     """
     try:
-        with _time_limit(RENDER_TIMEOUT_SECONDS):
-            return _render_editions(lesson, config, theme, names, date)
-    except _TimeUp:
-        message = f"took longer than {RENDER_TIMEOUT_SECONDS:g} s to set; stopped"
-        raise LessonError.at(lesson.path, None, message) from None
-    except PubkitError:
+        return _render_editions(lesson, config, theme, names, date)
+    except (PubkitError, MemoryError):  # a lesson's memory bound: see pubkit.workers
         raise
     except RecursionError:
         raise LessonError.at(lesson.path, None, "the manuscript nests too deeply to set") from None
@@ -250,32 +254,6 @@ def _render_lesson(
             raise
         message = f"internal error ({type(exc).__name__}: {exc}); this is a bug in pubkit"
         raise LessonError.at(lesson.path, None, message) from exc
-
-
-class _TimeUp(Exception):
-    """Raised in the build's thread when a lesson has used up its time."""
-
-
-@contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
-    """Interrupt the block after ``seconds`` (a timer signal; the main thread only, so
-    elsewhere the block runs unbounded, as a library caller's thread may not own signals)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(
-        signal, "setitimer"
-    ):
-        yield
-        return
-
-    def expire(_signum: int, _frame: object) -> None:
-        raise _TimeUp
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _render_editions(

@@ -118,6 +118,12 @@ def main() -> None:
 @click.option("--force", is_flag=True, help="Rebuild lessons even when they are up to date.")
 @click.option("-q", "--quiet", is_flag=True, help="Print errors and warnings only.")
 @strict_option
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Lessons set at once, each in its own process (default: one per core).",
+)
 @_guarded
 def build_command(
     paths: tuple[Path, ...],
@@ -129,6 +135,7 @@ def build_command(
     force: bool,
     quiet: bool,
     strict: bool,
+    jobs: int | None,
 ) -> None:
     """Build every lesson (or the lessons in PATHS) into build/."""
 
@@ -139,7 +146,7 @@ def build_command(
 
     given = {"handout.bleed": bleed, "handout.marks": marks}
     settings = {key: value for key, value in given.items() if value is not None}
-    result = build(project, paths, formats or None, out, force, progress, settings, strict)
+    result = build(project, paths, formats or None, out, force, progress, settings, strict, jobs)
     _summarise(result, quiet)
     if not result.ok:
         sys.exit(EXIT_FAILED)
