@@ -115,6 +115,10 @@ def check_layout(
     diagnostics = [*warnings, *collection.diagnostics]
     findings: list[Diagnostic] = []
     date = source_date() or config.date
+    if collection.lessons:
+        from .pdf import warm
+
+        warm(theme, config, paged)
     set_lesson = partial(_render_lesson, config=config, theme=theme, names=paged, date=date)
     for _lesson, outcome in render_isolated(collection.lessons, set_lesson, default_jobs()):
         if isinstance(outcome, PubkitError):
@@ -192,6 +196,10 @@ def build(
         and outputs_intact(out, previous["entry"]["editions"])
     }
     work = [lesson for lesson in collection.lessons if lesson.id not in fresh]
+    if work:
+        from .pdf import warm  # WeasyPrint is loaded only when a lesson is to be set
+
+        warm(theme, config, names)
     set_lesson = partial(_render_lesson, config=config, theme=theme, names=names, date=date)
     outcomes = render_isolated(work, set_lesson, jobs or default_jobs())
     for index, lesson in enumerate(collection.lessons, start=1):

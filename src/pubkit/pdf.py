@@ -13,6 +13,8 @@ from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 
 from . import layout
+from .config import Config
+from .editions import COVER_STYLESHEETS, EDITIONS, Edition
 from .errors import LessonError, warning
 from .fetcher import ProjectFetcher, project_url
 from .markdown import to_html
@@ -75,18 +77,28 @@ def _weasyprint_warnings() -> Iterator[list[str]]:
         logger.propagate = propagate
 
 
-def _print_shop(job: RenderJob) -> str:
+def _print_shop(edition: Edition, config: Config) -> str:
     """The @page rule a commercial printer needs: bleed beyond the trim, crop marks.
 
     WeasyPrint draws marks in the outer half of the bleed area, so with marks the area
     grows by :data:`SLUG_MM`: the marks then stay clear of the bleed itself.
     """
-    config = job.config
-    if not job.edition.print_shop or not (config.bleed or config.marks):
+    if not edition.print_shop or not (config.bleed or config.marks):
         return ""
     area = (config.bleed or 0.0) + (SLUG_MM if config.marks else 0.0)
     marks = "; marks: crop cross" if config.marks else ""
     return f"\n@page {{ bleed: {area:g}mm{marks} }}\n"
+
+
+def warm(theme: Theme, config: Config, names: tuple[str, ...]) -> None:
+    """Load fonts and parse the paged editions' stylesheets once, before the build forks
+    its workers (:mod:`pubkit.workers`), so that no lesson pays for them again."""
+    for name in ("pdf", *names):
+        edition = EDITIONS[name]
+        if edition.paged:
+            page_rule = _print_shop(edition, config)
+            stylesheet(theme, edition.stylesheets, name, config.paper, page_rule)
+    stylesheet(theme, COVER_STYLESHEETS, "cover", config.paper, "")
 
 
 def _bleed_boxes(bleed_mm: float | None) -> Callable[[Any, pydyf.PDF], None]:
@@ -114,7 +126,7 @@ def render_paged(job: RenderJob) -> Rendered:
     lesson = job.lesson
     fetcher = ProjectFetcher([job.config.root, *job.theme.folders], project=job.config.root)
     base_url = project_url(job.config.root, lesson.path.parent) + "/"
-    print_shop = _print_shop(job)
+    print_shop = _print_shop(job.edition, job.config)
     css = stylesheet(
         job.theme, job.edition.stylesheets, job.edition.name, job.config.paper, print_shop
     )
