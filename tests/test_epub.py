@@ -399,6 +399,7 @@ def _long_lesson() -> str:
         parts += [
             f"## Part {part}\n",
             f"{words}[^note{part}]\n",
+            f"{words * (3 if part == 2 else 0)}\n",  # one paragraph over several pages
             f"[^note{part}]: A note for part {part}, set at the foot of its page.\n",
             f"| Item | Value |\n|------|------:|\n{rows}\n",
             f"![Bars for part {part}.](figures/bars.png)\n",

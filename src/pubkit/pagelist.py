@@ -111,7 +111,7 @@ def mark_pages(root: ET.Element, starts: Sequence[str]) -> tuple[list[PageMarker
     text = "".join(stream)
     parents = {child: parent for parent in root.iter() for child in parent}
     taken = {element.get("id") for element in root.iter()}
-    markers: list[PageMarker] = []
+    placed: list[tuple[ET.Element, int, int]] = []  # (marker, run, character)
     missing: list[int] = []
     position = 0
     for page, key in enumerate(starts, start=1):
@@ -120,10 +120,11 @@ def mark_pages(root: ET.Element, starts: Sequence[str]) -> tuple[list[PageMarker
             missing.append(page)
             continue
         position = found + 1
-        number, index = origin[found]
-        marker = _marker(page, taken)
+        placed.append((_marker(page, taken), *origin[found]))
+    # Last first: a marker splits its run of text, which would move the places after it.
+    for marker, number, index in reversed(placed):
         _insert(marker, runs[number], index, parents)
-        markers.append(PageMarker(page, marker.get("id", "")))
+    markers = [PageMarker(int(m.get("aria-label", "0")), m.get("id", "")) for m, _, _ in placed]
     return markers, missing
 
 
