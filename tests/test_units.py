@@ -124,3 +124,44 @@ def test_smart_punctuation_of_front_matter_texts() -> None:
     )
     assert smart_punctuation("'Quoted' (\"inner\")") == "‘Quoted’ (“inner”)"
     assert smart_punctuation("no quotes at all") == "no quotes at all"
+
+
+def test_the_sanitiser_keeps_safe_html_well_nested_and_says_what_went() -> None:
+    from pubkit.sanitize import sanitize
+
+    def raw(text: str) -> dict[str, object]:
+        return {"t": "RawInline", "c": ["html", text]}
+
+    para = {
+        "t": "Para",
+        "c": [
+            raw('<span class="k" onclick="x()" title="t">'),
+            {"t": "Str", "c": "kept"},
+            raw("<script>"),
+            {"t": "Str", "c": "dropped"},
+            raw("</script>"),
+            raw('<a href="javascript:x()" rel="attachment">'),
+            {"t": "Str", "c": "text"},
+            raw("</a><em>open<br>"),
+        ],
+    }
+    attributed = {
+        "t": "Span",
+        "c": [["", [], [["onmouseover", "x"], ["href", "javascript:y"], ["lang", "de"]]], []],
+    }
+    blocks, removed = sanitize([para, {"t": "Plain", "c": [attributed]}], lambda _: 7)
+    html = "".join(n["c"][1] for n in blocks[0]["c"] if n["t"] == "RawInline")
+    words = [n["c"] for n in blocks[0]["c"] if n["t"] == "Str"]
+    # What the author left open is closed where the paragraph ends.
+    assert html == '<span class="k" title="t"><a></a><em>open<br /></em></span>'
+    assert words == ["kept", "text"]  # the script's text went with it
+    assert blocks[1]["c"][0]["c"][0][2] == [["lang", "de"]]
+    assert {what for _, what in removed} == {
+        "event handler onclick on <span>",
+        "<script>",
+        "href address 'javascript:x()' on <a>",
+        "rel=attachment (it would embed a file in the PDF) on <a>",
+        "event handler onmouseover",
+        "href address 'javascript:y'",
+    }
+    assert {line for line, _ in removed} == {7}

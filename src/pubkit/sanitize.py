@@ -73,13 +73,13 @@ def safe_attribute(tag: str, name: str, value: str) -> str | None:
         return f"event handler {name}"
     if name == "rel" and "attachment" in value.lower():
         return "rel=attachment (it would embed a file in the PDF)"
-    allowed = name in _GLOBAL_ATTRIBUTES or name.startswith(("aria-", "data-"))
     if name == "style":
         return "style that fetches or runs something" if _UNSAFE_CSS.search(value) else None
-    if not allowed and name not in _TAG_ATTRIBUTES.get(tag, ()):
-        return f"attribute {name}"
     if name in _URL_ATTRIBUTES and not safe_url(value, image=tag == "img"):
         return f"{name} address '{value[:40]}'"
+    allowed = name in _GLOBAL_ATTRIBUTES or name.startswith(("aria-", "data-"))
+    if not allowed and name not in _TAG_ATTRIBUTES.get(tag, ()):
+        return f"attribute {name}"
     return None
 
 
