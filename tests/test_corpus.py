@@ -127,3 +127,27 @@ def test_a_title_shaped_like_a_path_writes_nothing_outside_the_output(
     assert not list(Path("/tmp").glob("pubkit-escape*"))
     outside = {p for p in root.rglob("*") if p.is_file()} - set(root.glob("build/**/*"))
     assert all(p.is_relative_to(root / "manuscript") for p in outside), outside
+
+
+def test_check_reports_the_same_faults_without_building(tmp_path: Path) -> None:
+    root = corpus_project(tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-m", "pubkit", "check"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert run.returncode == 1
+    assert "Traceback" not in run.stdout + run.stderr
+    for name, expected in EXPECTED.items():
+        if "error" not in expected and "warning" not in expected:
+            continue
+        kind = "error" if "error" in expected else "warning"
+        line = f":{expected['line']}" if expected["line"] else ""
+        prefix = f"manuscript/{MODULE}/{name}{line}: {kind}: "
+        assert any(
+            row.startswith(prefix) and expected[kind] in row for row in run.stderr.splitlines()
+        ), (name, run.stderr)
+    assert not (root / "build").exists()

@@ -15,7 +15,8 @@ from .config import Config, load_config
 from .editions import COVER_STYLESHEETS, EDITIONS
 from .errors import ConfigError, Diagnostic, LessonError, PubkitError
 from .manuscript import Collection, Lesson, collect, strictly
-from .markdown import Document, convert
+from .markdown import NESTS_TOO_DEEPLY, Document, convert
+from .markdown import read as read_markdown
 from .metrics import Figures, count_words, reading_minutes
 from .output import (
     MANIFEST_NAME,
@@ -71,19 +72,37 @@ def check(
     targets: Iterable[Path] = (),
     settings: Mapping[str, Any] | None = None,
     strict: bool = False,
+    markdown: bool = False,
 ) -> tuple[Config, Collection, list[Diagnostic]]:
     """Validate configuration and manuscripts without rendering anything.
 
     ``settings`` override pubkit.yaml by key (``{"handout.bleed": "3mm"}``). ``strict``
     makes every warning an error: of pubkit.yaml (nothing is built) or of a lesson (that
-    lesson fails).
+    lesson fails). ``markdown`` also parses each lesson's Markdown and checks what it
+    refers to and its raw HTML (``build`` does this as it renders).
     """
     config, warnings = load_config(root, settings)
     if strict and warnings:
         raise ConfigError([w.as_error() for w in warnings])
     _check_theme(load_theme(config.styles_dir), config)
     collection = collect(config, targets)
+    if markdown:
+        collection = _read_markdown(collection, config)
     return config, strictly(collection) if strict else collection, warnings
+
+
+def _read_markdown(collection: Collection, config: Config) -> Collection:
+    lessons, failed, diagnostics = [], list(collection.failed), list(collection.diagnostics)
+    for lesson in collection.lessons:
+        try:
+            _, notes = read_markdown(lesson, config.root)
+        except PubkitError as exc:
+            diagnostics.extend(exc.diagnostics)
+            failed.append(lesson.path)
+            continue
+        diagnostics.extend(notes)
+        lessons.append(lesson)
+    return Collection(tuple(lessons), tuple(diagnostics), tuple(failed))
 
 
 def _check_theme(theme: Theme, config: Config) -> None:
@@ -256,7 +275,7 @@ def _render_lesson(
     except (PubkitError, MemoryError):  # a lesson's memory bound: see pubkit.workers
         raise
     except RecursionError:
-        raise LessonError.at(lesson.path, None, "the manuscript nests too deeply to set") from None
+        raise LessonError.at(lesson.path, None, NESTS_TOO_DEEPLY) from None
     except Exception as exc:
         if os.environ.get("PUBKIT_DEBUG"):
             raise

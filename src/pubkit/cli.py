@@ -202,7 +202,7 @@ def check_command(
     if layout:
         collection, diagnostics, findings = check_layout(project, paths)
     else:
-        _config, collection, warnings = check(project, paths, strict=strict)
+        _config, collection, warnings = check(project, paths, strict=strict, markdown=True)
         diagnostics = [*warnings, *collection.diagnostics]
     if epub:
         _collection, _diagnostics, messages = check_epubs(project, paths, out)

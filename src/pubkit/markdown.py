@@ -21,6 +21,7 @@ from .sanitize import sanitize
 #: ``markdown`` reader. Front matter is read by pubkit; ``$`` stays a currency sign.
 READER = "commonmark_x+implicit_figures+autolink_bare_uris-yaml_metadata_block-tex_math_dollars"
 TAKEAWAYS_CLASS = "takeaways"
+NESTS_TOO_DEEPLY = "the manuscript nests too deeply to set"
 #: Class of the inline element a footnote becomes in the paged editions (CSS ``float: footnote``).
 FOOTNOTE_CLASS = "footnote"
 
@@ -81,46 +82,58 @@ def to_html(
     return output.decode("utf-8")
 
 
-def convert(lesson: Lesson, root: Path) -> Document:
-    """Parse and check the lesson: every file it refers to must be inside ``root``."""
-    ast = parse(lesson)
-    problems = check_resources(ast["blocks"], lesson, root)
-    if problems:
-        raise LessonError(problems)
-    ast["blocks"], removed = sanitize(ast["blocks"], lambda source: line_of(lesson, source))
-    skips = outline(ast["blocks"])
+def read(lesson: Lesson, root: Path) -> tuple[AST, tuple[Diagnostic, ...]]:
+    """Parse and check the lesson: every file it refers to must be inside ``root``; unsafe
+    HTML is removed and headings set in order. Returns the AST and what the author should
+    know (raises :class:`LessonError` for what stops the lesson)."""
+    try:
+        ast = parse(lesson)
+        problems = check_resources(ast["blocks"], lesson, root)
+        if problems:
+            raise LessonError(problems)
+        ast["blocks"], removed = sanitize(ast["blocks"], lambda source: line_of(lesson, source))
+        skips = outline(ast["blocks"])
+    except RecursionError:
+        raise LessonError.at(lesson.path, None, NESTS_TOO_DEEPLY) from None
     undescribed = [
         node["c"][2][0]
         for node in _walk(ast["blocks"])
         if node["t"] == "Image" and not plain_text(node["c"][1]).strip()
     ]
+    warnings = [
+        warning(
+            lesson.path,
+            lesson.line_of_text(text),
+            f"heading “{text}” is level {written} under a level {parent} heading; "
+            f"set as level {level} so that no level is skipped",
+        )
+        for text, parent, written, level in skips
+    ]
+    warnings += [
+        warning(
+            lesson.path,
+            lesson.line_at(max(lesson.body.find(source), 0)),
+            f"image “{source}” has no description (alt text); "
+            "screen readers skip it and the EPUB claims no WCAG conformance",
+        )
+        for source in undescribed
+    ]
+    warnings += [
+        warning(lesson.path, line, f"{what} removed: pubkit keeps only safe HTML")
+        for line, what in removed
+    ]
+    return ast, tuple(warnings)
+
+
+def convert(lesson: Lesson, root: Path) -> Document:
+    """The lesson read (:func:`read`), as every edition renders from it."""
+    ast, warnings = read(lesson, root)
     return Document(
         ast=ast,
         html=to_html(ast, lesson),
         text=plain_text(ast["blocks"]),
         has_takeaways=any(_is_takeaways(b) for b in _walk(ast["blocks"])),
-        warnings=tuple(
-            warning(
-                lesson.path,
-                lesson.line_of_text(text),
-                f"heading “{text}” is level {written} under a level {parent} heading; "
-                f"set as level {level} so that no level is skipped",
-            )
-            for text, parent, written, level in skips
-        )
-        + tuple(
-            warning(
-                lesson.path,
-                lesson.line_at(max(lesson.body.find(source), 0)),
-                f"image “{source}” has no description (alt text); "
-                "screen readers skip it and the EPUB claims no WCAG conformance",
-            )
-            for source in undescribed
-        )
-        + tuple(
-            warning(lesson.path, line, f"{what} removed: pubkit keeps only safe HTML")
-            for line, what in removed
-        ),
+        warnings=warnings,
     )
 
 
