@@ -146,7 +146,8 @@ class _Cleaner(HTMLParser):
 
 @dataclass
 class Sanitizer:
-    """Clean a pandoc AST in place; ``removed`` lists (raw source, what went) for warnings."""
+    """Clean a pandoc AST into a new one; ``removed`` lists (raw source, what went), for
+    the warnings."""
 
     removed: list[tuple[str, str]] = field(default_factory=list)
     _dropping: str | None = None
