@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,18 @@ def typography_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert result.ok, [str(d) for d in result.diagnostics]
     assert not result.diagnostics, [str(d) for d in result.diagnostics]
     return project / "build"
+
+
+def run_pubkit(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The real ``pubkit`` command, as a user runs it; its output, not raised on failure."""
+    return subprocess.run(
+        [sys.executable, "-m", "pubkit", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
 
 
 def make_project(root: Path, lessons: dict[str, str], module: str | None = None) -> Path:

@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from conftest import lesson_text, make_project
-
-PUBKIT = [sys.executable, "-m", "pubkit"]
-
-
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*PUBKIT, *args], cwd=cwd, capture_output=True, text=True, check=False)
+from conftest import lesson_text, make_project, run_pubkit
 
 
 def test_build_reports_a_broken_lesson_and_builds_the_rest(tmp_path: Path) -> None:
@@ -24,7 +16,7 @@ def test_build_reports_a_broken_lesson_and_builds_the_rest(tmp_path: Path) -> No
             "02-bad.md": "---\nlesson: two\ntitle: Bad\n---\n\nText.\n",
         },
     )
-    done = run("build", "--format", "pdf,epub", cwd=tmp_path)
+    done = run_pubkit("build", "--format", "pdf,epub", cwd=tmp_path)
     assert done.returncode == 1
     assert "manuscript/01-module/02-bad.md:2: error: lesson: expected a whole number" in done.stderr
     assert "1 built, 1 failed" in done.stderr
@@ -40,13 +32,13 @@ def test_build_reports_a_broken_lesson_and_builds_the_rest(tmp_path: Path) -> No
 
 def test_up_to_date_lessons_are_skipped_and_force_rebuilds(tmp_path: Path) -> None:
     make_project(tmp_path, {"01.md": lesson_text(1)})
-    assert run("build", "-f", "pdf", cwd=tmp_path).returncode == 0
+    assert run_pubkit("build", "-f", "pdf", cwd=tmp_path).returncode == 0
     pdf = tmp_path / "build/pdf/01-module/01.pdf"
     before = pdf.stat().st_mtime_ns
-    again = run("build", "-f", "pdf", cwd=tmp_path)
+    again = run_pubkit("build", "-f", "pdf", cwd=tmp_path)
     assert "up to date: 01-module/01" in again.stdout
     assert pdf.stat().st_mtime_ns == before
-    forced = run("build", "-f", "pdf", "--force", cwd=tmp_path)
+    forced = run_pubkit("build", "-f", "pdf", "--force", cwd=tmp_path)
     assert "built: 01-module/01" in forced.stdout
     assert pdf.stat().st_mtime_ns != before
 
@@ -54,7 +46,7 @@ def test_up_to_date_lessons_are_skipped_and_force_rebuilds(tmp_path: Path) -> No
 def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     make_project(tmp_path, {"01.md": lesson_text(1)})
     (tmp_path / "pubkit.yaml").write_text("pdf:\n  paper: A5\n")
-    done = run("build", cwd=tmp_path)
+    done = run_pubkit("build", cwd=tmp_path)
     assert done.returncode == 2
     assert (
         done.stderr.strip() == "pubkit.yaml:2: error: pdf.paper: expected one of A4, Letter; got A5"
@@ -63,14 +55,14 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
 
 
 def test_unknown_format_is_a_usage_error(tmp_path: Path) -> None:
-    done = run("build", "--format", "mobi", cwd=tmp_path)
+    done = run_pubkit("build", "--format", "mobi", cwd=tmp_path)
     assert done.returncode == 2
     assert "unknown edition mobi; choose from pdf, handout, epub" in done.stderr
 
 
 def test_check_validates_without_building(tmp_path: Path) -> None:
     make_project(tmp_path, {"01.md": lesson_text(1), "02.md": "---\ntitle: x\n---\n\ny\n"})
-    done = run("check", cwd=tmp_path)
+    done = run_pubkit("check", cwd=tmp_path)
     assert done.returncode == 1
     assert "02.md:2: error: missing required field 'lesson'" in done.stderr
     assert "1 valid, 1 with errors" in done.stderr

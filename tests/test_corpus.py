@@ -4,8 +4,6 @@ line, nothing leaked, nothing run, the rest of the course built."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ import pytest
 import yaml
 from pypdf import PdfReader
 
-from conftest import lesson_text
+from conftest import lesson_text, run_pubkit
 from pubkit.build import BuildResult, build
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -69,14 +67,7 @@ def test_each_manuscript_gets_its_outcome(
 
 def test_the_command_reports_every_failure_once_without_a_traceback(tmp_path: Path) -> None:
     root = corpus_project(tmp_path)
-    run = subprocess.run(
-        [sys.executable, "-m", "pubkit", "build", "--format", "pdf"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
+    run = run_pubkit("build", "--format", "pdf", cwd=root)
     failures = [n for n, e in EXPECTED.items() if "error" in e]
     assert run.returncode == 1
     assert "Traceback" not in run.stdout + run.stderr
@@ -131,14 +122,7 @@ def test_a_title_shaped_like_a_path_writes_nothing_outside_the_output(
 
 def test_check_reports_the_same_faults_without_building(tmp_path: Path) -> None:
     root = corpus_project(tmp_path)
-    run = subprocess.run(
-        [sys.executable, "-m", "pubkit", "check"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
+    run = run_pubkit("check", cwd=root)
     assert run.returncode == 1
     assert "Traceback" not in run.stdout + run.stderr
     for name, expected in EXPECTED.items():

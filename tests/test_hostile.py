@@ -3,6 +3,7 @@ network, an interrupted build loses nothing, and the same sources give the same 
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from conftest import PROJECTS, lesson_text, make_project
+from conftest import PROJECTS, lesson_text, make_project, run_pubkit
 from pubkit import build as build_module
 from pubkit import pandoc as pandoc_module
 from pubkit import workers
@@ -143,13 +144,7 @@ def test_a_theme_that_loads_from_the_network_stops_the_build_first(tmp_path: Pat
             f"body {{ background: url('{listener.address}/bg.png') }}\n"
             "h1 { background: url(../../etc/passwd) }\n"
         )
-        run = subprocess.run(
-            [sys.executable, "-m", "pubkit", "build"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        run = run_pubkit("build", cwd=root)
     assert listener.arrived == []
     assert run.returncode == 2
     lines = run.stderr.splitlines()
@@ -239,34 +234,10 @@ def test_an_interrupted_build_leaves_outputs_whole_and_the_next_recovers(tmp_pat
     after = _outputs(root / "build")
     assert after.keys() == before.keys()
     for data in after.values():  # each file is the old one or the new one, never half
-        assert len(PdfReader(__import__("io").BytesIO(data)).pages) >= 1
+        assert len(PdfReader(io.BytesIO(data)).pages) >= 1
     assert not list(root.rglob("*.tmp"))
     assert build(root, formats=["pdf"]).ok
     assert all(b"A new closing line" not in d for d in before.values())
-
-
-def test_a_lesson_that_takes_too_long_fails_and_the_rest_are_built(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    root = make_project(
-        tmp_path, {f"0{n}-l.md": lesson_text(n, f"Lesson {n}", "Words.\n") for n in (1, 2, 3)}
-    )
-    real = build_module._render_editions
-
-    def hangs_on_the_second(lesson, *args):  # type: ignore[no-untyped-def]
-        if lesson.number == 2:
-            time.sleep(30)  # a layout that never ends, as far as the build can tell
-        return real(lesson, *args)
-
-    monkeypatch.setattr(build_module, "_render_editions", hangs_on_the_second)
-    monkeypatch.setattr(workers, "TIMEOUT_SECONDS", 3.0)
-    started = time.monotonic()
-    result = build(root, formats=["pdf"], force=True)
-    assert time.monotonic() - started < 25
-    assert [p.name for p in result.failed] == ["02-l.md"]
-    (problem,) = [d for d in result.diagnostics if d.is_error]
-    assert problem.message == "took longer than 3 s to set; stopped"
-    assert [r.lesson.number for r in result.built] == [1, 3]
 
 
 def test_pandoc_runs_under_a_memory_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -321,6 +292,8 @@ def test_no_file_is_attached_to_the_pdf(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("fault", "message"),
     [
+        # a layout that never ends, as far as the build can tell
+        (lambda: time.sleep(30), "took longer than 3 s to set; stopped"),
         (lambda: bytearray(3 << 30), "setting this lesson needs more than the 1024 MB it may use"),
         (
             lambda: os.kill(os.getpid(), signal.SIGSEGV),
@@ -328,9 +301,9 @@ def test_no_file_is_attached_to_the_pdf(tmp_path: Path) -> None:
         ),
         (lambda: os._exit(3), "setting this lesson stopped unexpectedly (exit status 3)"),
     ],
-    ids=["memory", "crash", "exit"],
+    ids=["hang", "memory", "crash", "exit"],
 )
-def test_a_lesson_that_exhausts_memory_or_crashes_fails_alone(
+def test_a_lesson_that_hangs_exhausts_memory_or_crashes_fails_alone(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     fault,
@@ -348,7 +321,10 @@ def test_a_lesson_that_exhausts_memory_or_crashes_fails_alone(
 
     monkeypatch.setattr(build_module, "_render_editions", faulty_second)
     monkeypatch.setattr(workers, "MEMORY_LIMIT_BYTES", 1 << 30)
+    monkeypatch.setattr(workers, "TIMEOUT_SECONDS", 3.0)
+    started = time.monotonic()
     result = build(root, formats=["pdf"], force=True, jobs=2)
+    assert time.monotonic() - started < 25
     assert [p.name for p in result.failed] == ["02-l.md"]
     (problem,) = [d for d in result.diagnostics if d.is_error]
     assert problem.message == message

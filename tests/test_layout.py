@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
 
-from conftest import PROJECTS, REPO
+from conftest import PROJECTS, REPO, run_pubkit
 from pubkit.build import build, check_layout
 
 FAULTS = PROJECTS / "layout-faults"
@@ -92,13 +90,7 @@ def test_build_warns_of_the_same_findings(tmp_path: Path) -> None:
 
 
 def test_check_layout_command_exits_1_and_lists_findings() -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "pubkit", "check", "--layout", "-C", str(FAULTS)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    run = run_pubkit("check", "--layout", "-C", str(FAULTS))
     assert run.returncode == 1
     assert run.stderr.count("warning: pdf page") == 4
     assert "5 lessons: 4 findings" in run.stderr

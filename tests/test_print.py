@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
 
-from conftest import PROJECTS, REPO, SEED_ID, TYPO_ID
+from conftest import PROJECTS, REPO, SEED_ID, TYPO_ID, run_pubkit
 from pdfinfo import char_height, count_colour, page_texts, render, text_top
 from pubkit.build import BuildResult, build
 from pubkit.config import builtin_styles
@@ -133,24 +131,7 @@ def test_handout_for_a_print_shop_has_bleed_marks_and_boxes(
 
 
 def test_bad_bleed_on_the_command_line_exits_2() -> None:
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pubkit",
-            "build",
-            "-C",
-            str(REPO),
-            "--bleed",
-            "3 furlongs",
-            "-o",
-            "/nonexistent",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    run = run_pubkit("build", "-C", str(REPO), "--bleed", "3 furlongs", "-o", "/nonexistent")
     assert run.returncode == 2
     assert "handout.bleed (command line): expected a length" in run.stderr
 

@@ -165,3 +165,14 @@ def test_the_sanitiser_keeps_safe_html_well_nested_and_says_what_went() -> None:
         "href address 'javascript:y'",
     }
     assert {line for line, _ in removed} == {7}
+
+
+def test_xhtml_keeps_its_default_namespace_whatever_was_imported_before() -> None:
+    from xml.etree import ElementTree as ET
+
+    import weasyprint.pdf.metadata  # noqa: F401  (gives the empty prefix away on import)
+    from pubkit.namespaces import XHTML, to_string
+
+    ET.register_namespace("", "")  # as WeasyPrint's metadata module does
+    root = ET.fromstring(f'<html xmlns="{XHTML}"><body><p>x</p></body></html>')
+    assert to_string(root).startswith(f'<html xmlns="{XHTML}"><body><p>')

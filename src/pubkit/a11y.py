@@ -8,18 +8,17 @@ WCAG conformance claim only when nothing found here rules it out.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from xml.etree import ElementTree as ET
 
 from PIL import Image, UnidentifiedImageError
 
-XHTML = "http://www.w3.org/1999/xhtml"
-MATHML = "http://www.w3.org/1998/Math/MathML"
-SVG = "http://www.w3.org/2000/svg"
+from .namespaces import MATHML, SVG, tag
+
 #: The conformance claim of EPUB Accessibility 1.1 (dcterms:conformsTo).
 CONFORMANCE = "EPUB Accessibility 1.1 - WCAG 2.2 Level AA"
-_HEADINGS = {f"{{{XHTML}}}h{level}": level for level in range(1, 7)}
+_HEADINGS = {tag(f"h{level}"): level for level in range(1, 7)}
 _DECORATIVE = frozenset({"presentation", "none"})
 
 
@@ -40,20 +39,16 @@ class Accessibility:
         return not self.problems
 
 
-def _tag(name: str, namespace: str = XHTML) -> str:
-    return f"{{{namespace}}}{name}"
-
-
 def _missing_alternatives(documents: Iterable[ET.Element]) -> tuple[int, list[str]]:
     """How many images there are, and the sources of those without a text alternative."""
     count, missing = 0, []
     for root in documents:
-        for image in root.iter(_tag("img")):
+        for image in root.iter(tag("img")):
             count += 1
             described = (image.get("alt") or "").strip() or image.get("aria-label")
             if not described and image.get("role") not in _DECORATIVE:
                 missing.append(image.get("src", "?"))
-        count += sum(1 for _ in root.iter(_tag("svg", SVG)))
+        count += sum(1 for _ in root.iter(tag("svg", SVG)))
     return count, missing
 
 
@@ -76,8 +71,8 @@ def _headerless_tables(documents: Iterable[ET.Element]) -> int:
     return sum(
         1
         for root in documents
-        for table in root.iter(_tag("table"))
-        if next(table.iter(_tag("th")), None) is None
+        for table in root.iter(tag("table"))
+        if next(table.iter(tag("th")), None) is None
     )
 
 
@@ -93,37 +88,38 @@ def _animated(media: Mapping[str, bytes]) -> list[str]:
     return found
 
 
-def _uses(documents: list[ET.Element], test: str) -> bool:
-    for root in documents:
-        for element in root.iter():
-            if test == "mathml" and element.tag == _tag("math", MATHML):
-                return True
-            if test == "aria" and any(
-                key == "role" or key.startswith("aria-") for key in element.attrib
-            ):
-                return True
-            if test == "media" and element.tag in (_tag("audio"), _tag("video")):
-                return True
-    return False
+def _any(documents: list[ET.Element], test: Callable[[ET.Element], bool]) -> bool:
+    return any(test(element) for root in documents for element in root.iter())
+
+
+def _is_media(element: ET.Element) -> bool:
+    return element.tag in (tag("audio"), tag("video"))
+
+
+def _is_mathml(element: ET.Element) -> bool:
+    return element.tag == tag("math", MATHML)
+
+
+def _has_aria(element: ET.Element) -> bool:
+    return any(key == "role" or key.startswith("aria-") for key in element.attrib)
 
 
 def assess(
     documents: Iterable[ET.Element],
-    languages: Iterable[str | None],
     page_list: int,
     media: Mapping[str, bytes],
 ) -> Accessibility:
-    """Claims for content ``documents`` (cover excluded), their ``languages``, a page list
-    of ``page_list`` pages (0: none) and the publication's images and other ``media``."""
+    """Claims for content ``documents`` (cover excluded), a page list of ``page_list``
+    pages (0: none) and the publication's images and other ``media``."""
     documents = list(documents)
     images, missing = _missing_alternatives(documents)
     animated = _animated(media)
-    av = _uses(documents, "media")
+    av = _any(documents, _is_media)
     problems = [_count(len(missing), "image") + " without a text alternative"] if missing else []
     problems += _heading_skips(documents)
     if headerless := _headerless_tables(documents):
         problems.append(_count(headerless, "table") + " without header cells")
-    if not all(languages):
+    if not all(root.get("lang") for root in documents):
         problems.append("a document does not declare its language")
     if av:
         problems.append("audio or video, whose captions pubkit cannot check")
@@ -135,15 +131,15 @@ def assess(
     if len(modes) > 1:
         sufficient.append(",".join(modes))
     features = ["tableOfContents", "readingOrder", "displayTransformability"]
-    if any(element.tag in _HEADINGS for root in documents for element in root.iter()):
+    if _any(documents, lambda element: element.tag in _HEADINGS):
         features.insert(0, "structuralNavigation")
     if images and not missing:
         features.append("alternativeText")
     if page_list:
         features += ["printPageNumbers", "pageBreakMarkers", "pageNavigation"]
-    if _uses(documents, "mathml"):
+    if _any(documents, _is_mathml):
         features.append("MathML")
-    if _uses(documents, "aria"):
+    if _any(documents, _has_aria):
         features.append("ARIA")
     hazards = ["unknown"] if av or animated else ["none"]
     summary = _summary(images, missing, page_list, hazards, problems)

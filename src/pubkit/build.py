@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -12,7 +12,7 @@ from typing import Any
 
 from . import __version__, validate
 from .config import Config, load_config
-from .editions import COVER_STYLESHEETS, EDITIONS
+from .editions import EDITIONS
 from .errors import ConfigError, Diagnostic, LessonError, PubkitError
 from .manuscript import Collection, Lesson, collect, strictly
 from .markdown import NESTS_TOO_DEEPLY, Document, convert
@@ -29,8 +29,11 @@ from .output import (
     write_json,
 )
 from .render import Rendered, RenderJob
-from .theme import Theme, load_theme
+from .theme import Theme, check_stylesheets, load_theme
 from .workers import default_jobs, render_isolated
+
+#: One lesson set in memory: its editions, reading figures and parsed document.
+LessonOutcome = tuple[dict[str, Rendered], Figures, Document]
 
 #: Called once per lesson as it finishes: (lesson, index, total, skipped).
 Progress = Callable[[Lesson, int, int, bool], None]
@@ -84,7 +87,7 @@ def check(
     config, warnings = load_config(root, settings)
     if strict and warnings:
         raise ConfigError([w.as_error() for w in warnings])
-    _check_theme(load_theme(config.styles_dir), config)
+    check_stylesheets(load_theme(config.styles_dir), config)
     collection = collect(config, targets)
     if markdown:
         collection = _read_markdown(collection, config)
@@ -105,21 +108,6 @@ def _read_markdown(collection: Collection, config: Config) -> Collection:
     return Collection(tuple(lessons), tuple(diagnostics), tuple(failed))
 
 
-def _check_theme(theme: Theme, config: Config) -> None:
-    """Assemble every stylesheet once, so that a theme fault (an unknown token, a file
-    loaded from outside the theme) stops the build before any lesson, reported once."""
-    problems: list[Diagnostic] = []
-    sheets = {name: EDITIONS[name].stylesheets for name in config.editions}
-    sheets["cover"] = COVER_STYLESHEETS
-    for name, stylesheets in sheets.items():
-        try:
-            theme.stylesheet(stylesheets, name, config.paper, font_url=lambda f: f.path.name)
-        except ConfigError as exc:
-            problems.extend(exc.diagnostics)
-    if problems:
-        raise ConfigError(dict.fromkeys(problems))
-
-
 def check_layout(
     root: Path, targets: Iterable[Path] = ()
 ) -> tuple[Collection, list[Diagnostic], list[Diagnostic]]:
@@ -134,12 +122,7 @@ def check_layout(
     diagnostics = [*warnings, *collection.diagnostics]
     findings: list[Diagnostic] = []
     date = source_date() or config.date
-    if collection.lessons:
-        from .pdf import warm
-
-        warm(theme, config, paged)
-    set_lesson = partial(_render_lesson, config=config, theme=theme, names=paged, date=date)
-    for _lesson, outcome in render_isolated(collection.lessons, set_lesson, default_jobs()):
+    for _lesson, outcome in _set_lessons(collection.lessons, config, theme, paged, date):
         if isinstance(outcome, PubkitError):
             diagnostics.extend(outcome.diagnostics)
             continue
@@ -215,12 +198,7 @@ def build(
         and outputs_intact(out, previous["entry"]["editions"])
     }
     work = [lesson for lesson in collection.lessons if lesson.id not in fresh]
-    if work:
-        from .pdf import warm  # WeasyPrint is loaded only when a lesson is to be set
-
-        warm(theme, config, names)
-    set_lesson = partial(_render_lesson, config=config, theme=theme, names=names, date=date)
-    outcomes = render_isolated(work, set_lesson, jobs or default_jobs())
+    outcomes = _set_lessons(work, config, theme, names, date, jobs)
     for index, lesson in enumerate(collection.lessons, start=1):
         if lesson.id in fresh:
             results.append(LessonResult(lesson, state[lesson.id]["entry"], skipped=True))
@@ -261,9 +239,30 @@ def build(
     )
 
 
+def _set_lessons(
+    lessons: Sequence[Lesson],
+    config: Config,
+    theme: Theme,
+    names: tuple[str, ...],
+    date: str | None,
+    jobs: int | None = None,
+) -> Iterator[tuple[Lesson, LessonOutcome | LessonError]]:
+    """Set ``lessons`` in bounded worker processes (:mod:`pubkit.workers`), in order.
+
+    Fonts and stylesheets are loaded here first, so the forked workers share them.
+    """
+    if not lessons:
+        return iter(())
+    from .pdf import warm  # WeasyPrint is loaded only when a lesson is to be set
+
+    warm(theme, config, names)
+    set_lesson = partial(_render_lesson, config=config, theme=theme, names=names, date=date)
+    return render_isolated(lessons, set_lesson, jobs or default_jobs())
+
+
 def _render_lesson(
     lesson: Lesson, config: Config, theme: Theme, names: tuple[str, ...], date: str | None
-) -> tuple[dict[str, Rendered], Figures, Document]:
+) -> LessonOutcome:
     """Parse, measure and render one lesson's editions, all in memory.
 
     Whatever goes wrong fails this lesson only: an unexpected exception (a fault in pubkit
@@ -285,7 +284,7 @@ def _render_lesson(
 
 def _render_editions(
     lesson: Lesson, config: Config, theme: Theme, names: tuple[str, ...], date: str | None
-) -> tuple[dict[str, Rendered], Figures, Document]:
+) -> LessonOutcome:
     document = convert(lesson, config.root)
     words = count_words(document.text)
     figures = Figures(

@@ -20,6 +20,7 @@ from . import a11y
 from . import epubparts as parts
 from .cover import render_cover
 from .errors import Diagnostic, warning
+from .namespaces import OPF, tag
 from .pagelist import PageMarker, mark_pages
 from .pandoc import run_pandoc
 from .render import Rendered, RenderJob
@@ -152,12 +153,11 @@ def _repack(epub: bytes, job: RenderJob) -> tuple[bytes, list[Diagnostic]]:
     package = ET.fromstring(entries[PACKAGE])
     cover_image = {
         "EPUB/" + item.get("href", "")
-        for item in package.iter(parts.tag("item", parts.OPF))
+        for item in package.iter(tag("item", OPF))
         if "cover-image" in (item.get("properties") or "").split()
     }
     claims = a11y.assess(
         chapters.values(),
-        [root.get("lang") for root in chapters.values()],
         len(markers),
         {
             name: data

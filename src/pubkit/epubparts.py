@@ -7,21 +7,9 @@ from __future__ import annotations
 from xml.etree import ElementTree as ET
 
 from . import a11y
+from .namespaces import EPUB, OPF, SVG, XLINK, XML_LANG, tag, to_string
 from .pagelist import PageMarker
 from .render import RenderJob
-
-XHTML = "http://www.w3.org/1999/xhtml"
-EPUB_NS = "http://www.idpf.org/2007/ops"
-OPF = "http://www.idpf.org/2007/opf"
-DC = "http://purl.org/dc/elements/1.1/"
-XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-
-for _prefix, _uri in (("", XHTML), ("epub", EPUB_NS), ("opf", OPF), ("dc", DC)):
-    ET.register_namespace(_prefix, _uri)
-
-
-def tag(name: str, namespace: str = XHTML) -> str:
-    return f"{{{namespace}}}{name}"
 
 
 def _classes(element: ET.Element) -> list[str]:
@@ -107,7 +95,7 @@ def finish_chapter(root: ET.Element, title: str) -> None:
 
 
 def xhtml(root: ET.Element) -> bytes:
-    body = ET.tostring(root, encoding="unicode")
+    body = to_string(root)
     return ('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE html>\n' + body).encode("utf-8")
 
 
@@ -115,8 +103,8 @@ def finish_cover(root: ET.Element, job: RenderJob) -> None:
     """An <img> with a text alternative in place of pandoc's unlabelled SVG wrapper."""
     body = root.find(tag("body"))
     assert body is not None
-    image = next(body.iter("{http://www.w3.org/2000/svg}image"))
-    source = image.get("{http://www.w3.org/1999/xlink}href", "")
+    image = next(body.iter(tag("image", SVG)))
+    source = image.get(tag("href", XLINK), "")
     words = job.theme.words(job.language)
     module = job.lesson.module
     alt = (
@@ -125,7 +113,7 @@ def finish_cover(root: ET.Element, job: RenderJob) -> None:
     )
     body.clear()
     body.set("class", "cover")
-    section = ET.SubElement(body, tag("section"), {tag("type", EPUB_NS): "cover"})
+    section = ET.SubElement(body, tag("section"), {tag("type", EPUB): "cover"})
     section.text = section.tail = "\n"
     ET.SubElement(section, tag("img"), {"src": source, "alt": alt, "role": "doc-cover"}).tail = "\n"
 
@@ -136,7 +124,7 @@ def finish_nav(root: ET.Element, chapter: str, markers: list[PageMarker], job: R
     assert body is not None
     words = job.theme.words(job.language)
     for nav in body.findall(tag("nav")):
-        if nav.get(tag("type", EPUB_NS)) == "landmarks":
+        if nav.get(tag("type", EPUB)) == "landmarks":
             body.remove(nav)
     href = chapter.removeprefix("EPUB/")
     if markers:
@@ -144,7 +132,7 @@ def finish_nav(root: ET.Element, chapter: str, markers: list[PageMarker], job: R
             body,
             tag("nav"),
             {
-                tag("type", EPUB_NS): "page-list",
+                tag("type", EPUB): "page-list",
                 "role": "doc-pagelist",
                 "id": "page-list",
                 "aria-label": words["page_list"],
@@ -158,7 +146,7 @@ def finish_nav(root: ET.Element, chapter: str, markers: list[PageMarker], job: R
     landmarks = ET.SubElement(
         body,
         tag("nav"),
-        {tag("type", EPUB_NS): "landmarks", "id": "landmarks", "hidden": "hidden"},
+        {tag("type", EPUB): "landmarks", "id": "landmarks", "hidden": "hidden"},
     )
     listing = ET.SubElement(landmarks, tag("ol"))
     for kind, target, label in (
@@ -166,7 +154,7 @@ def finish_nav(root: ET.Element, chapter: str, markers: list[PageMarker], job: R
         ("bodymatter", href, job.lesson.title),
     ):
         item = ET.SubElement(listing, tag("li"))
-        ET.SubElement(item, tag("a"), {"href": target, tag("type", EPUB_NS): kind}).text = label
+        ET.SubElement(item, tag("a"), {"href": target, tag("type", EPUB): kind}).text = label
     for element in (*body.iter(tag("nav")), *body.iter(tag("ol")), *body.iter(tag("li"))):
         element.tail = "\n"
 
@@ -210,6 +198,6 @@ def package_xml(package: ET.Element) -> bytes:
 
     ElementTree can give only one namespace the empty prefix, and XHTML has it; markup
     in text is escaped, so the ``opf:`` prefix appears only in tags."""
-    text = ET.tostring(package, encoding="unicode")
+    text = to_string(package)
     text = text.replace("<opf:", "<").replace("</opf:", "</").replace("xmlns:opf=", "xmlns=")
     return ('<?xml version="1.0" encoding="UTF-8"?>\n' + text).encode("utf-8")

@@ -112,7 +112,7 @@ def read(lesson: Lesson, root: Path) -> tuple[AST, tuple[Diagnostic, ...]]:
     warnings += [
         warning(
             lesson.path,
-            lesson.line_at(max(lesson.body.find(source), 0)),
+            line_of(lesson, source),
             f"image “{source}” has no description (alt text); "
             "screen readers skip it and the EPUB claims no WCAG conformance",
         )

@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from xml.etree import ElementTree as ET
 
-XHTML = "http://www.w3.org/1999/xhtml"
-EPUB_NS = "http://www.idpf.org/2007/ops"
+from .namespaces import EPUB, tag
+
 #: Characters of a page's opening text compared with the EPUB's (about eight words).
 KEY_LENGTH = 48
 #: Shortest opening that still places a marker when the full one is not found.
@@ -26,12 +26,12 @@ IMAGE = "\ue000"
 #: Elements a page can begin with; a marker goes before them rather than inside. (Not
 #: items of lists, definition lists or figures: a <span> may not stand between those.)
 _BLOCKS = frozenset(
-    f"{{{XHTML}}}{name}" for name in ("p", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "figure")
+    tag(name) for name in ("p", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "figure")
 )
 #: Text the PDF does not set in its flow: footnote calls and notes, hidden labels.
 _NOT_IN_FLOW = frozenset({"doc-noteref", "doc-footnote", "doc-endnotes", "doc-endnote"})
 _NOTE_TYPES = frozenset({"noteref", "footnote", "footnotes", "endnote", "endnotes"})
-_IMG = f"{{{XHTML}}}img"
+_IMG = tag("img")
 
 
 def reading_key(text: str) -> str:
@@ -73,7 +73,7 @@ class _Run:
 
 def _skipped(element: ET.Element) -> bool:
     roles = set((element.get("role") or "").split())
-    types = set((element.get(f"{{{EPUB_NS}}}type") or "").split())
+    types = set((element.get(tag("type", EPUB)) or "").split())
     return (
         element.get("aria-hidden") == "true"
         or bool(roles & _NOT_IN_FLOW)
@@ -146,11 +146,11 @@ def _marker(page: int, taken: set[str | None]) -> ET.Element:
         ident = f"page-{page}-{suffix}"
     taken.add(ident)
     return ET.Element(
-        f"{{{XHTML}}}span",
+        tag("span"),
         {
             "id": ident,
             "role": "doc-pagebreak",
-            f"{{{EPUB_NS}}}type": "pagebreak",
+            tag("type", EPUB): "pagebreak",
             "aria-label": str(page),
         },
     )

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .config import builtin_styles
-from .errors import ConfigError, PubkitError, error
+from .config import Config, builtin_styles
+from .editions import COVER_STYLESHEETS, EDITIONS
+from .errors import ConfigError, Diagnostic, PubkitError, error
 from .resources import css_references
 from .yamlsrc import load_mapping
 
@@ -190,3 +191,18 @@ def load_theme(folder: Path) -> Theme:
     return Theme(
         folders=folders, tokens=tokens, fonts=_load_fonts(tokens, folders), strings=strings
     )
+
+
+def check_stylesheets(theme: Theme, config: Config) -> None:
+    """Assemble every stylesheet once, so that a theme fault (an unknown token, a file
+    loaded from outside the theme) stops the build before any lesson, reported once."""
+    problems: list[Diagnostic] = []
+    sheets = {name: EDITIONS[name].stylesheets for name in config.editions}
+    sheets["cover"] = COVER_STYLESHEETS
+    for name, stylesheets in sheets.items():
+        try:
+            theme.stylesheet(stylesheets, name, config.paper, font_url=lambda f: f.path.name)
+        except ConfigError as exc:
+            problems.extend(exc.diagnostics)
+    if problems:
+        raise ConfigError(dict.fromkeys(problems))

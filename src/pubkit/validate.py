@@ -7,6 +7,7 @@ up in the manuscript, and messages about the package (metadata) point at the fro
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -24,7 +25,6 @@ from .manuscript import Lesson
 #: EPUBCheck on one lesson takes a second or two; a hung JVM must not hang the check.
 TIMEOUT_SECONDS = 300
 _TAG = re.compile(r"<[^>]*>")
-_ENTITY = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&#39;": "'"}
 
 
 @dataclass(frozen=True)
@@ -80,10 +80,7 @@ def run_epubcheck(epub: Path) -> list[Message]:
 
 
 def _plain(markup: str) -> str:
-    text = _TAG.sub(" ", markup)
-    for entity, character in _ENTITY.items():
-        text = text.replace(entity, character)
-    return " ".join(text.split())
+    return " ".join(html.unescape(_TAG.sub(" ", markup)).split())
 
 
 def _source_line(lesson: Lesson, files: dict[str, str], path: str, line: int, column: int) -> int:
@@ -126,16 +123,13 @@ def check_epub(lesson: Lesson, epub: Path) -> Iterator[Diagnostic]:
 def check_epubs(lessons: Iterable[tuple[Lesson, Path]]) -> list[Diagnostic]:
     """Every lesson's EPUB through EPUBCheck, one JVM per core at a time, reported in
     lesson order; a lesson with no EPUB built is an error."""
-    lessons = list(lessons)
+
+    def check_one(lesson: Lesson, epub: Path) -> list[Diagnostic]:
+        if not epub.is_file():
+            return [error(lesson.path, None, "no EPUB built for this lesson; run `pubkit build`")]
+        return list(check_epub(lesson, epub))
+
+    pairs = list(lessons)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        results = pool.map(
-            lambda pair: list(check_epub(*pair)) if pair[1].is_file() else None, lessons
-        )
-        diagnostics: list[Diagnostic] = []
-        for (lesson, _), found in zip(lessons, results, strict=True):
-            if found is None:
-                found = [
-                    error(lesson.path, None, "no EPUB built for this lesson; run `pubkit build`")
-                ]
-            diagnostics.extend(found)
-    return diagnostics
+        found = pool.map(lambda pair: check_one(*pair), pairs)
+        return [diagnostic for diagnostics in found for diagnostic in diagnostics]

@@ -1,0 +1,33 @@
+"""Turn the EPUB's XML vocabularies into names: namespaces, and tags in ElementTree form."""
+
+from __future__ import annotations
+
+from xml.etree import ElementTree as ET
+
+XHTML = "http://www.w3.org/1999/xhtml"
+EPUB = "http://www.idpf.org/2007/ops"
+OPF = "http://www.idpf.org/2007/opf"
+DC = "http://purl.org/dc/elements/1.1/"
+MATHML = "http://www.w3.org/1998/Math/MathML"
+SVG = "http://www.w3.org/2000/svg"
+XLINK = "http://www.w3.org/1999/xlink"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+
+_PREFIXES = (("", XHTML), ("epub", EPUB), ("opf", OPF), ("dc", DC))
+
+
+def to_string(root: ET.Element) -> str:
+    """``root`` as XML, with XHTML as the default namespace and the usual prefixes.
+
+    ElementTree keeps prefixes in one process-wide table, which other libraries write to
+    as they are imported (WeasyPrint gives the empty prefix to no namespace at all), so
+    the prefixes are set again right before each document is written.
+    """
+    for prefix, uri in _PREFIXES:
+        ET.register_namespace(prefix, uri)
+    return ET.tostring(root, encoding="unicode")
+
+
+def tag(name: str, namespace: str = XHTML) -> str:
+    """``name`` in ``namespace``, as ElementTree spells it: ``{uri}name``."""
+    return f"{{{namespace}}}{name}"
