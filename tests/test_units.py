@@ -171,6 +171,7 @@ def test_xhtml_keeps_its_default_namespace_whatever_was_imported_before() -> Non
     from xml.etree import ElementTree as ET
 
     import weasyprint.pdf.metadata  # noqa: F401  (gives the empty prefix away on import)
+
     from pubkit.namespaces import XHTML, to_string
 
     ET.register_namespace("", "")  # as WeasyPrint's metadata module does
