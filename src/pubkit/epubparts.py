@@ -4,12 +4,13 @@ landmarks) and the package metadata (accessibility claims read off the content).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from xml.etree import ElementTree as ET
 
 from . import a11y
 from .namespaces import EPUB, OPF, SVG, XLINK, XML_LANG, tag, to_string
 from .pagelist import PageMarker
-from .render import RenderJob
 
 
 def _classes(element: ET.Element) -> list[str]:
@@ -94,23 +95,23 @@ def finish_chapter(root: ET.Element, title: str) -> None:
     _number_notes(root)
 
 
+def chapter_title(root: ET.Element) -> str:
+    """The text of a chapter's level-1 heading (its lesson's title), or ""."""
+    heading = next(root.iter(tag("h1")), None)
+    return " ".join("".join(heading.itertext()).split()) if heading is not None else ""
+
+
 def xhtml(root: ET.Element) -> bytes:
     body = to_string(root)
     return ('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE html>\n' + body).encode("utf-8")
 
 
-def finish_cover(root: ET.Element, job: RenderJob) -> None:
+def finish_cover(root: ET.Element, alt: str) -> None:
     """An <img> with a text alternative in place of pandoc's unlabelled SVG wrapper."""
     body = root.find(tag("body"))
     assert body is not None
     image = next(body.iter(tag("image", SVG)))
     source = image.get(tag("href", XLINK), "")
-    words = job.theme.words(job.language)
-    module = job.lesson.module
-    alt = (
-        f"{words['module']} {module.number}: {module.title}. "
-        f"{words['lesson']} {job.lesson.number}: {job.lesson.title}"
-    )
     body.clear()
     body.set("class", "cover")
     section = ET.SubElement(body, tag("section"), {tag("type", EPUB): "cover"})
@@ -118,11 +119,17 @@ def finish_cover(root: ET.Element, job: RenderJob) -> None:
     ET.SubElement(section, tag("img"), {"src": source, "alt": alt, "role": "doc-cover"}).tail = "\n"
 
 
-def finish_nav(root: ET.Element, chapter: str, markers: list[PageMarker], job: RenderJob) -> None:
-    """Add the page list (when there is one) and the landmarks reading systems look for."""
+def finish_nav(
+    root: ET.Element,
+    chapter: str,
+    markers: list[PageMarker],
+    words: Mapping[str, Any],
+    title: str,
+) -> None:
+    """Add the page list (when there is one) and the landmarks reading systems look for:
+    the cover, and ``chapter`` (where the body begins) under ``title``."""
     body = root.find(tag("body"))
     assert body is not None
-    words = job.theme.words(job.language)
     for nav in body.findall(tag("nav")):
         if nav.get(tag("type", EPUB)) == "landmarks":
             body.remove(nav)
@@ -151,7 +158,7 @@ def finish_nav(root: ET.Element, chapter: str, markers: list[PageMarker], job: R
     listing = ET.SubElement(landmarks, tag("ol"))
     for kind, target, label in (
         ("cover", "text/cover.xhtml", words["cover"]),
-        ("bodymatter", href, job.lesson.title),
+        ("bodymatter", href, title),
     ):
         item = ET.SubElement(listing, tag("li"))
         ET.SubElement(item, tag("a"), {"href": target, tag("type", EPUB): kind}).text = label
@@ -159,8 +166,13 @@ def finish_nav(root: ET.Element, chapter: str, markers: list[PageMarker], job: R
         element.tail = "\n"
 
 
-def finish_package(root: ET.Element, claims: a11y.Accessibility, job: RenderJob) -> None:
-    """Replace pandoc's fixed accessibility claims with those read off the content."""
+def finish_package(
+    root: ET.Element, claims: a11y.Accessibility, language: str, certifier: str, page_source: str
+) -> None:
+    """Replace pandoc's fixed accessibility claims with those read off the content.
+
+    ``certifier`` makes the conformance claim (when there is one); ``page_source`` names
+    the edition the page numbers come from (when there are any)."""
     metadata = root.find(tag("metadata", OPF))
     assert metadata is not None
     for meta in list(metadata):
@@ -184,13 +196,13 @@ def finish_package(root: ET.Element, claims: a11y.Accessibility, job: RenderJob)
         add("schema:accessibilityFeature", feature)
     for hazard in claims.hazards:
         add("schema:accessibilityHazard", hazard)
-    language = {XML_LANG: "en"} if not job.language.lower().startswith("en") else {}
-    add("schema:accessibilitySummary", claims.summary, **language)
+    english = {XML_LANG: "en"} if not language.lower().startswith("en") else {}
+    add("schema:accessibilitySummary", claims.summary, **english)
     if claims.conforms:
         add("dcterms:conformsTo", a11y.CONFORMANCE)
-        add("a11y:certifiedBy", job.config.publisher or job.config.title)
-    if "printPageNumbers" in claims.features:  # where the page numbers come from
-        add("pageBreakSource", f"{job.lesson.title}, PDF edition ({job.config.paper})")
+        add("a11y:certifiedBy", certifier)
+    if "printPageNumbers" in claims.features:
+        add("pageBreakSource", page_source)
 
 
 def package_xml(package: ET.Element) -> bytes:
