@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import cache, cached_property, partial
 from pathlib import Path
 from typing import Any
 
-from . import __version__, validate
+from . import __version__, downloads, modulebook, validate
 from .config import Config, load_config
 from .editions import EDITIONS
 from .errors import ConfigError, Diagnostic, LessonError, PubkitError
-from .manuscript import Collection, Lesson, collect, strictly
+from .manuscript import Collection, Lesson, Module, collect, strictly
 from .markdown import NESTS_TOO_DEEPLY, Document, convert
 from .markdown import read as read_markdown
 from .metrics import Figures, count_words, reading_minutes
+from .modulebook import Fragment
 from .output import (
     MANIFEST_NAME,
     STATE_NAME,
@@ -26,17 +28,32 @@ from .output import (
     read_json,
     sha256,
     write_atomic,
+    write_if_changed,
     write_json,
 )
 from .render import Rendered, RenderJob
 from .theme import Theme, check_stylesheets, load_theme
-from .workers import default_jobs, render_isolated
+from .workers import Usage, default_jobs, render_isolated
 
-#: One lesson set in memory: its editions, reading figures and parsed document.
-LessonOutcome = tuple[dict[str, Rendered], Figures, Document]
+#: Called as each lesson or module collection is done: (what, done, total, up to date).
+Progress = Callable[[str, int, int, bool], None]
+#: Where pubkit keeps what it needs between builds, inside the output folder.
+CACHE_DIR = ".pubkit"
+#: The build record's layout; a record of another layout is ignored (everything rebuilds).
+STATE_FORMAT = 2
 
-#: Called once per lesson as it finishes: (lesson, index, total, skipped).
-Progress = Callable[[Lesson, int, int, bool], None]
+
+@dataclass(frozen=True)
+class LessonOutcome:
+    """One lesson set in memory, before anything is written."""
+
+    rendered: dict[str, Rendered]
+    figures: Figures
+    document: Document
+    #: The first page of the PDF edition, for the downloads page.
+    thumbnail: bytes
+    #: The lesson as its module's collection sets it.
+    fragment: Fragment
 
 
 @dataclass(frozen=True)
@@ -55,6 +72,10 @@ class BuildResult:
     diagnostics: tuple[Diagnostic, ...]
     manifest: Path | None = None
     warnings: tuple[Diagnostic, ...] = field(default=())
+    #: The modules whose collections this build looked at.
+    collected: tuple[Module, ...] = ()
+    #: The largest peak resident memory of a worker process (0: nothing was set).
+    peak_worker_bytes: int = 0
 
     @property
     def ok(self) -> bool:
@@ -126,9 +147,8 @@ def check_layout(
         if isinstance(outcome, PubkitError):
             diagnostics.extend(outcome.diagnostics)
             continue
-        rendered, _, document = outcome
-        diagnostics.extend(document.warnings)
-        findings.extend(f for result in rendered.values() for f in result.findings)
+        diagnostics.extend(outcome.document.warnings)
+        findings.extend(f for result in outcome.rendered.values() for f in result.findings)
     return collection, diagnostics, findings
 
 
@@ -145,6 +165,29 @@ def check_epubs(
         (lesson, out / output_path(lesson, "epub")) for lesson in collection.lessons
     )
     return collection, [*warnings, *collection.diagnostics], findings
+
+
+def clean(root: Path, out: Path | None = None) -> list[Path]:
+    """Remove what pubkit writes to the output folder (and the folder, if that empties it);
+    anything else there stays. Returns what was removed."""
+    config, _warnings = load_config(root)
+    out = (out or config.output_dir).resolve()
+    made = [*EDITIONS, "collections", "thumbnails", downloads.FONTS_DIR.as_posix(), CACHE_DIR]
+    made += [downloads.INDEX_NAME, MANIFEST_NAME, STATE_NAME]
+    removed = []
+    for name in made:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+        else:
+            continue
+        removed.append(path)
+    for folder in (out / downloads.FONTS_DIR.parent, out):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    return removed
 
 
 def output_path(lesson: Lesson, edition: str) -> Path:
@@ -164,10 +207,12 @@ def build(
     strict: bool = False,
     jobs: int | None = None,
 ) -> BuildResult:
-    """Build every lesson under ``targets`` (default: the whole manuscript folder).
+    """Build every lesson under ``targets`` (default: the whole course), then each module's
+    collected editions and the downloads page.
 
-    Everything is gathered and validated first; a lesson's files are written only
-    once all of its editions have rendered, so a failure never leaves half an output.
+    Everything is gathered and validated first; a file is written only once it has
+    rendered whole, so a failure never leaves half an output. What is up to date (the
+    content-hash record in the output folder) is not built again unless ``force``.
     ``strict`` makes every warning an error, failing the lesson it is about. Lessons are
     set ``jobs`` at a time (default: one per core), each in its own bounded process
     (:mod:`pubkit.workers`); the output is the same for any number of jobs.
@@ -177,66 +222,209 @@ def build(
     theme = load_theme(config.styles_dir)
     names = tuple(formats) if formats else config.editions
     out = (out or config.output_dir).resolve()
-    state = read_json(out / STATE_NAME) or {}
     date = source_date() or config.date
-    theme_digest = _theme_digest(theme)
+    state = _read_state(out)
+    inputs = _Inputs(config, theme, names, date, strict, jobs or default_jobs())
+    keys = {lesson.id: inputs.key(lesson) for lesson in collection.lessons}
+    modules = _modules(collection) if not targets else {}
+    tally = _Tally(progress, len(collection.lessons) + len(modules))
 
-    results: list[LessonResult] = []
-    failed = list(collection.failed)
-    diagnostics = list(collection.diagnostics)
-    total = len(collection.lessons)
-    keys = {
-        lesson.id: _fingerprint(lesson, config, theme_digest, names, date, strict)
-        for lesson in collection.lessons
-    }
+    lessons = _build_lessons(collection, inputs, keys, state, out, force, tally)
+    collected = _build_collections(modules, lessons, inputs, keys, state, out, force, tally)
+
+    kept = {f"{path.parent.name}/{path.stem}" for path in lessons.failed} if not targets else None
+    manifest = _manifest(config, out, lessons.results, state, kept)
+    write_json(out / MANIFEST_NAME, manifest)
+    for relative, data in downloads.render_index(manifest, theme, config).items():
+        write_if_changed(out / relative, data)
+    write_json(out / STATE_NAME, state)
+    return BuildResult(
+        built=tuple(lessons.results),
+        failed=tuple(dict.fromkeys(lessons.failed)),
+        diagnostics=(*lessons.diagnostics, *collected),
+        manifest=out / MANIFEST_NAME,
+        warnings=tuple(warnings),
+        collected=tuple(modules),
+        peak_worker_bytes=tally.usage.peak_bytes,
+    )
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What every output of this build depends on, besides its own manuscripts."""
+
+    config: Config
+    theme: Theme
+    names: tuple[str, ...]
+    date: str | None
+    strict: bool
+    jobs: int
+
+    @cached_property
+    def digest(self) -> str:
+        """pubkit's code and version, the theme's files, the settings and editions asked for
+        (and ``--strict``, which looks at every lesson's warnings afresh)."""
+        parts: list[bytes | str] = [__version__, code_digest(), _theme_digest(self.theme)]
+        parts += [",".join(self.names), self.date or "", "strict" if self.strict else ""]
+        parts.append(repr(replace(self.config, lines={})))  # pubkit.yaml and settings
+        return fingerprint(parts)
+
+    def key(self, lesson: Lesson) -> str:
+        """The lesson's content hash: a change to any input rebuilds it."""
+        source = (lesson.path.read_bytes(), lesson.module.source.read_bytes())
+        return fingerprint([self.digest, *source])
+
+
+@dataclass
+class _Tally:
+    """What this run has done so far: a count for the progress display, and what its
+    workers used."""
+
+    progress: Progress | None
+    total: int
+    done: int = 0
+    usage: Usage = field(default_factory=Usage)
+
+    def __call__(self, label: str, skipped: bool) -> None:
+        self.done += 1
+        if self.progress:
+            self.progress(label, self.done, self.total, skipped)
+
+
+@dataclass
+class _Lessons:
+    results: list[LessonResult] = field(default_factory=list)
+    failed: list[Path] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+def _build_lessons(
+    collection: Collection,
+    inputs: _Inputs,
+    keys: Mapping[str, str],
+    state: dict[str, Any],
+    out: Path,
+    force: bool,
+    tally: _Tally,
+) -> _Lessons:
+    """Set and write every lesson that is not up to date; record each in ``state``."""
+    done = _Lessons(failed=list(collection.failed), diagnostics=list(collection.diagnostics))
+    records = state["lessons"]
     fresh = {
         lesson.id
         for lesson in collection.lessons
         if not force
-        and (previous := state.get(lesson.id))
+        and (previous := records.get(lesson.id))
         and previous["key"] == keys[lesson.id]
-        and outputs_intact(out, previous["entry"]["editions"])
+        and outputs_intact(out, _files(previous["entry"]))
+        and (out / _fragment_path(lesson.id)).is_file()
     }
     work = [lesson for lesson in collection.lessons if lesson.id not in fresh]
-    outcomes = _set_lessons(work, config, theme, names, date, jobs)
-    for index, lesson in enumerate(collection.lessons, start=1):
+    config, theme, names, date = inputs.config, inputs.theme, inputs.names, inputs.date
+    outcomes = _set_lessons(work, config, theme, names, date, inputs.jobs, tally.usage)
+    for lesson in collection.lessons:
         if lesson.id in fresh:
-            results.append(LessonResult(lesson, state[lesson.id]["entry"], skipped=True))
-            if progress:
-                progress(lesson, index, total, True)
+            done.results.append(LessonResult(lesson, records[lesson.id]["entry"], skipped=True))
+            tally(lesson.id, True)
             continue
         _, outcome = next(outcomes)
         if isinstance(outcome, PubkitError):
-            diagnostics.extend(outcome.diagnostics)
-            failed.append(lesson.path)
+            done.diagnostics.extend(outcome.diagnostics)
+            done.failed.append(lesson.path)
+            tally(lesson.id, False)
             continue
-        rendered, figures, document = outcome
+        document = outcome.document
         notes = [
             *document.warnings,
-            *(d for result in rendered.values() for d in (*result.diagnostics, *result.findings)),
+            *(d for r in outcome.rendered.values() for d in (*r.diagnostics, *r.findings)),
         ]
-        if strict and notes:
-            diagnostics.extend(note.as_error() for note in notes)
-            failed.append(lesson.path)
+        tally(lesson.id, False)
+        if inputs.strict and notes:
+            done.diagnostics.extend(note.as_error() for note in notes)
+            done.failed.append(lesson.path)
             continue
-        diagnostics.extend(notes)
-        entry = _write_lesson(lesson, out, rendered, figures, document.has_takeaways)
-        state[lesson.id] = {"key": keys[lesson.id], "entry": entry}
-        results.append(LessonResult(lesson, entry, skipped=False))
-        if progress:
-            progress(lesson, index, total, False)
+        done.diagnostics.extend(notes)
+        entry = _write_lesson(lesson, out, outcome)
+        records[lesson.id] = {"key": keys[lesson.id], "entry": entry}
+        done.results.append(LessonResult(lesson, entry, skipped=False))
+    return done
 
-    manifest = out / MANIFEST_NAME
-    kept = {f"{path.parent.name}/{path.stem}" for path in failed} if not targets else None
-    write_json(manifest, _manifest(config, out, results, state, kept))
-    write_json(out / STATE_NAME, state)
-    return BuildResult(
-        built=tuple(results),
-        failed=tuple(dict.fromkeys(failed)),
-        diagnostics=tuple(diagnostics),
-        manifest=manifest,
-        warnings=tuple(warnings),
-    )
+
+def _modules(collection: Collection) -> dict[Module, list[Lesson]]:
+    """Each module's lessons in lesson order: what its collection holds. A module with a
+    lesson that cannot be read is left out; its collection would be missing that lesson."""
+    broken = {path.parent.resolve() for path in collection.failed}
+    modules: dict[Module, list[Lesson]] = {}
+    for lesson in collection.lessons:
+        if lesson.module.folder.resolve() not in broken:
+            modules.setdefault(lesson.module, []).append(lesson)
+    for members in modules.values():
+        members.sort(key=lambda lesson: lesson.number)
+    return dict(sorted(modules.items(), key=lambda item: item[0].number))
+
+
+def _build_collections(
+    modules: Mapping[Module, list[Lesson]],
+    lessons: _Lessons,
+    inputs: _Inputs,
+    keys: Mapping[str, str],
+    state: dict[str, Any],
+    out: Path,
+    force: bool,
+    tally: _Tally,
+) -> list[Diagnostic]:
+    """Collect each module whose lessons changed, from their cached fragments."""
+    names = tuple(name for name in modulebook.COLLECTED if name in inputs.names)
+    records = state["collections"]
+    ready = {result.lesson.id for result in lessons.results}
+    diagnostics: list[Diagnostic] = []
+    work: list[tuple[Module, str, list[Fragment]]] = []
+    for module, members in modules.items():
+        folder = module.folder.name
+        key = fingerprint([folder, ",".join(names), *(keys[lesson.id] for lesson in members)])
+        previous = records.get(folder)
+        if not names or any(lesson.id not in ready for lesson in members):
+            tally(f"collections/{folder}", True)  # a lesson failed: keep the last good one
+            continue
+        if (
+            not force
+            and previous
+            and previous["key"] == key
+            and outputs_intact(out, previous["entry"]["editions"])
+        ):
+            tally(f"collections/{folder}", True)
+            continue
+        fragments = [_read_fragment(out, lesson.id) for lesson in members]
+        work.append((module, key, fragments))
+
+    if work:
+        from .pdf import warm
+
+        warm(inputs.theme, inputs.config, inputs.names)
+
+    def collect(item: tuple[Module, str, list[Fragment]]) -> Mapping[str, Rendered]:
+        module, _, fragments = item
+        config, theme = inputs.config, inputs.theme
+        return modulebook.render(module, fragments, config, theme, names, inputs.date)
+
+    for (module, key, _), outcome in render_isolated(
+        work, collect, inputs.jobs, where=lambda item: item[0].source, usage=tally.usage
+    ):
+        tally(f"collections/{module.folder.name}", False)
+        if isinstance(outcome, PubkitError):
+            diagnostics.extend(outcome.diagnostics)
+            continue
+        editions = {}
+        for name, rendered in outcome.items():
+            relative = modulebook.output_path(module, name)
+            editions[name] = _write_output(out, relative, rendered)
+        entry = {
+            "module": {"number": module.number, "title": module.title},
+            "lessons": [lesson.id for lesson in modules[module]],
+            "editions": editions,
+        }
+        records[module.folder.name] = {"key": key, "entry": entry}
+    return diagnostics
 
 
 def _set_lessons(
@@ -246,6 +434,7 @@ def _set_lessons(
     names: tuple[str, ...],
     date: str | None,
     jobs: int | None = None,
+    usage: Usage | None = None,
 ) -> Iterator[tuple[Lesson, LessonOutcome | LessonError]]:
     """Set ``lessons`` in bounded worker processes (:mod:`pubkit.workers`), in order.
 
@@ -257,7 +446,7 @@ def _set_lessons(
 
     warm(theme, config, names)
     set_lesson = partial(_render_lesson, config=config, theme=theme, names=names, date=date)
-    return render_isolated(lessons, set_lesson, jobs or default_jobs())
+    return render_isolated(lessons, set_lesson, jobs or default_jobs(), usage=usage)
 
 
 def _render_lesson(
@@ -303,40 +492,73 @@ def _render_editions(
     for name in names:
         if name != "pdf":
             rendered[name] = EDITIONS[name].renderer(job(name, figures, pdf))
-    return rendered, figures, document
+    return LessonOutcome(
+        rendered,
+        figures,
+        document,
+        thumbnail=downloads.thumbnail(pdf.data),
+        fragment=modulebook.fragment(job("pdf", figures)),
+    )
 
 
-def _write_lesson(
-    lesson: Lesson,
-    out: Path,
-    rendered: Mapping[str, Rendered],
-    figures: Figures,
-    has_takeaways: bool,
-) -> dict[str, Any]:
-    editions: dict[str, Any] = {}
-    for name, result in rendered.items():
-        relative = output_path(lesson, name)
-        write_atomic(out / relative, result.data)
-        record: dict[str, Any] = {
-            "path": relative.as_posix(),
-            "bytes": len(result.data),
-            "sha256": sha256(result.data),
-        }
-        if result.pages is not None:
-            record["pages"] = result.pages
-        editions[name] = record
+def _write_output(out: Path, relative: Path, rendered: Rendered) -> dict[str, Any]:
+    """Write one output file; its manifest record."""
+    write_atomic(out / relative, rendered.data)
+    record: dict[str, Any] = {
+        "path": relative.as_posix(),
+        "bytes": len(rendered.data),
+        "sha256": sha256(rendered.data),
+    }
+    if rendered.pages is not None:
+        record["pages"] = rendered.pages
+    return record
+
+
+def _write_lesson(lesson: Lesson, out: Path, outcome: LessonOutcome) -> dict[str, Any]:
+    """Write the lesson's editions, thumbnail and cached fragment; its manifest entry."""
+    editions = {
+        name: _write_output(out, output_path(lesson, name), result)
+        for name, result in outcome.rendered.items()
+    }
+    thumbnail = Path("thumbnails") / lesson.module.folder.name / (lesson.path.stem + ".png")
+    write_atomic(out / _fragment_path(lesson.id), outcome.fragment.to_json())
+    figures = outcome.figures
     return {
         "id": lesson.id,
         "module": {"number": lesson.module.number, "title": lesson.module.title},
         "lesson": lesson.number,
         "title": lesson.title,
         "subtitle": lesson.subtitle,
+        "language": outcome.fragment.language,
         "words": figures.words,
         "minutes": figures.minutes,
         "pages": figures.pages,
-        "has_takeaways": has_takeaways,
+        "has_takeaways": outcome.document.has_takeaways,
         "editions": editions,
+        "thumbnail": _write_output(out, thumbnail, Rendered(outcome.thumbnail)),
     }
+
+
+def _files(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """Every file a lesson's manifest entry records: its editions and its thumbnail."""
+    return {**entry["editions"], "thumbnail": entry["thumbnail"]}
+
+
+def _fragment_path(lesson_id: str) -> Path:
+    return Path(CACHE_DIR) / "fragments" / f"{lesson_id}.json"
+
+
+def _read_fragment(out: Path, lesson_id: str) -> Fragment:
+    return Fragment.from_json((out / _fragment_path(lesson_id)).read_bytes())
+
+
+def _read_state(out: Path) -> dict[str, Any]:
+    """The previous build's record of what it built from what; empty when there is none,
+    or when it was written by another version of this format."""
+    state = read_json(out / STATE_NAME)
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        return {"format": STATE_FORMAT, "lessons": {}, "collections": {}}
+    return state
 
 
 def _theme_digest(theme: Theme) -> str:
@@ -348,21 +570,13 @@ def _theme_digest(theme: Theme) -> str:
     return fingerprint(parts)
 
 
-def _fingerprint(
-    lesson: Lesson,
-    config: Config,
-    theme_digest: str,
-    names: tuple[str, ...],
-    date: str | None,
-    strict: bool,
-) -> str:
-    """Everything an output depends on: a change to any of it rebuilds the lesson (and
-    ``--strict`` looks at every lesson's warnings afresh)."""
-    parts: list[bytes | str] = [__version__, ",".join(names), date or "", theme_digest]
-    parts.append("strict" if strict else "")
-    parts.append(repr(replace(config, lines={})))  # pubkit.yaml and command-line settings
-    parts += [lesson.path.read_bytes(), lesson.module.source.read_bytes()]
-    return fingerprint(parts)
+@cache
+def code_digest() -> str:
+    """One digest of pubkit's own code, so that a changed pubkit rebuilds everything even
+    before its version number changes."""
+    package = Path(__file__).parent
+    files = sorted(p for p in package.rglob("*") if p.suffix in {".py", ".lua"} and p.is_file())
+    return fingerprint(part for path in files for part in (path.name, path.read_bytes()))
 
 
 def _manifest(
@@ -372,17 +586,22 @@ def _manifest(
     state: Mapping[str, Any],
     kept: set[str] | None,
 ) -> dict[str, Any]:
-    """This run's lessons, plus earlier outputs still on disk.
+    """This run's lessons, plus earlier outputs still on disk, and the module collections.
 
     ``kept`` limits the earlier outputs to those ids (a whole-course build keeps only
     lessons that failed this time); None keeps every one (a build of some lessons).
     """
     entries = {r.lesson.id: r.entry for r in results}
-    for lesson_id, record in state.items():
+    for lesson_id, record in state["lessons"].items():
         if lesson_id in entries or (kept is not None and lesson_id not in kept):
             continue
-        if outputs_intact(out, record["entry"]["editions"]):
+        if outputs_intact(out, _files(record["entry"])):
             entries[lesson_id] = record["entry"]
+    collections = [
+        record["entry"]
+        for record in state["collections"].values()
+        if outputs_intact(out, record["entry"]["editions"])
+    ]
     return {
         "generator": f"pubkit {__version__}",
         "course": {
@@ -391,4 +610,5 @@ def _manifest(
             "language": config.language,
         },
         "lessons": sorted(entries.values(), key=lambda e: (e["module"]["number"], e["lesson"])),
+        "collections": sorted(collections, key=lambda e: e["module"]["number"]),
     }

@@ -5,17 +5,27 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.progress import Progress as LiveDisplay
 
 from . import __version__
-from .build import BuildResult, build, check, check_epubs, check_layout
+from .build import BuildResult, Progress, build, check, check_epubs, check_layout, clean
 from .editions import EDITIONS
 from .errors import Diagnostic, PubkitError, display_path
-from .manuscript import Lesson
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_FAILED = 1
@@ -137,19 +147,51 @@ def build_command(
     strict: bool,
     jobs: int | None,
 ) -> None:
-    """Build every lesson (or the lessons in PATHS) into build/."""
-
-    def progress(lesson: Lesson, index: int, total: int, skipped: bool) -> None:
-        if not quiet:
-            state = "up to date" if skipped else "built"
-            click.echo(f"[{index}/{total}] {state}: {lesson.id}")
-
+    """Build every lesson (or the lessons in PATHS), each module's collection and the
+    downloads page into build/; what is up to date is skipped."""
     given = {"handout.bleed": bleed, "handout.marks": marks}
     settings = {key: value for key, value in given.items() if value is not None}
-    result = build(project, paths, formats or None, out, force, progress, settings, strict, jobs)
+    with _progress(quiet) as progress:
+        result = build(
+            project, paths, formats or None, out, force, progress, settings, strict, jobs
+        )
     _summarise(result, quiet)
     if not result.ok:
         sys.exit(EXIT_FAILED)
+
+
+@contextmanager
+def _progress(quiet: bool) -> Iterator[Progress | None]:
+    """On a terminal, a live display (done of total, the latest lesson, elapsed time);
+    otherwise a plain line per lesson; nothing with --quiet."""
+    if quiet:
+        yield None
+        return
+    console = Console(stderr=True)
+    if not console.is_terminal:
+
+        def line(label: str, done: int, total: int, skipped: bool) -> None:
+            click.echo(f"[{done}/{total}] {'up to date' if skipped else 'built'}: {label}")
+
+        yield line
+        return
+    display = LiveDisplay(
+        SpinnerColumn(),
+        TextColumn("[bold]Building"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        transient=True,
+    )
+    task = display.add_task("", total=None)
+
+    def update(label: str, done: int, total: int, skipped: bool) -> None:
+        display.update(task, completed=done, total=total, description=escape(label))
+
+    with display:
+        yield update
 
 
 def _summarise(result: BuildResult, quiet: bool) -> None:
@@ -219,3 +261,17 @@ def check_command(
         sys.exit(EXIT_FAILED)
     clean = [name for name, asked in (("layout", layout), ("EPUBs", epub)) if asked]
     click.secho(f"{lessons} valid" + "".join(f", {name} clean" for name in clean), fg="green")
+
+
+@main.command("clean")
+@project_option
+@click.option(
+    "-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder."
+)
+@_guarded
+def clean_command(project: Path, out: Path | None) -> None:
+    """Remove everything pubkit built (editions, collections, downloads page, build record);
+    other files in the output folder stay."""
+    removed = clean(project, out)
+    noun = "item" if len(removed) == 1 else "items"
+    click.echo(f"removed {len(removed)} {noun}" if removed else "nothing to remove")

@@ -12,6 +12,7 @@ from .editions import COVER_STYLESHEETS
 from .fetcher import ProjectFetcher
 from .pdf import font_config, stylesheet
 from .render import RenderJob
+from .theme import Theme
 
 #: Cover width in pixels: what e-reader stores ask for (at least 1400 on the short side).
 WIDTH = 1400
@@ -23,9 +24,12 @@ PALETTE_LIMIT = 4096
 
 def render_cover(job: RenderJob) -> bytes:
     """The cover as PNG bytes: module, lesson number, title, dek and reading figures."""
-    theme = job.theme
-    html = job.render_template("cover.html.j2")
-    css = stylesheet(theme, COVER_STYLESHEETS, "cover", job.config.paper, "")
+    return cover_png(job.render_template("cover.html.j2"), job.theme, job.config.paper)
+
+
+def cover_png(html: str, theme: Theme, paper: str) -> bytes:
+    """The first page of ``html``, set with the cover's stylesheets, as a PNG cover."""
+    css = stylesheet(theme, COVER_STYLESHEETS, "cover", paper, "")
     fetcher = ProjectFetcher(list(theme.folders))
     document = HTML(
         string=html, base_url=theme.folders[0].as_uri() + "/", url_fetcher=fetcher

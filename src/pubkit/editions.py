@@ -45,8 +45,12 @@ class Edition:
         return renderer
 
 
-#: The EPUB cover's stylesheets (:mod:`pubkit.cover`): the header, set as on page 1.
-COVER_STYLESHEETS = ("base.css", "cover.css")
+#: The EPUB cover's stylesheets (:mod:`pubkit.cover`): the header, set as on page 1, or
+#: a module's title page (:mod:`pubkit.modulebook`).
+COVER_STYLESHEETS = ("base.css", "module.css", "cover.css")
+#: A module's collected PDF (:mod:`pubkit.modulebook`): the pdf edition, plus its title
+#: page and contents.
+MODULE_STYLESHEETS = ("base.css", "print.css", "pdf.css", "module.css")
 
 EDITIONS: dict[str, Edition] = {
     edition.name: edition

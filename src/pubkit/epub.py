@@ -19,13 +19,15 @@ import uharfbuzz as hb
 
 from . import a11y
 from . import epubparts as parts
+from .config import Config
 from .cover import render_cover
+from .editions import Edition
 from .errors import Diagnostic, warning
 from .namespaces import OPF, tag
 from .pagelist import PageMarker, mark_pages
 from .pandoc import run_pandoc
 from .render import Rendered, RenderJob
-from .theme import FontFace
+from .theme import FontFace, Theme
 
 #: Characters every font subset keeps, so digits and common punctuation never go missing.
 _ALWAYS = (
@@ -42,12 +44,12 @@ _CHAPTER = re.compile(r"^EPUB/text/ch\d+\.xhtml$")
 SERIES = "{module} {number}: {title}"
 
 
-def _meta(value: Any) -> dict[str, Any]:
+def meta_value(value: Any) -> dict[str, Any]:
     """A Python value as pandoc metadata; text stays literal (never read as Markdown)."""
     if isinstance(value, dict):
-        return {"t": "MetaMap", "c": {k: _meta(v) for k, v in value.items()}}
+        return {"t": "MetaMap", "c": {k: meta_value(v) for k, v in value.items()}}
     if isinstance(value, list | tuple):
-        return {"t": "MetaList", "c": [_meta(v) for v in value]}
+        return {"t": "MetaList", "c": [meta_value(v) for v in value]}
     return {"t": "MetaString", "c": str(value)}
 
 
@@ -95,7 +97,7 @@ def metadata(job: RenderJob) -> dict[str, Any]:
         "date": job.date or lesson.date,
     }
     meta.update({k: v for k, v in optional.items() if v})
-    return {k: _meta(v) for k, v in meta.items()}
+    return {k: meta_value(v) for k, v in meta.items()}
 
 
 def lesson_blocks(job: RenderJob) -> list[dict[str, Any]]:
@@ -113,7 +115,7 @@ def lesson_blocks(job: RenderJob) -> list[dict[str, Any]]:
     return [{"t": "Div", "c": [("", ["lesson"], []), blocks]}]
 
 
-def _subset_font(face: FontFace, text: str, target: Path) -> None:
+def subset_font(face: FontFace, text: str) -> bytes:
     """Keep the glyphs ``text`` needs, with HarfBuzz's subsetter (the one browsers use for
     web fonts; a hundred times faster than fontTools'). Its default OpenType features cover
     kerning, ligatures and the shaping of every script; every name record is kept (the
@@ -128,7 +130,8 @@ def _subset_font(face: FontFace, text: str, target: Path) -> None:
     subset = hb.subset(source, wanted)
     if subset is None:
         raise ValueError(f"HarfBuzz could not subset {face.path.name}")
-    target.write_bytes(subset.blob.data)
+    data: bytes = subset.blob.data
+    return data
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,9 @@ class Book:
     page_source: str = ""
 
 
-def _repack(epub: bytes, book: Book, job: RenderJob) -> tuple[bytes, list[Diagnostic]]:
+def _repack(
+    epub: bytes, book: Book, theme: Theme, config: Config, edition: str
+) -> tuple[bytes, list[Diagnostic]]:
     """Finish pandoc's EPUB and rewrite the container: mimetype first and stored, fixed
     times. Returns the bytes and warnings about what could not be claimed."""
     source = zipfile.ZipFile(io.BytesIO(epub))
@@ -172,7 +177,7 @@ def _repack(epub: bytes, book: Book, job: RenderJob) -> tuple[bytes, list[Diagno
         if book.page_starts and name == first:
             markers, missing = mark_pages(root, book.page_starts)
         entries[name] = parts.xhtml(root)
-    words = job.theme.words(book.language)
+    words = theme.words(book.language)
     nav = ET.fromstring(entries[NAV])
     parts.finish_nav(nav, first, markers, words, book.title)
     entries[NAV] = parts.xhtml(nav)
@@ -195,11 +200,11 @@ def _repack(epub: bytes, book: Book, job: RenderJob) -> tuple[bytes, list[Diagno
             if name.startswith("EPUB/media/") and name not in cover_image
         },
     )
-    certifier = job.config.publisher or job.config.title
+    certifier = config.publisher or config.title
     parts.finish_package(package, claims, book.language, certifier, book.page_source)
     entries[PACKAGE] = parts.package_xml(package)
 
-    path, edition = book.source, job.edition.name
+    path = book.source
     notes = [
         warning(
             path,
@@ -235,7 +240,7 @@ def render_epub(job: RenderJob) -> Rendered:
         blocks=lesson_blocks(job),
         api_version=job.document.ast["pandoc-api-version"],
         meta=metadata(job),
-        text=job.document.html + job.render_template("header.html.j2"),
+        text=job.document.html + str(job.template_macros("header.html.j2").header()),
         cover=render_cover(job),
         cover_alt=(
             f"{words['module']} {module.number}: {module.title}. "
@@ -247,25 +252,27 @@ def render_epub(job: RenderJob) -> Rendered:
         page_starts=job.print_edition.page_starts if job.print_edition else (),
         page_source=f"{lesson.title}, PDF edition ({job.config.paper})",
     )
-    return write_book(book, job)
+    return write_book(book, job.theme, job.config, job.edition, job.date)
 
 
-def write_book(book: Book, job: RenderJob) -> Rendered:
+def write_book(
+    book: Book, theme: Theme, config: Config, edition: Edition, date: str | None
+) -> Rendered:
     """Have pandoc write ``book`` as EPUB 3 with the theme's stylesheet and subset fonts,
-    then finish it (:func:`_repack`). ``job`` gives the theme, settings and date."""
+    then finish it (:func:`_repack`); ``date`` (YYYY-MM-DD) fixes its modification time."""
     ast = {"pandoc-api-version": book.api_version, "meta": book.meta, "blocks": book.blocks}
     with tempfile.TemporaryDirectory(prefix="pubkit-epub-") as tmp:
         folder = Path(tmp)
         (folder / "fonts").mkdir()
         fonts = []
-        for face in job.theme.fonts:
+        for face in theme.fonts:
             target = folder / "fonts" / face.path.name
-            _subset_font(face, book.text, target)
+            target.write_bytes(subset_font(face, book.text))
             fonts.append(f"--epub-embed-font={target}")
-        css = job.theme.stylesheet(
-            job.edition.stylesheets,
-            job.edition.name,
-            job.config.paper,
+        css = theme.stylesheet(
+            edition.stylesheets,
+            edition.name,
+            config.paper,
             font_url=lambda face: f"../fonts/{face.path.name}",
         )
         (folder / "pubkit.css").write_text(css, encoding="utf-8")
@@ -283,7 +290,7 @@ def write_book(book: Book, job: RenderJob) -> Rendered:
             source=book.source,
             cwd=book.source.parent,
             sandbox=False,
-            date=job.date,
+            date=date,
         )
-        data, notes = _repack(output.read_bytes(), book, job)
+        data, notes = _repack(output.read_bytes(), book, theme, config, edition.name)
         return Rendered(data=data, diagnostics=tuple(notes))

@@ -37,6 +37,18 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Write ``data`` unless ``path`` already holds it (so its time stamp tells when its
+    content last changed); True when written."""
+    try:
+        if path.read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    write_atomic(path, data)
+    return True
+
+
 def write_json(path: Path, value: Any) -> None:
     text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
     write_atomic(path, text.encode("utf-8"))

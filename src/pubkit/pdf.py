@@ -14,7 +14,7 @@ from weasyprint.text.fonts import FontConfiguration
 
 from . import layout
 from .config import Config
-from .editions import COVER_STYLESHEETS, EDITIONS, Edition
+from .editions import COVER_STYLESHEETS, EDITIONS, MODULE_STYLESHEETS, Edition
 from .errors import LessonError, warning
 from .fetcher import ProjectFetcher, project_url
 from .markdown import to_html
@@ -64,7 +64,7 @@ class _Collect(logging.Handler):
 
 
 @contextmanager
-def _weasyprint_warnings() -> Iterator[list[str]]:
+def weasyprint_warnings() -> Iterator[list[str]]:
     """Collect WeasyPrint's warnings instead of letting them reach the terminal."""
     logger = logging.getLogger("weasyprint")
     handler = _Collect()
@@ -99,6 +99,8 @@ def warm(theme: Theme, config: Config, names: tuple[str, ...]) -> None:
             page_rule = _print_shop(edition, config)
             stylesheet(theme, edition.stylesheets, name, config.paper, page_rule)
     stylesheet(theme, COVER_STYLESHEETS, "cover", config.paper, "")
+    if "pdf" in names:
+        stylesheet(theme, MODULE_STYLESHEETS, "pdf", config.paper, "")
 
 
 def _bleed_boxes(bleed_mm: float | None) -> Callable[[Any, pydyf.PDF], None]:
@@ -134,7 +136,7 @@ def render_paged(job: RenderJob) -> Rendered:
     body = job.document.html
     breaks: dict[int, frozenset[int]] = {}
     tried: list[int] = []
-    with _weasyprint_warnings() as messages:
+    with weasyprint_warnings() as messages:
         for _ in range(MAX_PASSES):
             html = job.render_template("lesson.html.j2", job.figures.with_pages(pages), body)
             document = HTML(string=html, base_url=base_url, url_fetcher=fetcher).render(

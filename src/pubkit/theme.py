@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .config import Config, builtin_styles
-from .editions import COVER_STYLESHEETS, EDITIONS
+from .editions import COVER_STYLESHEETS, EDITIONS, MODULE_STYLESHEETS
 from .errors import ConfigError, Diagnostic, PubkitError, error
 from .resources import css_references
 from .yamlsrc import load_mapping
@@ -199,6 +199,7 @@ def check_stylesheets(theme: Theme, config: Config) -> None:
     problems: list[Diagnostic] = []
     sheets = {name: EDITIONS[name].stylesheets for name in config.editions}
     sheets["cover"] = COVER_STYLESHEETS
+    sheets["module"] = MODULE_STYLESHEETS
     for name, stylesheets in sheets.items():
         try:
             theme.stylesheet(stylesheets, name, config.paper, font_url=lambda f: f.path.name)

@@ -1,0 +1,241 @@
+"""Turn a module's lessons into its collected editions: one PDF (title page, contents with
+page numbers, every lesson with its header and takeaways box) and one EPUB (a chapter per
+lesson, the title page as its cover).
+
+A lesson enters its module's collection as a :class:`Fragment`, made when the lesson is
+set and kept in the build cache: a module is collected again, after one lesson changed,
+without setting its other lessons again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+from markupsafe import Markup
+
+from . import __version__
+from .config import Config
+from .editions import EDITIONS, MODULE_STYLESHEETS
+from .fetcher import project_url
+from .manuscript import Module
+from .render import Rendered, RenderJob
+from .templates import environment
+from .theme import Theme
+
+#: The collected editions, by the lesson edition each one collects.
+COLLECTED = ("pdf", "epub")
+
+_ANCHOR_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+#: Attributes that name one element (id, for) or several (aria-*, headers) by id.
+_ID_ATTRIBUTE = re.compile(r'\b(id|for|aria-labelledby|aria-describedby|headers)="([^"]*)"')
+_LOCAL_LINK = re.compile(r'\bhref="#([^"]*)"')
+_REFERENCE = re.compile(r'\b(src|href|poster)="([^"#][^"]*)"')
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+#: pandoc AST nodes and where their attributes are: [id, classes, key-values].
+_ATTR_AT = {"Header": 1, **dict.fromkeys(("Div", "Span", "CodeBlock", "Code", "Table"), 0)}
+_ATTR_AT |= dict.fromkeys(("Figure", "Link", "Image"), 0)
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """One lesson as its module's collection sets it; identifiers carry the lesson's
+    anchor as a prefix, so that lessons never share one."""
+
+    anchor: str
+    number: int
+    title: str
+    language: str
+    words: int
+    minutes: int
+    #: Header and body for the collected PDF; references are project URLs.
+    html: str
+    #: The lesson's chapter for the collected EPUB (pandoc blocks).
+    blocks: list[Any]
+    api_version: list[int]
+    #: Every character the lesson sets, for the EPUB's font subsets.
+    text: str
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), ensure_ascii=False).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Fragment:
+        return cls(**json.loads(data))
+
+
+def anchor(job: RenderJob) -> str:
+    return "lesson-" + _ANCHOR_UNSAFE.sub("-", job.lesson.path.stem).strip("-")
+
+
+def fragment(job: RenderJob) -> Fragment:
+    """The lesson, with its final reading figures, as its module's collection sets it."""
+    from .epub import lesson_blocks
+
+    prefix = anchor(job) + "-"
+    header = str(job.template_macros("header.html.j2").header())
+    base = project_url(job.config.root, job.lesson.path.parent) + "/"
+    html = _prefix_html(header + "\n" + job.document.html, prefix, base)
+    blocks = lesson_blocks(job)
+    _prefix_blocks(blocks, prefix)
+    assert job.figures.pages is not None
+    return Fragment(
+        anchor=anchor(job),
+        number=job.lesson.number,
+        title=job.lesson.title,
+        language=job.language,
+        words=job.figures.words,
+        minutes=job.figures.minutes,
+        html=html,
+        blocks=blocks,
+        api_version=job.document.ast["pandoc-api-version"],
+        text=job.document.text + header,
+    )
+
+
+def _prefix_html(html: str, prefix: str, base: str) -> str:
+    """Give every identifier (and every link to one) ``prefix``; make every other
+    reference absolute against ``base``, since the collection has one base for all."""
+
+    def ids(match: re.Match[str]) -> str:
+        names = " ".join(prefix + name for name in match[2].split())
+        return f'{match[1]}="{names}"'
+
+    def reference(match: re.Match[str]) -> str:
+        value = match[2]
+        return match[0] if _SCHEME.match(value) else f'{match[1]}="{urljoin(base, value)}"'
+
+    html = _ID_ATTRIBUTE.sub(ids, html)
+    html = _LOCAL_LINK.sub(lambda m: f'href="#{prefix}{m[1]}"', html)
+    return _REFERENCE.sub(reference, html)
+
+
+def _prefix_blocks(node: Any, prefix: str) -> None:
+    """The same for pandoc blocks, in place: identifiers and links to them."""
+    if isinstance(node, list):
+        for item in node:
+            _prefix_blocks(item, prefix)
+        return
+    if not isinstance(node, dict):
+        return
+    kind, content = node.get("t"), node.get("c")
+    if kind in _ATTR_AT and isinstance(content, list):
+        attr = content[_ATTR_AT[kind]]
+        if isinstance(attr, list) and attr and attr[0]:
+            attr[0] = prefix + attr[0]
+        if kind == "Link" and content[2][0].startswith("#"):
+            content[2][0] = "#" + prefix + content[2][0][1:]
+    if content is not None:
+        _prefix_blocks(content, prefix)
+
+
+def _context(
+    module: Module, fragments: Sequence[Fragment], config: Config, edition: str, date: str | None
+) -> dict[str, Any]:
+    lessons = [{**asdict(f), "html": Markup(f.html)} for f in fragments]
+    return {
+        "module": module,
+        "course": config,
+        "lessons": lessons,
+        "words": sum(f.words for f in fragments),
+        "minutes": sum(f.minutes for f in fragments),
+        "language": config.language,
+        "authors": config.authors or ((config.publisher,) if config.publisher else ()),
+        "edition": edition,
+        "version": __version__,
+        "date": date,
+    }
+
+
+def render_pdf(
+    module: Module, fragments: Sequence[Fragment], config: Config, theme: Theme, date: str | None
+) -> Rendered:
+    """The collected PDF, in one layout: the contents' page numbers are the lessons' pages."""
+    from weasyprint import HTML
+
+    from .fetcher import ProjectFetcher
+    from .pdf import font_config, stylesheet, weasyprint_warnings
+
+    edition = EDITIONS["pdf"]
+    env = environment(theme, config.language)
+    html = env.get_template("module.html.j2").render(
+        _context(module, fragments, config, "pdf", date)
+    )
+    css = stylesheet(theme, MODULE_STYLESHEETS, "pdf", config.paper, "")
+    fetcher = ProjectFetcher([config.root, *theme.folders], project=config.root)
+    base_url = project_url(config.root, module.folder) + "/"
+    with weasyprint_warnings():  # each lesson's own build has reported them already
+        document = HTML(string=html, base_url=base_url, url_fetcher=fetcher).render(
+            stylesheets=[css], font_config=font_config()
+        )
+        data = document.write_pdf(pdf_variant=edition.pdf_variant)
+    return Rendered(data=data, pages=len(document.pages))
+
+
+def render_epub(
+    module: Module, fragments: Sequence[Fragment], config: Config, theme: Theme, date: str | None
+) -> Rendered:
+    """The collected EPUB: a chapter per lesson, headed as in the lesson's own EPUB."""
+    from .cover import cover_png
+    from .epub import Book, meta_value, write_book
+
+    words = theme.words(config.language)
+    env = environment(theme, config.language)
+    context = _context(module, fragments, config, "cover", date)
+    title = f"{words['module']} {module.number}: {module.title}"
+    name = f"pubkit:{config.title}:{module.folder.name}"
+    meta: dict[str, Any] = {
+        "title": title,
+        "lang": config.language,
+        "identifier": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, name)}",
+        "creator": [{"role": "author", "text": a} for a in context["authors"]],
+        "belongs-to-collection": config.title,
+        "group-position": str(module.number),
+        "toc-title": words["contents"],
+    }
+    optional = {"publisher": config.publisher or None, "date": date}
+    meta.update({k: v for k, v in optional.items() if v})
+    book = Book(
+        blocks=[block for f in fragments for block in f.blocks],
+        api_version=fragments[0].api_version,
+        meta={k: meta_value(v) for k, v in meta.items()},
+        text="".join(f.text for f in fragments) + title + config.title,
+        cover=cover_png(
+            env.get_template("module-cover.html.j2").render(context), theme, config.paper
+        ),
+        cover_alt=f"{title}. {config.title}",
+        title=title,
+        language=config.language,
+        source=module.source,
+    )
+    return write_book(book, theme, config, EDITIONS["epub"], date)
+
+
+RENDERERS = {"pdf": render_pdf, "epub": render_epub}
+
+
+def render(
+    module: Module,
+    fragments: Sequence[Fragment],
+    config: Config,
+    theme: Theme,
+    names: Sequence[str],
+    date: str | None,
+) -> Mapping[str, Rendered]:
+    """The module's collected editions among ``names`` (pdf, epub)."""
+    return {
+        name: RENDERERS[name](module, fragments, config, theme, date)
+        for name in COLLECTED
+        if name in names
+    }
+
+
+def output_path(module: Module, edition: str) -> Path:
+    """Where a module's collected edition goes, relative to the output folder."""
+    return Path("collections") / (module.folder.name + EDITIONS[edition].suffix)
