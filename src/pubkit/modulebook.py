@@ -126,9 +126,9 @@ def _prefix_blocks(node: Any, prefix: str) -> None:
         return
     kind, content = node.get("t"), node.get("c")
     if kind in _ATTR_AT and isinstance(content, list):
-        attr = content[_ATTR_AT[kind]]
-        if isinstance(attr, list) and attr and attr[0]:
-            attr[0] = prefix + attr[0]
+        at = _ATTR_AT[kind]
+        identifier, *rest = content[at]
+        content[at] = [prefix + identifier if identifier else "", *rest]
         if kind == "Link" and content[2][0].startswith("#"):
             content[2][0] = "#" + prefix + content[2][0][1:]
     if content is not None:

