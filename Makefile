@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: build test lint format check layout references clean a11y a11y-tools
+.PHONY: build test lint format check layout references clean a11y a11y-tools bench
 .DEFAULT_GOAL := build
 
 $(STAMP): pyproject.toml
@@ -44,6 +44,10 @@ a11y-tools: $(CHROMIUM) $(ACE)
 a11y: build a11y-tools
 	$(BIN)/python tools/ace_check.py build
 
+# pubkit on a synthetic 60-lesson course against a bare pandoc + WeasyPrint floor.
+bench: $(STAMP)
+	$(BIN)/python tools/bench.py --json build/bench.json
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests tools
 	$(BIN)/ruff format --check src tests tools
@@ -56,5 +60,5 @@ format: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
-clean:
-	rm -rf build/pdf build/handout build/epub build/manifest.json build/.pubkit-state.json
+clean: $(STAMP)
+	$(BIN)/pubkit clean

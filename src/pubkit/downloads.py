@@ -70,7 +70,7 @@ def _modules(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def render_index(manifest: Mapping[str, Any], theme: Theme, config: Config) -> dict[Path, bytes]:
     """The downloads page and its fonts, by path relative to the output folder."""
-    from .epub import subset_font
+    from .fonts import subset_font
     from .templates import environment
 
     language = config.language

@@ -15,24 +15,19 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-import uharfbuzz as hb
-
 from . import a11y
 from . import epubparts as parts
 from .config import Config
 from .cover import render_cover
 from .editions import Edition
 from .errors import Diagnostic, warning
+from .fonts import subset_font
 from .namespaces import OPF, tag
 from .pagelist import PageMarker, mark_pages
 from .pandoc import run_pandoc
 from .render import Rendered, RenderJob
-from .theme import FontFace, Theme
+from .theme import Theme
 
-#: Characters every font subset keeps, so digits and common punctuation never go missing.
-_ALWAYS = (
-    "".join(map(chr, range(0x20, 0x7F))) + "\u00a0\u00b7\u2013\u2014\u2018\u2019\u201c\u201d\u2026"
-)
 #: Fixed zip entry time: the EPUB's bytes depend on its content only.
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 #: Where pandoc puts things in the container.
@@ -113,25 +108,6 @@ def lesson_blocks(job: RenderJob) -> list[dict[str, Any]]:
     ]
     blocks = [*header, *job.document.ast["blocks"]]
     return [{"t": "Div", "c": [("", ["lesson"], []), blocks]}]
-
-
-def subset_font(face: FontFace, text: str) -> bytes:
-    """Keep the glyphs ``text`` needs, with HarfBuzz's subsetter (the one browsers use for
-    web fonts; a hundred times faster than fontTools'). Its default OpenType features cover
-    kerning, ligatures and the shaping of every script; every name record is kept (the
-    licence among them); hinting is dropped, as e-readers set type at print resolutions
-    with their own rasterisers (it halves the fonts' size)."""
-    source = hb.Face(hb.Blob.from_file_path(str(face.path)))
-    wanted = hb.SubsetInput()
-    wanted.unicode_set.update(ord(char) for char in set(text + _ALWAYS))
-    wanted.sets(hb.SubsetInputSets.NAME_ID).invert()
-    wanted.sets(hb.SubsetInputSets.NAME_LANG_ID).invert()
-    wanted.flags = hb.SubsetFlags.NO_HINTING | hb.SubsetFlags.NOTDEF_OUTLINE
-    subset = hb.subset(source, wanted)
-    if subset is None:
-        raise ValueError(f"HarfBuzz could not subset {face.path.name}")
-    data: bytes = subset.blob.data
-    return data
 
 
 @dataclass(frozen=True)

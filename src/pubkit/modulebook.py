@@ -23,7 +23,6 @@ from markupsafe import Markup
 from . import __version__
 from .config import Config
 from .editions import EDITIONS, MODULE_STYLESHEETS
-from .fetcher import project_url
 from .manuscript import Module
 from .render import Rendered, RenderJob
 from .templates import environment
@@ -77,6 +76,7 @@ def anchor(job: RenderJob) -> str:
 def fragment(job: RenderJob) -> Fragment:
     """The lesson, with its final reading figures, as its module's collection sets it."""
     from .epub import lesson_blocks
+    from .fetcher import project_url
 
     prefix = anchor(job) + "-"
     header = str(job.template_macros("header.html.j2").header())
@@ -159,7 +159,7 @@ def render_pdf(
     """The collected PDF, in one layout: the contents' page numbers are the lessons' pages."""
     from weasyprint import HTML
 
-    from .fetcher import ProjectFetcher
+    from .fetcher import ProjectFetcher, project_url
     from .pdf import font_config, stylesheet, weasyprint_warnings
 
     edition = EDITIONS["pdf"]
