@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from pubkit import workers
 from pubkit.config import builtin_styles
 from pubkit.errors import ConfigError
 from pubkit.metrics import count_words, reading_minutes
@@ -177,3 +179,23 @@ def test_xhtml_keeps_its_default_namespace_whatever_was_imported_before() -> Non
     ET.register_namespace("", "")  # as WeasyPrint's metadata module does
     root = ET.fromstring(f'<html xmlns="{XHTML}"><body><p>x</p></body></html>')
     assert to_string(root).startswith(f'<html xmlns="{XHTML}"><body><p>')
+
+
+def _pid(_item: int) -> int:
+    return os.getpid()
+
+
+def test_a_worker_sets_lesson_after_lesson_and_is_replaced_in_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def where(item: int) -> Path:
+        return Path(str(item))
+
+    kept = [pid for _, pid in workers.render_isolated(range(6), _pid, 1, where=where)]
+    assert len(set(kept)) == 1 and kept[0] != os.getpid()  # one worker, its caches kept
+    monkeypatch.setattr(workers, "LESSONS_PER_WORKER", 2)
+    items = list(range(6))
+    results = list(workers.render_isolated(items, _pid, 2, where=where))
+    assert [item for item, _ in results] == items  # in order, whatever finished first
+    pids = [pid for _, pid in results]
+    assert len(set(pids)) >= 3 and all(pids.count(pid) <= 2 for pid in pids)

@@ -7,7 +7,8 @@ in a temporary folder. Every figure comes from a fresh process, as a user runs p
   and one PDF with the theme's stylesheet, no header, no second pass) plus pandoc's EPUB;
   once cold (a new process), and per lesson warm (the mean over several lessons in one
   process, the marginal cost a course build is compared with);
-- one lesson, cold, every edition (plus its module's collection and the downloads page);
+- one lesson, cold, every edition (``pubkit build LESSON`` in a fresh course: its three
+  editions, thumbnail and the downloads page; collections are made by whole-course builds);
 - the whole course, cold, ``--jobs 2``; then the no-op rebuild and the rebuild after one
   lesson changed; and the largest peak memory of a worker.
 
@@ -80,7 +81,7 @@ RUNNER = textwrap.dedent(
     start = time.perf_counter()
     from pathlib import Path
     from pubkit.build import build
-    result = build(Path(sys.argv[1]), jobs=int(sys.argv[2]))
+    result = build(Path(sys.argv[1]), sys.argv[3:], jobs=int(sys.argv[2]))
     print(json.dumps({
         "seconds": time.perf_counter() - start,
         "ok": result.ok,
@@ -121,8 +122,8 @@ def run_json(args: list[str], cwd: Path | None = None) -> dict[str, Any]:
     return data
 
 
-def pubkit_build(project: Path, jobs: int) -> dict[str, Any]:
-    result = run_json([sys.executable, "-c", RUNNER, str(project), str(jobs)])
+def pubkit_build(project: Path, jobs: int, *targets: Path) -> dict[str, Any]:
+    result = run_json([sys.executable, "-c", RUNNER, str(project), str(jobs), *map(str, targets)])
     if not result["ok"]:
         sys.exit(f"bench: the build of {project} failed")
     return result
@@ -155,7 +156,7 @@ def main() -> None:
         lessons = make_course(course, options.modules, options.per_module)
         single = base / "single"
         single.mkdir()
-        make_course(single, 1, 1)
+        (lesson,) = make_course(single, 1, 1)
         theme = ROOT / "styles"
         epub = str(base / "floor.epub")
 
@@ -171,7 +172,7 @@ def main() -> None:
         console.print(f"floor: {floor_cold:.2f} s cold, {floor_warm:.2f} s per lesson warm")
 
         one = statistics.median(
-            pubkit_build(single, 1)["seconds"]
+            pubkit_build(single, 1, lesson)["seconds"]
             for _ in range(3)
             if not subprocess.run(
                 [sys.executable, "-m", "pubkit", "clean"],

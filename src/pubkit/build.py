@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache, cached_property, partial
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -378,7 +379,7 @@ def _build_collections(
     records = state["collections"]
     ready = {result.lesson.id for result in lessons.results}
     diagnostics: list[Diagnostic] = []
-    work: list[tuple[Module, str, list[Fragment]]] = []
+    work: list[tuple[Module, str, list[Fragment], str]] = []
     for module, members in modules.items():
         folder = module.folder.name
         key = fingerprint([folder, ",".join(names), *(keys[lesson.id] for lesson in members)])
@@ -395,33 +396,36 @@ def _build_collections(
             tally(f"collections/{folder}", True)
             continue
         fragments = [_read_fragment(out, lesson.id) for lesson in members]
-        work.append((module, key, fragments))
+        work += [(module, key, fragments, name) for name in names]  # editions side by side
 
     if work:
         from .pdf import warm
 
         warm(inputs.theme, inputs.config, inputs.names)
 
-    def collect(item: tuple[Module, str, list[Fragment]]) -> Mapping[str, Rendered]:
-        module, _, fragments = item
+    def collect(item: tuple[Module, str, list[Fragment], str]) -> Rendered:
+        module, _, fragments, name = item
         config, theme = inputs.config, inputs.theme
-        return modulebook.render(module, fragments, config, theme, names, inputs.date)
+        return modulebook.RENDERERS[name](module, fragments, config, theme, inputs.date)
 
-    for (module, key, _), outcome in render_isolated(
+    results = render_isolated(
         work, collect, inputs.jobs, where=lambda item: item[0].source, usage=tally.usage
-    ):
+    )
+    for (module, key), editions in groupby(results, key=lambda result: result[0][:2]):
+        outcomes = {item[3]: outcome for item, outcome in editions}
         tally(f"collections/{module.folder.name}", False)
-        if isinstance(outcome, PubkitError):
-            diagnostics.extend(outcome.diagnostics)
+        failures = [o for o in outcomes.values() if isinstance(o, PubkitError)]
+        if failures:  # the module keeps its last good collection, whole
+            diagnostics.extend(d for failure in failures for d in failure.diagnostics)
             continue
-        editions = {}
-        for name, rendered in outcome.items():
-            relative = modulebook.output_path(module, name)
-            editions[name] = _write_output(out, relative, rendered)
         entry = {
             "module": {"number": module.number, "title": module.title},
             "lessons": [lesson.id for lesson in modules[module]],
-            "editions": editions,
+            "editions": {
+                name: _write_output(out, modulebook.output_path(module, name), rendered)
+                for name, rendered in outcomes.items()
+                if isinstance(rendered, Rendered)
+            },
         }
         records[module.folder.name] = {"key": key, "entry": entry}
     return diagnostics

@@ -107,7 +107,10 @@ def lesson_blocks(job: RenderJob) -> list[dict[str, Any]]:
         {"t": "RawBlock", "c": ["html", str(macros.after_title())]},
     ]
     blocks = [*header, *job.document.ast["blocks"]]
-    return [{"t": "Div", "c": [("", ["lesson"], []), blocks]}]
+    # A lesson in a language other than the course's says so (in a module's collection,
+    # it shares the book with lessons in the course's language).
+    language = [("lang", job.language)] if job.language != job.config.language else []
+    return [{"t": "Div", "c": [("", ["lesson"], language), blocks]}]
 
 
 @dataclass(frozen=True)

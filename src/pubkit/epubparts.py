@@ -88,6 +88,8 @@ def finish_chapter(root: ET.Element, title: str) -> None:
         element.text = title
     for element in list(root.iter()):
         classes = _classes(element)
+        if "lang" in element.attrib:  # XHTML reading systems look for xml:lang
+            element.set(XML_LANG, element.attrib["lang"])
         if "lesson" in classes:
             _finish_header(element)
         if "takeaways" in classes:

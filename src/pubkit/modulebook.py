@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,6 @@ from .manuscript import Module
 from .render import Rendered, RenderJob
 from .templates import environment
 from .theme import Theme
-
-#: The collected editions, by the lesson edition each one collects.
-COLLECTED = ("pdf", "epub")
 
 _ANCHOR_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 #: Attributes that name one element (id, for) or several (aria-*, headers) by id.
@@ -217,23 +214,9 @@ def render_epub(
     return write_book(book, theme, config, EDITIONS["epub"], date)
 
 
+#: The collected editions' renderers, by the lesson edition each one collects.
 RENDERERS = {"pdf": render_pdf, "epub": render_epub}
-
-
-def render(
-    module: Module,
-    fragments: Sequence[Fragment],
-    config: Config,
-    theme: Theme,
-    names: Sequence[str],
-    date: str | None,
-) -> Mapping[str, Rendered]:
-    """The module's collected editions among ``names`` (pdf, epub)."""
-    return {
-        name: RENDERERS[name](module, fragments, config, theme, date)
-        for name in COLLECTED
-        if name in names
-    }
+COLLECTED = tuple(RENDERERS)
 
 
 def output_path(module: Module, edition: str) -> Path:
