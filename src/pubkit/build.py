@@ -228,10 +228,11 @@ def build(
     inputs = _Inputs(config, theme, names, date, strict, jobs or default_jobs())
     keys = {lesson.id: inputs.key(lesson) for lesson in collection.lessons}
     modules = _modules(collection) if not targets else {}
-    tally = _Tally(progress, len(collection.lessons) + len(modules))
+    total = len(collection.lessons) + len(modules)
+    run = _Run(inputs, out, state, keys, force, progress, total)
 
-    lessons = _build_lessons(collection, inputs, keys, state, out, force, tally)
-    collected = _build_collections(modules, lessons, inputs, keys, state, out, force, tally)
+    lessons = _build_lessons(collection, run)
+    collected = _build_collections(modules, lessons, run)
 
     kept = {f"{path.parent.name}/{path.stem}" for path in lessons.failed} if not targets else None
     manifest = _manifest(config, out, lessons.results, state, kept)
@@ -246,7 +247,7 @@ def build(
         manifest=out / MANIFEST_NAME,
         warnings=tuple(warnings),
         collected=tuple(modules),
-        peak_worker_bytes=tally.usage.peak_bytes,
+        peak_worker_bytes=run.usage.peak_bytes,
     )
 
 
@@ -277,16 +278,23 @@ class _Inputs:
 
 
 @dataclass
-class _Tally:
-    """What this run has done so far: a count for the progress display, and what its
-    workers used."""
+class _Run:
+    """One build at work: its inputs and output folder, the record of earlier builds it
+    updates, and what it has done so far (for the progress display and ``make bench``)."""
 
+    inputs: _Inputs
+    out: Path
+    #: The build record (:data:`STATE_NAME`), updated as outputs are written.
+    state: dict[str, Any]
+    #: Each lesson's content hash.
+    keys: Mapping[str, str]
+    force: bool
     progress: Progress | None
     total: int
     done: int = 0
     usage: Usage = field(default_factory=Usage)
 
-    def __call__(self, label: str, skipped: bool) -> None:
+    def tick(self, label: str, skipped: bool) -> None:
         self.done += 1
         if self.progress:
             self.progress(label, self.done, self.total, skipped)
@@ -299,61 +307,54 @@ class _Lessons:
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
 
-def _build_lessons(
-    collection: Collection,
-    inputs: _Inputs,
-    keys: Mapping[str, str],
-    state: dict[str, Any],
-    out: Path,
-    force: bool,
-    tally: _Tally,
-) -> _Lessons:
+def _build_lessons(collection: Collection, run: _Run) -> _Lessons:
     """Set and write every lesson that is not up to date; record each in ``state``."""
     done = _Lessons(failed=list(collection.failed), diagnostics=list(collection.diagnostics))
-    records = state["lessons"]
+    records = run.state["lessons"]
     fresh = {
         lesson.id
         for lesson in collection.lessons
-        if not force
+        if not run.force
         and (previous := records.get(lesson.id))
-        and previous["key"] == keys[lesson.id]
-        and outputs_intact(out, _files(previous["entry"]))
-        and (out / _fragment_path(lesson.id)).is_file()
+        and previous["key"] == run.keys[lesson.id]
+        and outputs_intact(run.out, _files(previous["entry"]))
+        and (run.out / _fragment_path(lesson.id)).is_file()
     }
     work = [lesson for lesson in collection.lessons if lesson.id not in fresh]
+    inputs = run.inputs
     config, theme, names, date = inputs.config, inputs.theme, inputs.names, inputs.date
-    outcomes = _set_lessons(work, config, theme, names, date, inputs.jobs, tally.usage)
+    outcomes = _set_lessons(work, config, theme, names, date, inputs.jobs, run.usage)
     for lesson in collection.lessons:
         if lesson.id in fresh:
             done.results.append(LessonResult(lesson, records[lesson.id]["entry"], skipped=True))
-            tally(lesson.id, True)
+            run.tick(lesson.id, True)
             continue
         _, outcome = next(outcomes)
         if isinstance(outcome, PubkitError):
             done.diagnostics.extend(outcome.diagnostics)
             done.failed.append(lesson.path)
-            tally(lesson.id, False)
+            run.tick(lesson.id, False)
             continue
         document = outcome.document
         notes = [
             *document.warnings,
             *(d for r in outcome.rendered.values() for d in (*r.diagnostics, *r.findings)),
         ]
-        tally(lesson.id, False)
-        if inputs.strict and notes:
+        run.tick(lesson.id, False)
+        if run.inputs.strict and notes:
             done.diagnostics.extend(note.as_error() for note in notes)
             done.failed.append(lesson.path)
             continue
         done.diagnostics.extend(notes)
-        entry = _write_lesson(lesson, out, outcome)
-        records[lesson.id] = {"key": keys[lesson.id], "entry": entry}
+        entry = _write_lesson(lesson, run.out, outcome)
+        records[lesson.id] = {"key": run.keys[lesson.id], "entry": entry}
         done.results.append(LessonResult(lesson, entry, skipped=False))
     return done
 
 
 def _modules(collection: Collection) -> dict[Module, list[Lesson]]:
     """Each module's lessons in lesson order: what its collection holds. A module with a
-    lesson that cannot be read is left out; its collection would be missing that lesson."""
+    lesson that cannot be read is left run.out; its collection would be missing that lesson."""
     broken = {path.parent.resolve() for path in collection.failed}
     modules: dict[Module, list[Lesson]] = {}
     for lesson in collection.lessons:
@@ -365,55 +366,48 @@ def _modules(collection: Collection) -> dict[Module, list[Lesson]]:
 
 
 def _build_collections(
-    modules: Mapping[Module, list[Lesson]],
-    lessons: _Lessons,
-    inputs: _Inputs,
-    keys: Mapping[str, str],
-    state: dict[str, Any],
-    out: Path,
-    force: bool,
-    tally: _Tally,
+    modules: Mapping[Module, list[Lesson]], lessons: _Lessons, run: _Run
 ) -> list[Diagnostic]:
     """Collect each module whose lessons changed, from their cached fragments."""
-    names = tuple(name for name in modulebook.COLLECTED if name in inputs.names)
-    records = state["collections"]
+    names = tuple(name for name in modulebook.COLLECTED if name in run.inputs.names)
+    records = run.state["collections"]
     ready = {result.lesson.id for result in lessons.results}
     diagnostics: list[Diagnostic] = []
     work: list[tuple[Module, str, list[Fragment], str]] = []
     for module, members in modules.items():
         folder = module.folder.name
-        key = fingerprint([folder, ",".join(names), *(keys[lesson.id] for lesson in members)])
+        key = fingerprint([folder, ",".join(names), *(run.keys[lesson.id] for lesson in members)])
         previous = records.get(folder)
         if not names or any(lesson.id not in ready for lesson in members):
-            tally(f"collections/{folder}", True)  # a lesson failed: keep the last good one
+            run.tick(f"collections/{folder}", True)  # a lesson failed: keep the last good one
             continue
         if (
-            not force
+            not run.force
             and previous
             and previous["key"] == key
-            and outputs_intact(out, previous["entry"]["editions"])
+            and outputs_intact(run.out, previous["entry"]["editions"])
         ):
-            tally(f"collections/{folder}", True)
+            run.tick(f"collections/{folder}", True)
             continue
-        fragments = [_read_fragment(out, lesson.id) for lesson in members]
+        fragments = [_read_fragment(run.out, lesson.id) for lesson in members]
         work += [(module, key, fragments, name) for name in names]  # editions side by side
 
     if work:
         from .pdf import warm
 
-        warm(inputs.theme, inputs.config, inputs.names)
+        warm(run.inputs.theme, run.inputs.config, run.inputs.names)
 
     def collect(item: tuple[Module, str, list[Fragment], str]) -> Rendered:
         module, _, fragments, name = item
-        config, theme = inputs.config, inputs.theme
-        return modulebook.RENDERERS[name](module, fragments, config, theme, inputs.date)
+        config, theme = run.inputs.config, run.inputs.theme
+        return modulebook.RENDERERS[name](module, fragments, config, theme, run.inputs.date)
 
     results = render_isolated(
-        work, collect, inputs.jobs, where=lambda item: item[0].source, usage=tally.usage
+        work, collect, run.inputs.jobs, where=lambda item: item[0].source, usage=run.usage
     )
     for (module, key), editions in groupby(results, key=lambda result: result[0][:2]):
         outcomes = {item[3]: outcome for item, outcome in editions}
-        tally(f"collections/{module.folder.name}", False)
+        run.tick(f"collections/{module.folder.name}", False)
         failures = [o for o in outcomes.values() if isinstance(o, PubkitError)]
         if failures:  # the module keeps its last good collection, whole
             diagnostics.extend(d for failure in failures for d in failure.diagnostics)
@@ -422,7 +416,7 @@ def _build_collections(
             "module": {"number": module.number, "title": module.title},
             "lessons": [lesson.id for lesson in modules[module]],
             "editions": {
-                name: _write_output(out, modulebook.output_path(module, name), rendered)
+                name: _write_output(run.out, modulebook.output_path(module, name), rendered)
                 for name, rendered in outcomes.items()
                 if isinstance(rendered, Rendered)
             },
