@@ -81,7 +81,7 @@ RUNNER = textwrap.dedent(
     start = time.perf_counter()
     from pathlib import Path
     from pubkit.build import build
-    result = build(Path(sys.argv[1]), sys.argv[3:], jobs=int(sys.argv[2]))
+    result = build(Path(sys.argv[1]), map(Path, sys.argv[3:]), jobs=int(sys.argv[2]))
     print(json.dumps({
         "seconds": time.perf_counter() - start,
         "ok": result.ok,
@@ -117,7 +117,7 @@ def make_course(root: Path, modules: int, per_module: int) -> list[Path]:
 def run_json(args: list[str], cwd: Path | None = None) -> dict[str, Any]:
     done = subprocess.run(args, capture_output=True, text=True, check=False, cwd=cwd)
     if done.returncode != 0:
-        sys.exit(f"bench: {' '.join(args[:3])}… failed:\n{done.stderr}")
+        sys.exit(f"bench: a measurement failed:\n{done.stderr}")
     data: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return data
 
