@@ -72,6 +72,12 @@ class Config:
     #: 1-based line of each key in pubkit.yaml, for later messages.
     lines: Mapping[str, int] = field(default_factory=dict)
 
+    @property
+    def credits(self) -> tuple[str, ...]:
+        """Who is credited where a lesson names no author: course.authors, else the
+        publisher."""
+        return self.authors or ((self.publisher,) if self.publisher else ())
+
     def line_of(self, key: str) -> int | None:
         return self.lines.get(key)
 

@@ -34,12 +34,17 @@ def cover_png(html: str, theme: Theme, paper: str) -> bytes:
     document = HTML(
         string=html, base_url=theme.folders[0].as_uri() + "/", url_fetcher=fetcher
     ).render(stylesheets=[css], font_config=font_config())
-    pdf = pdfium.PdfDocument(document.copy(document.pages[:1]).write_pdf())
+    return first_page_png(document.copy(document.pages[:1]).write_pdf(), WIDTH)
+
+
+def first_page_png(pdf: bytes, width: int) -> bytes:
+    """The PDF's first page as a PNG ``width`` pixels wide (covers, thumbnails)."""
+    document = pdfium.PdfDocument(pdf)
     try:
-        page = pdf[0]
-        image = page.render(scale=WIDTH / page.get_width()).to_pil().convert("RGB")
+        page = document[0]
+        image = page.render(scale=width / page.get_width()).to_pil().convert("RGB")
     finally:
-        pdf.close()
+        document.close()
     if image.getcolors(maxcolors=PALETTE_LIMIT) is not None:  # type and flat colour only
         image = image.quantize(
             colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE

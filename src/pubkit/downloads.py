@@ -5,7 +5,6 @@ inline and the theme's fonts (subset to the page's text) beside it; no JavaScrip
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,31 +23,9 @@ THUMBNAIL_WIDTH = 240
 
 def thumbnail(pdf: bytes) -> bytes:
     """The PDF's first page as a small PNG."""
-    import pypdfium2 as pdfium
-    from PIL import Image
+    from .cover import first_page_png
 
-    document = pdfium.PdfDocument(pdf)
-    try:
-        page = document[0]
-        image = page.render(scale=THUMBNAIL_WIDTH / page.get_width()).to_pil().convert("RGB")
-    finally:
-        document.close()
-    image = image.quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG", compress_level=9)
-    return buffer.getvalue()
-
-
-def file_size(size: int, decimal: str = ".") -> str:
-    """``1234567`` → ``1.2 MB`` (decimal units, as file managers show them)."""
-    if size < 1000:
-        return f"{size} B"
-    for unit, scale in (("KB", 1e3), ("MB", 1e6), ("GB", 1e9)):
-        if size < scale * 1000 or unit == "GB":
-            value = size / scale
-            text = f"{value:.0f}" if value >= 100 else f"{value:.1f}"
-            return f"{text.replace('.', decimal)} {unit}"
-    raise AssertionError("unreachable")
+    return first_page_png(pdf, THUMBNAIL_WIDTH)
 
 
 def _modules(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -74,9 +51,7 @@ def render_index(manifest: Mapping[str, Any], theme: Theme, config: Config) -> d
     from .templates import environment
 
     language = config.language
-    words = theme.words(language)
     env = environment(theme, language)
-    env.filters["size"] = lambda n: file_size(int(n), str(words.get("decimal", ".")))
     css = theme.stylesheet(
         ("downloads.css",),
         "downloads",

@@ -9,7 +9,7 @@ import re
 import tempfile
 import uuid
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,12 +58,6 @@ def _inlines(text: str) -> list[dict[str, Any]]:
     return inlines
 
 
-def identifier(job: RenderJob) -> str:
-    """A stable identifier: the same lesson of the same course keeps it across rebuilds."""
-    name = f"pubkit:{job.config.title}:{job.lesson.id}"
-    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, name)}"
-
-
 def series(job: RenderJob) -> str:
     """The module as e-reader libraries shelve it (``epub.series`` in pubkit.yaml)."""
     module = job.lesson.module
@@ -73,26 +67,51 @@ def series(job: RenderJob) -> str:
     )
 
 
+def book_metadata(
+    config: Config,
+    key: str,
+    title: str,
+    language: str,
+    authors: Sequence[str],
+    series: str,
+    position: int,
+    contents: str,
+    **optional: Any,
+) -> dict[str, Any]:
+    """An EPUB's metadata for pandoc: ``title`` as number ``position`` of ``series``, and a
+    stable identifier made from the course and ``key``, so that the same lesson (or
+    module) of the same course keeps it across rebuilds. Empty ``optional`` values
+    (description, subject, date…) are left out."""
+    name = f"pubkit:{config.title}:{key}"
+    meta: dict[str, Any] = {
+        "title": title,
+        "lang": language,
+        "identifier": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, name)}",
+        "creator": [{"role": "author", "text": a} for a in authors],
+        "belongs-to-collection": series,
+        "group-position": str(position),
+        "toc-title": contents,
+        "publisher": config.publisher,
+        **optional,
+    }
+    return {k: meta_value(v) for k, v in meta.items() if v}
+
+
 def metadata(job: RenderJob) -> dict[str, Any]:
     lesson = job.lesson
-    words = job.theme.words(job.language)
-    meta: dict[str, Any] = {
-        "title": lesson.title,
-        "lang": job.language,
-        "identifier": identifier(job),
-        "creator": [{"role": "author", "text": a} for a in job.authors],
-        "belongs-to-collection": series(job),
-        "group-position": str(lesson.number),
-        "toc-title": words["contents"],
-    }
-    optional = {
-        "description": lesson.subtitle,
-        "subject": list(lesson.keywords) or None,
-        "publisher": job.config.publisher or None,
-        "date": job.date or lesson.date,
-    }
-    meta.update({k: v for k, v in optional.items() if v})
-    return {k: meta_value(v) for k, v in meta.items()}
+    return book_metadata(
+        job.config,
+        lesson.id,
+        lesson.title,
+        job.language,
+        job.authors,
+        series(job),
+        lesson.number,
+        job.theme.words(job.language)["contents"],
+        description=lesson.subtitle,
+        subject=list(lesson.keywords),
+        date=job.date or lesson.date,
+    )
 
 
 def lesson_blocks(job: RenderJob) -> list[dict[str, Any]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,8 +34,10 @@ _LOCAL_LINK = re.compile(r'\bhref="#([^"]*)"')
 _REFERENCE = re.compile(r'\b(src|href|poster)="([^"#][^"]*)"')
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 #: pandoc AST nodes and where their attributes are: [id, classes, key-values].
-_ATTR_AT = {"Header": 1, **dict.fromkeys(("Div", "Span", "CodeBlock", "Code", "Table"), 0)}
-_ATTR_AT |= dict.fromkeys(("Figure", "Link", "Image"), 0)
+_ATTR_AT = dict.fromkeys(
+    ("Div", "Span", "CodeBlock", "Code", "Table", "Figure", "Link", "Image"), 0
+)
+_ATTR_AT["Header"] = 1
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def _context(
         "words": sum(f.words for f in fragments),
         "minutes": sum(f.minutes for f in fragments),
         "language": config.language,
-        "authors": config.authors or ((config.publisher,) if config.publisher else ()),
+        "authors": config.credits,
         "edition": edition,
         "version": __version__,
         "date": date,
@@ -180,28 +181,27 @@ def render_epub(
 ) -> Rendered:
     """The collected EPUB: a chapter per lesson, headed as in the lesson's own EPUB."""
     from .cover import cover_png
-    from .epub import Book, meta_value, write_book
+    from .epub import Book, book_metadata, write_book
 
     words = theme.words(config.language)
     env = environment(theme, config.language)
     context = _context(module, fragments, config, "cover", date)
     title = f"{words['module']} {module.number}: {module.title}"
-    name = f"pubkit:{config.title}:{module.folder.name}"
-    meta: dict[str, Any] = {
-        "title": title,
-        "lang": config.language,
-        "identifier": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, name)}",
-        "creator": [{"role": "author", "text": a} for a in context["authors"]],
-        "belongs-to-collection": config.title,
-        "group-position": str(module.number),
-        "toc-title": words["contents"],
-    }
-    optional = {"publisher": config.publisher or None, "date": date}
-    meta.update({k: v for k, v in optional.items() if v})
+    meta = book_metadata(
+        config,
+        module.folder.name,
+        title,
+        config.language,
+        config.credits,
+        config.title,
+        module.number,
+        words["contents"],
+        date=date,
+    )
     book = Book(
         blocks=[block for f in fragments for block in f.blocks],
         api_version=fragments[0].api_version,
-        meta={k: meta_value(v) for k, v in meta.items()},
+        meta=meta,
         text="".join(f.text for f in fragments) + title + config.title,
         cover=cover_png(
             env.get_template("module-cover.html.j2").render(context), theme, config.paper

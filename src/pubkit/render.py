@@ -35,11 +35,7 @@ class RenderJob:
 
     @property
     def authors(self) -> tuple[str, ...]:
-        return (
-            self.lesson.authors
-            or self.config.authors
-            or ((self.config.publisher,) if self.config.publisher else ())
-        )
+        return self.lesson.authors or self.config.credits
 
     @property
     def language(self) -> str:
