@@ -255,7 +255,8 @@ def test_an_interrupted_build_leaves_outputs_whole_and_the_next_recovers(tmp_pat
 
 
 def test_pandoc_runs_under_a_memory_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pandoc_module, "MEMORY_LIMIT", "-M2m")  # far below any real need
+    bound = ("-M2m", "-H1m")  # far below any real need
+    monkeypatch.setattr(pandoc_module, "RUNTIME_OPTIONS", bound)
     root = make_project(tmp_path, {"01-l.md": lesson_text(1, "L", "Words. " * 20000)})
     result = build(root, formats=["pdf"], force=True)
     (problem,) = [d for d in result.diagnostics if d.is_error]
@@ -263,8 +264,8 @@ def test_pandoc_runs_under_a_memory_bound(tmp_path: Path, monkeypatch: pytest.Mo
         problem.message == "pandoc failed: the manuscript needs more memory than pandoc is allowed"
     )
     assert (
-        pandoc_module.MEMORY_LIMIT == "-M2m"
-        and "-M512m" in Path(pandoc_module.__file__).read_text()
+        pandoc_module.RUNTIME_OPTIONS == bound
+        and '"-M512m"' in Path(pandoc_module.__file__).read_text()
     )
 
 

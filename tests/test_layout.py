@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 from pathlib import Path
@@ -95,3 +96,48 @@ def test_check_layout_command_exits_1_and_lists_findings() -> None:
     assert run.stderr.count("warning: pdf page") == 4
     assert "5 lessons: 4 findings" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "several", "layouts"),
+    [
+        ("A single short paragraph.\n", False, 1),  # guessed "1 page", rightly
+        ("Words and more words. " * 2500 + "\n", True, 1),  # number guessed wrong: counted
+        ("```\n" + "x\n" * 400 + "```\n", True, 2),  # guessed "1 page", wrongly: set again
+    ],
+)
+def test_the_page_count_is_printed_by_the_layout_engine_in_one_layout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str, several: bool, layouts: int
+) -> None:
+    """WeasyPrint prints the header's "N pages" itself (counter(pages)), so the count is
+    true after one layout; a second is needed only when the guess chose the wrong noun."""
+    from weasyprint import HTML
+
+    from conftest import lesson_text, make_project
+    from pubkit.build import check
+    from pubkit.editions import EDITIONS
+    from pubkit.markdown import convert
+    from pubkit.metrics import Figures, count_words
+    from pubkit.pdf import WORDS_PER_PAGE, render_paged
+    from pubkit.render import RenderJob
+    from pubkit.theme import load_theme
+
+    root = make_project(tmp_path, {"01-l.md": lesson_text(1, "L", body)})
+    config, collection, _ = check(root)
+    (lesson,) = collection.lessons
+    document = convert(lesson, root)
+    figures = Figures(count_words(document.text), 1)
+    calls: list[int] = []
+    render = HTML.render
+    monkeypatch.setattr(HTML, "render", lambda *a, **k: calls.append(1) or render(*a, **k))
+    theme = load_theme(config.styles_dir)
+    for name in ("pdf", "handout"):
+        calls.clear()
+        job = RenderJob(lesson, document, figures, config, theme, EDITIONS[name])
+        rendered = render_paged(job)
+        assert rendered.pages is not None
+        first = " ".join(PdfReader(io.BytesIO(rendered.data)).pages[0].extract_text().split())
+        assert (rendered.pages > 1) == several
+        noun = "page" if rendered.pages == 1 else "pages"
+        assert f"{rendered.pages} {noun} ·" in first, first[:300]
+        assert len(calls) == layouts, (name, rendered.pages, figures.words / WORDS_PER_PAGE)

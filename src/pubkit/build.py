@@ -443,20 +443,71 @@ def _set_lessons(
     from .pdf import warm  # WeasyPrint is loaded only when a lesson is to be set
 
     warm(theme, config, names)
-    set_lesson = partial(_render_lesson, config=config, theme=theme, names=names, date=date)
-    return render_isolated(lessons, set_lesson, jobs or default_jobs(), usage=usage)
+    jobs = jobs or default_jobs()
+    aside = _aside(names) if len(lessons) < jobs else ()
+    parts: list[_Part] = [(lesson, None) for lesson in lessons]
+    parts += [(lesson, name) for lesson in lessons for name in aside]
+    main = tuple(name for name in names if name not in aside)
+    set_part = partial(_render_part, config=config, theme=theme, names=main, date=date)
+    results = render_isolated(parts, set_part, jobs, where=lambda part: part[0].path, usage=usage)
+    if not aside:  # every part is a whole lesson
+        return ((lesson, outcome) for (lesson, _), outcome in results)  # type: ignore[misc]
+    return _rejoined(list(results), names)
 
 
-def _render_lesson(
-    lesson: Lesson, config: Config, theme: Theme, names: tuple[str, ...], date: str | None
-) -> LessonOutcome:
-    """Parse, measure and render one lesson's editions, all in memory.
+#: A lesson's share of work for one worker: the lesson and every edition that follows its
+#: pdf edition (None), or one edition set beside it (:func:`_aside`).
+_Part = tuple[Lesson, str | None]
+
+
+def _aside(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The editions that can be set beside the pdf edition, in a worker of their own, when
+    there are cores to spare (fewer lessons than jobs): the paged editions other than the
+    pdf, which need nothing from it. The EPUB follows the pdf's pages, so stays with it."""
+    return tuple(name for name in names if name != "pdf" and EDITIONS[name].paged)
+
+
+def _rejoined(
+    results: Sequence[tuple[_Part, LessonOutcome | Rendered | LessonError]], names: tuple[str, ...]
+) -> Iterator[tuple[Lesson, LessonOutcome | LessonError]]:
+    """Each lesson's outcome, with the editions set beside it back in their place; the
+    lesson fails if any of its parts did."""
+    beside: dict[str, list[tuple[str, Rendered | LessonError]]] = {}
+    for (lesson, name), outcome in results:
+        if name is not None:
+            assert not isinstance(outcome, LessonOutcome)
+            beside.setdefault(lesson.id, []).append((name, outcome))
+    for (lesson, name), outcome in results:
+        if name is not None:
+            continue
+        assert not isinstance(outcome, Rendered)
+        others = dict(beside.get(lesson.id, ()))
+        failures = [o for o in others.values() if isinstance(o, LessonError)]
+        if isinstance(outcome, LessonOutcome) and failures:
+            outcome = failures[0]
+        if isinstance(outcome, LessonOutcome):
+            done = {
+                **outcome.rendered,
+                **{n: r for n, r in others.items() if isinstance(r, Rendered)},
+            }
+            outcome = replace(outcome, rendered={n: done[n] for n in names if n in done})
+        yield lesson, outcome
+
+
+def _render_part(
+    part: _Part, config: Config, theme: Theme, names: tuple[str, ...], date: str | None
+) -> LessonOutcome | Rendered:
+    """Parse, measure and render one lesson's editions ``names``, or the one edition
+    set beside them, all in memory.
 
     Whatever goes wrong fails this lesson only: an unexpected exception (a fault in pubkit
     or an engine, set off by this manuscript) becomes an error naming it, and the rest of
     the course is still built. PUBKIT_DEBUG=1 lets it through, with its traceback.
     """
+    lesson, aside = part
     try:
+        if aside is not None:
+            return _render_aside(lesson, config, theme, aside, date)
         return _render_editions(lesson, config, theme, names, date)
     except (PubkitError, MemoryError):  # a lesson's memory bound: see pubkit.workers
         raise
@@ -473,10 +524,7 @@ def _render_editions(
     lesson: Lesson, config: Config, theme: Theme, names: tuple[str, ...], date: str | None
 ) -> LessonOutcome:
     document = convert(lesson, config.root)
-    words = count_words(document.text)
-    figures = Figures(
-        words, reading_minutes(words, config.words_per_minute, lesson.reading_minutes)
-    )
+    figures = _figures(lesson, document, config)
 
     def job(name: str, figures: Figures, pdf: Rendered | None = None) -> RenderJob:
         return RenderJob(lesson, document, figures, config, theme, EDITIONS[name], date, pdf)
@@ -497,6 +545,22 @@ def _render_editions(
         thumbnail=downloads.thumbnail(pdf.data),
         fragment=modulebook.fragment(job("pdf", figures)),
     )
+
+
+def _figures(lesson: Lesson, document: Document, config: Config) -> Figures:
+    """Words and minutes; the pages are known once the pdf edition is set."""
+    words = count_words(document.text)
+    return Figures(words, reading_minutes(words, config.words_per_minute, lesson.reading_minutes))
+
+
+def _render_aside(
+    lesson: Lesson, config: Config, theme: Theme, name: str, date: str | None
+) -> Rendered:
+    """Edition ``name`` of the lesson by itself (see :func:`_aside`)."""
+    document = convert(lesson, config.root)
+    figures = _figures(lesson, document, config)
+    edition = EDITIONS[name]
+    return edition.renderer(RenderJob(lesson, document, figures, config, theme, edition, date))
 
 
 def _write_output(out: Path, relative: Path, rendered: Rendered) -> dict[str, Any]:

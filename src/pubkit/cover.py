@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from functools import cache
 
 import pypdfium2 as pdfium
 from PIL import Image
@@ -35,6 +36,14 @@ def cover_png(html: str, theme: Theme, paper: str) -> bytes:
         string=html, base_url=theme.folders[0].as_uri() + "/", url_fetcher=fetcher
     ).render(stylesheets=[css], font_config=font_config())
     return first_page_png(document.copy(document.pages[:1]).write_pdf(), WIDTH)
+
+
+@cache
+def placeholder_png() -> bytes:
+    """A blank 1-pixel PNG: what pandoc is given while the real cover is being made."""
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1), 255).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def first_page_png(pdf: bytes, width: int) -> bytes:

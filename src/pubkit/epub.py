@@ -9,8 +9,9 @@ import re
 import tempfile
 import uuid
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -18,13 +19,13 @@ from xml.etree import ElementTree as ET
 from . import a11y
 from . import epubparts as parts
 from .config import Config
-from .cover import render_cover
+from .cover import placeholder_png, render_cover
 from .editions import Edition
 from .errors import Diagnostic, warning
 from .fonts import subset_font
 from .namespaces import OPF, tag
 from .pagelist import PageMarker, mark_pages
-from .pandoc import run_pandoc
+from .pandoc import Pandoc
 from .render import Rendered, RenderJob
 from .theme import Theme
 
@@ -146,7 +147,8 @@ class Book:
     meta: dict[str, Any]
     #: Every character the book sets, header included: the fonts keep these glyphs.
     text: str
-    cover: bytes
+    #: Makes the cover (PNG): called while pandoc writes the book, which it does not need.
+    cover: Callable[[], bytes]
     cover_alt: str
     #: The body's label in the landmarks.
     title: str
@@ -160,10 +162,11 @@ class Book:
 
 
 def _repack(
-    epub: bytes, book: Book, theme: Theme, config: Config, edition: str
+    epub: bytes, book: Book, cover: bytes, theme: Theme, config: Config, edition: str
 ) -> tuple[bytes, list[Diagnostic]]:
-    """Finish pandoc's EPUB and rewrite the container: mimetype first and stored, fixed
-    times. Returns the bytes and warnings about what could not be claimed."""
+    """Finish pandoc's EPUB, with ``cover`` in place of the placeholder pandoc was given,
+    and rewrite the container: mimetype first and stored, fixed times. Returns the bytes
+    and warnings about what could not be claimed."""
     source = zipfile.ZipFile(io.BytesIO(epub))
     entries = {name: source.read(name) for name in source.namelist()}
     chapters = {name: ET.fromstring(data) for name, data in entries.items() if _CHAPTER.match(name)}
@@ -180,15 +183,17 @@ def _repack(
     parts.finish_nav(nav, first, markers, words, book.title)
     entries[NAV] = parts.xhtml(nav)
     if COVER in entries:
-        cover = ET.fromstring(entries[COVER])
-        parts.finish_cover(cover, book.cover_alt)
-        entries[COVER] = parts.xhtml(cover)
+        page = ET.fromstring(entries[COVER])
+        parts.finish_cover(page, book.cover_alt)
+        entries[COVER] = parts.xhtml(page)
     package = ET.fromstring(entries[PACKAGE])
     cover_image = {
         "EPUB/" + item.get("href", "")
         for item in package.iter(tag("item", OPF))
         if "cover-image" in (item.get("properties") or "").split()
     }
+    for name in cover_image:
+        entries[name] = cover
     claims = a11y.assess(
         chapters.values(),
         len(markers),
@@ -239,7 +244,7 @@ def render_epub(job: RenderJob) -> Rendered:
         api_version=job.document.ast["pandoc-api-version"],
         meta=metadata(job),
         text=job.document.html + str(job.template_macros("header.html.j2").header()),
-        cover=render_cover(job),
+        cover=partial(render_cover, job),
         cover_alt=(
             f"{words['module']} {module.number}: {module.title}. "
             f"{words['lesson']} {lesson.number}: {lesson.title}"
@@ -274,21 +279,29 @@ def write_book(
             font_url=lambda face: f"../fonts/{face.path.name}",
         )
         (folder / "pubkit.css").write_text(css, encoding="utf-8")
-        (folder / "cover.png").write_bytes(book.cover)
+        (folder / "cover.png").write_bytes(placeholder_png())  # replaced in _repack
         output = folder / "book.epub"
-        run_pandoc(
+        (folder / "book.json").write_text(json.dumps(ast), encoding="utf-8")
+        running = Pandoc.start(
             [
+                str(folder / "book.json"),
                 *("--from", "json", "--to", "epub3", "--output", str(output)),
                 *("--css", str(folder / "pubkit.css"), *fonts),
                 f"--epub-cover-image={folder / 'cover.png'}",
                 *("--epub-title-page=false", "--split-level=1", "--toc-depth=3"),
                 *("--wrap=none", "--syntax-highlighting=none"),
             ],
-            json.dumps(ast).encode("utf-8"),
+            b"",
             source=book.source,
             cwd=book.source.parent,
             sandbox=False,
             date=date,
         )
-        data, notes = _repack(output.read_bytes(), book, theme, config, edition.name)
+        try:
+            cover = book.cover()  # set while pandoc writes
+        except BaseException:
+            running.stop()
+            raise
+        running.wait()
+        data, notes = _repack(output.read_bytes(), book, cover, theme, config, edition.name)
         return Rendered(data=data, diagnostics=tuple(notes))

@@ -19,6 +19,7 @@ from .errors import LessonError, warning
 from .fetcher import ProjectFetcher, project_url
 from .markdown import to_html
 from .render import Rendered, RenderJob
+from .templates import counted_right
 from .theme import Theme
 
 #: Enough passes for "N pages" to settle and long takeaways boxes to break; more is a loop.
@@ -121,9 +122,12 @@ def _bleed_boxes(bleed_mm: float | None) -> Callable[[Any, pydyf.PDF], None]:
 def render_paged(job: RenderJob) -> Rendered:
     """Lay the lesson out until it is stable, then write the PDF and proofread its pages.
 
-    Stable means the "N pages" printed in the header equals the pages produced, and every
+    Stable means the "N pages" in the header reads right for the pages produced, and every
     takeaways box longer than a page breaks where its page ends, with a "(continued)"
-    heading on the next.
+    heading on the next. WeasyPrint prints the number itself (``counter(pages)``, see
+    :data:`pubkit.templates.PAGE_COUNTER`), re-making only the header's page once it
+    knows the count; so one layout is enough unless the first guess chose the wrong
+    singular or plural ("1 page") or the count needs a thousands separator.
     """
     lesson = job.lesson
     fetcher = ProjectFetcher([job.config.root, *job.theme.folders], project=job.config.root)
@@ -134,11 +138,13 @@ def render_paged(job: RenderJob) -> Rendered:
     )
     pages = job.figures.pages or max(1, round(job.figures.words / WORDS_PER_PAGE))
     body = job.document.html
+    words = job.theme.words(job.language)
     breaks: dict[int, frozenset[int]] = {}
     tried: list[int] = []
     with weasyprint_warnings() as messages:
         for _ in range(MAX_PASSES):
-            html = job.render_template("lesson.html.j2", job.figures.with_pages(pages), body)
+            figures = job.figures.with_pages(pages)
+            html = job.render_template("lesson.html.j2", figures, body, live_pages=True)
             document = HTML(string=html, base_url=base_url, url_fetcher=fetcher).render(
                 stylesheets=[css], font_config=font_config()
             )
@@ -147,9 +153,9 @@ def render_paged(job: RenderJob) -> Rendered:
             if splits:
                 for split in splits:
                     breaks[split.box] = breaks.get(split.box, frozenset()).union(split.units)
-                continued = job.theme.words(job.language)["continued"]
+                continued = words["continued"]
                 body = to_html(job.document.ast, lesson, breaks, continued)
-            elif len(document.pages) == pages:
+            elif counted_right(words, "pages", pages, len(document.pages)):
                 break
             pages = len(document.pages)
         else:
@@ -168,7 +174,7 @@ def render_paged(job: RenderJob) -> Rendered:
     )
     return Rendered(
         data=data,
-        pages=pages,
+        pages=len(document.pages),
         diagnostics=diagnostics,
         findings=findings,
         page_starts=layout.page_starts(document),

@@ -41,7 +41,11 @@ class RenderJob:
     def language(self) -> str:
         return self.lesson.language or self.config.language
 
-    def context(self, figures: Figures | None = None, body: str | None = None) -> dict[str, Any]:
+    def context(
+        self, figures: Figures | None = None, body: str | None = None, live_pages: bool = False
+    ) -> dict[str, Any]:
+        """The template context; ``live_pages`` leaves the page count's number to the
+        layout engine (:data:`pubkit.templates.PAGE_COUNTER`)."""
         return {
             "lesson": self.lesson,
             "module": self.lesson.module,
@@ -53,13 +57,18 @@ class RenderJob:
             "version": __version__,
             "date": self.date or self.lesson.date,
             "body": Markup(self.document.html if body is None else body),
+            "live_pages": live_pages,
         }
 
     def render_template(
-        self, name: str, figures: Figures | None = None, body: str | None = None
+        self,
+        name: str,
+        figures: Figures | None = None,
+        body: str | None = None,
+        live_pages: bool = False,
     ) -> str:
         env = environment(self.theme, self.language)
-        return env.get_template(name).render(self.context(figures, body))
+        return env.get_template(name).render(self.context(figures, body, live_pages))
 
     def template_macros(self, name: str) -> Any:
         """The macros of template ``name``, bound to this job's context."""

@@ -7,8 +7,13 @@ from functools import cache
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 
 from .theme import Theme
+
+#: Where a paged edition's layout engine prints the lesson's page count itself (the CSS
+#: ``counter(pages)``), so that "N pages" is right after one layout (:mod:`pubkit.pdf`).
+PAGE_COUNTER = Markup('<span class="page-count"></span>')
 
 
 def format_number(value: int, thousands: str) -> str:
@@ -27,15 +32,33 @@ def file_size(size: int, decimal: str = ".") -> str:
     raise AssertionError("unreachable")
 
 
-def _count_filter(words: Mapping[str, Any]) -> Callable[[int, str], str]:
-    """``{{ 3512 | count("words") }}`` → ``3,512 words`` in the course's language."""
+def count(words: Mapping[str, Any], value: int, key: str) -> str:
+    """``3512, "words"`` → ``3,512 words`` in the language of ``words``."""
+    return _form(words, key, value).format(n=format_number(value, str(words.get("thousands", ","))))
 
-    def count(value: int, key: str) -> str:
-        singular, plural = words[key]
-        form = singular if value == 1 else plural
-        return str(form).format(n=format_number(value, str(words.get("thousands", ","))))
 
-    return count
+def counted_right(words: Mapping[str, Any], key: str, guess: int, value: int) -> bool:
+    """Whether the count set for ``guess`` with the number left to the layout engine
+    (:data:`PAGE_COUNTER`, plain digits) reads as :func:`count` writes ``value``: the
+    same singular or plural, and no thousands separator missing."""
+    return _form(words, key, guess).format(n=value) == count(words, value, key)
+
+
+def _form(words: Mapping[str, Any], key: str, value: int) -> str:
+    singular, plural = words[key]
+    return str(singular if value == 1 else plural)
+
+
+def _count_filter(words: Mapping[str, Any]) -> Callable[..., str]:
+    """``{{ 3512 | count("words") }}`` → ``3,512 words``; with ``live``, the number is
+    :data:`PAGE_COUNTER` and ``value`` only chooses between singular and plural."""
+
+    def count_filter(value: int, key: str, live: bool = False) -> str:
+        if live:
+            return Markup(escape(_form(words, key, value)).replace("{n}", PAGE_COUNTER))
+        return count(words, value, key)
+
+    return count_filter
 
 
 @cache
