@@ -264,7 +264,7 @@ def test_pandoc_runs_under_a_memory_bound(tmp_path: Path, monkeypatch: pytest.Mo
         problem.message == "pandoc failed: the manuscript needs more memory than pandoc is allowed"
     )
     assert (
-        pandoc_module.RUNTIME_OPTIONS == bound
+        bound == pandoc_module.RUNTIME_OPTIONS
         and '"-M512m"' in Path(pandoc_module.__file__).read_text()
     )
 

@@ -17,7 +17,7 @@ from .config import Config, load_config
 from .editions import EDITIONS
 from .errors import ConfigError, Diagnostic, LessonError, PubkitError
 from .manuscript import Collection, Lesson, Module, collect, strictly
-from .markdown import NESTS_TOO_DEEPLY, Document, convert
+from .markdown import NESTS_TOO_DEEPLY, Document, convert, read_ahead
 from .markdown import read as read_markdown
 from .metrics import Figures, count_words, reading_minutes
 from .modulebook import Fragment
@@ -395,7 +395,8 @@ def _build_collections(
     if work:
         from .pdf import warm
 
-        warm(run.inputs.theme, run.inputs.config, run.inputs.names)
+        languages = (f.language for *_, fragments, _ in work for f in fragments)
+        warm(run.inputs.theme, run.inputs.config, run.inputs.names, languages)
 
     def collect(item: tuple[Module, str, list[Fragment], str]) -> Rendered:
         module, _, fragments, name = item
@@ -440,11 +441,15 @@ def _set_lessons(
     """
     if not lessons:
         return iter(())
+    jobs = jobs or default_jobs()
+    few = len(lessons) < jobs  # cores to spare
+    # A few lessons are read by pandoc while WeasyPrint loads (a course's, in the workers).
+    read = read_ahead(lessons if few else ())
     from .pdf import warm  # WeasyPrint is loaded only when a lesson is to be set
 
-    warm(theme, config, names)
-    jobs = jobs or default_jobs()
-    aside = _aside(names) if len(lessons) < jobs else ()
+    warm(theme, config, names, (lesson.language or config.language for lesson in lessons))
+    read()
+    aside = _aside(names) if few else ()
     parts: list[_Part] = [(lesson, None) for lesson in lessons]
     parts += [(lesson, name) for lesson in lessons for name in aside]
     main = tuple(name for name in names if name not in aside)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import Diagnostic, LessonError, warning
 from .manuscript import Lesson
-from .pandoc import run_pandoc
+from .pandoc import Pandoc, run_pandoc
 from .resources import check_resources, line_of
 from .sanitize import sanitize
 
@@ -50,12 +50,41 @@ class Document:
 
 
 def parse(lesson: Lesson) -> AST:
-    """Parse the lesson body with pandoc into its JSON AST."""
-    output = run_pandoc(
-        ["--from", READER, "--to", "json"], lesson.body.encode("utf-8"), source=lesson.path
-    )
+    """Parse the lesson body with pandoc into its JSON AST (or take what :func:`read_ahead`
+    read)."""
+    output = _READ_AHEAD.get((lesson.path, lesson.body)) or _parser(lesson).wait()
+    if isinstance(output, LessonError):
+        raise output
     ast: AST = json.loads(output)
     return ast
+
+
+#: pandoc's JSON for the lessons read ahead, by manuscript and body.
+_READ_AHEAD: dict[tuple[Path, str], bytes | LessonError] = {}
+
+
+def read_ahead(lessons: Sequence[Lesson]) -> Callable[[], None]:
+    """Start pandoc reading ``lessons`` now and return what waits for it, so that the
+    caller can do something else meanwhile (load WeasyPrint); :func:`parse` then takes
+    what was read, in this process and in the workers it forks. What an earlier call
+    read is forgotten."""
+    _READ_AHEAD.clear()
+    started = [(lesson, _parser(lesson)) for lesson in lessons]
+
+    def finish() -> None:
+        for lesson, running in started:
+            try:
+                _READ_AHEAD[(lesson.path, lesson.body)] = running.wait()
+            except LessonError as error:
+                _READ_AHEAD[(lesson.path, lesson.body)] = error
+
+    return finish
+
+
+def _parser(lesson: Lesson) -> Pandoc:
+    return Pandoc.start(
+        ["--from", READER, "--to", "json"], lesson.body.encode("utf-8"), source=lesson.path
+    )
 
 
 def to_html(

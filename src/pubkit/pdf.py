@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
 import pydyf
+import pyphen
 from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 
@@ -91,9 +92,15 @@ def _print_shop(edition: Edition, config: Config) -> str:
     return f"\n@page {{ bleed: {area:g}mm{marks} }}\n"
 
 
-def warm(theme: Theme, config: Config, names: tuple[str, ...]) -> None:
-    """Load fonts and parse the paged editions' stylesheets once, before the build forks
-    its workers (:mod:`pubkit.workers`), so that no lesson pays for them again."""
+def warm(
+    theme: Theme, config: Config, names: tuple[str, ...], languages: Iterable[str] = ()
+) -> None:
+    """Load fonts, parse the paged editions' stylesheets and the hyphenation dictionaries
+    of ``languages`` once, before the build forks its workers (:mod:`pubkit.workers`), so
+    that no worker pays for them again (a dictionary takes a tenth of a second)."""
+    for language in dict.fromkeys(languages):
+        if fallback := pyphen.language_fallback(language):
+            pyphen.Pyphen(lang=fallback)  # pyphen keeps what it has read
     for name in ("pdf", *names):
         edition = EDITIONS[name]
         if edition.paged:
