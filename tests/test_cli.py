@@ -20,6 +20,8 @@ def test_build_reports_a_broken_lesson_and_builds_the_rest(tmp_path: Path) -> No
     assert done.returncode == 1
     assert "manuscript/01-module/02-bad.md:2: error: lesson: expected a whole number" in done.stderr
     assert "1 built, 1 failed" in done.stderr
+    again = run_pubkit("build", "--format", "pdf,epub", cwd=tmp_path)
+    assert "0 built, 1 up to date, 1 failed:" in again.stderr  # built means set this time
     assert "Traceback" not in done.stderr + done.stdout
     manifest = json.loads((tmp_path / "build/manifest.json").read_text())
     (entry,) = manifest["lessons"]

@@ -356,3 +356,44 @@ def test_parallel_and_serial_builds_give_the_same_bytes(
         assert build(root, force=True, jobs=jobs).ok
         outputs.append(_outputs(root / "build"))
     assert outputs[0] == outputs[1]
+
+
+def test_a_lesson_set_alone_fails_whole_when_its_handout_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With cores to spare, the handout is set beside the lesson in a worker of its own
+    (one process per part: the pids differ); a crash there fails the lesson, whole."""
+    root = make_project(tmp_path, {"01-l.md": lesson_text(1, "L", "Words.\n")})
+    real = build_module._render_aside
+
+    def crashing_handout(lesson, config, theme, name, date):  # type: ignore[no-untyped-def]
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+    pids = tmp_path / "pids"
+    pids.mkdir()
+
+    def noting_handout(lesson, config, theme, name, date):  # type: ignore[no-untyped-def]
+        (pids / f"{name}-{os.getpid()}").touch()
+        return real(lesson, config, theme, name, date)
+
+    real_editions = build_module._render_editions
+
+    def noting_editions(lesson, config, theme, names, date):  # type: ignore[no-untyped-def]
+        (pids / f"{'+'.join(names)}-{os.getpid()}").touch()
+        return real_editions(lesson, config, theme, names, date)
+
+    monkeypatch.setattr(build_module, "_render_editions", noting_editions)
+    monkeypatch.setattr(build_module, "_render_aside", noting_handout)
+    assert build(root, jobs=2).ok
+    parts = dict(path.name.rsplit("-", 1) for path in pids.iterdir())
+    assert set(parts) == {"pdf+epub", "handout"} and len(set(parts.values())) == 2
+    assert (root / "build/handout/01-module/01-l.pdf").is_file()
+
+    monkeypatch.setattr(build_module, "_render_aside", crashing_handout)
+    before = _outputs(root / "build")
+    (root / "manuscript/01-module/01-l.md").write_text(lesson_text(1, "L", "Other words.\n"))
+    result = build(root, jobs=2)
+    assert [p.name for p in result.failed] == ["01-l.md"]
+    (problem,) = [d for d in result.diagnostics if d.is_error]
+    assert problem.message == "setting this lesson crashed an engine (SIGSEGV)"
+    assert _outputs(root / "build") == before  # nothing of the half-set lesson written

@@ -396,7 +396,7 @@ def _build_collections(
         from .pdf import warm
 
         languages = (f.language for *_, fragments, _ in work for f in fragments)
-        warm(run.inputs.theme, run.inputs.config, run.inputs.names, languages)
+        warm(run.inputs.theme, run.inputs.config, names, languages, collections=True)
 
     def collect(item: tuple[Module, str, list[Fragment], str]) -> Rendered:
         module, _, fragments, name = item
@@ -447,12 +447,13 @@ def _set_lessons(
     read = read_ahead(lessons if few else ())
     from .pdf import warm  # WeasyPrint is loaded only when a lesson is to be set
 
-    warm(theme, config, names, (lesson.language or config.language for lesson in lessons))
-    read()
     aside = _aside(names) if few else ()
+    main = tuple(name for name in names if name not in aside)
+    # What is set aside prepares in its own worker, meanwhile.
+    warm(theme, config, main, (lesson.language or config.language for lesson in lessons))
+    read()
     parts: list[_Part] = [(lesson, None) for lesson in lessons]
     parts += [(lesson, name) for lesson in lessons for name in aside]
-    main = tuple(name for name in names if name not in aside)
     set_part = partial(_render_part, config=config, theme=theme, names=main, date=date)
     results = render_isolated(parts, set_part, jobs, where=lambda part: part[0].path, usage=usage)
     if not aside:  # every part is a whole lesson

@@ -196,17 +196,17 @@ def _progress(quiet: bool) -> Iterator[Progress | None]:
 
 def _summarise(result: BuildResult, quiet: bool) -> None:
     _report([*result.warnings, *result.diagnostics])
-    built = len(result.built)
-    failed = len(result.failed)
-    if failed:
-        click.secho(f"{built} built, {failed} failed:", err=True, fg="red", bold=True)
+    skipped = sum(r.skipped for r in result.built)
+    counts = [f"{len(result.built) - skipped} built"]
+    counts += [f"{skipped} up to date"] if skipped else []
+    counts += [f"{len(result.failed)} failed"]
+    if result.failed:
+        click.secho(", ".join(counts) + ":", err=True, fg="red", bold=True)
         for path in result.failed:
             click.echo(f"  {display_path(path)}", err=True)
     elif not quiet:
-        skipped = sum(r.skipped for r in result.built)
-        note = f" ({skipped} up to date)" if skipped else ""
         where = display_path(result.manifest) if result.manifest else "build/"
-        click.secho(f"{built} built, 0 failed{note}; manifest: {where}", fg="green")
+        click.secho(", ".join(counts) + f"; manifest: {where}", fg="green")
 
 
 @main.command("check")

@@ -93,21 +93,27 @@ def _print_shop(edition: Edition, config: Config) -> str:
 
 
 def warm(
-    theme: Theme, config: Config, names: tuple[str, ...], languages: Iterable[str] = ()
+    theme: Theme,
+    config: Config,
+    names: tuple[str, ...],
+    languages: Iterable[str] = (),
+    collections: bool = False,
 ) -> None:
-    """Load fonts, parse the paged editions' stylesheets and the hyphenation dictionaries
-    of ``languages`` once, before the build forks its workers (:mod:`pubkit.workers`), so
-    that no worker pays for them again (a dictionary takes a tenth of a second)."""
+    """Load fonts, parse stylesheets and the hyphenation dictionaries of ``languages``
+    once, before the build forks its workers (:mod:`pubkit.workers`), so that no worker
+    pays for them again (a dictionary takes a tenth of a second): for the lesson editions
+    ``names`` (the pdf edition is always set), or for the modules' ``collections``."""
     for language in dict.fromkeys(languages):
         if fallback := pyphen.language_fallback(language):
             pyphen.Pyphen(lang=fallback)  # pyphen keeps what it has read
-    for name in ("pdf", *names):
+    for name in ("pdf", *names) if not collections else ():
         edition = EDITIONS[name]
         if edition.paged:
             page_rule = _print_shop(edition, config)
             stylesheet(theme, edition.stylesheets, name, config.paper, page_rule)
-    stylesheet(theme, COVER_STYLESHEETS, "cover", config.paper, "")
-    if "pdf" in names:
+    if "epub" in names:  # the cover, of a lesson or a module
+        stylesheet(theme, COVER_STYLESHEETS, "cover", config.paper, "")
+    if collections and "pdf" in names:
         stylesheet(theme, MODULE_STYLESHEETS, "pdf", config.paper, "")
 
 
