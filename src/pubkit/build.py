@@ -437,7 +437,10 @@ def _set_lessons(
 ) -> Iterator[tuple[Lesson, LessonOutcome | LessonError]]:
     """Set ``lessons`` in bounded worker processes (:mod:`pubkit.workers`), in order.
 
-    Fonts and stylesheets are loaded here first, so the forked workers share them.
+    Fonts, stylesheets and hyphenation dictionaries are loaded here first, so the forked
+    workers share them. With fewer lessons than jobs (``pubkit build LESSON``), the cores
+    to spare set each lesson's handout beside it (:func:`_aside`), and pandoc reads the
+    lessons while WeasyPrint loads (:func:`pubkit.markdown.read_ahead`).
     """
     if not lessons:
         return iter(())
