@@ -359,12 +359,16 @@ def _note_inlines(blocks: list[Any]) -> list[Any]:
 
 
 def _walk(node: Any) -> Iterator[Any]:
-    if isinstance(node, list):
-        for item in node:
-            yield from _walk(item)
-    elif isinstance(node, dict) and "t" in node:
-        yield node
-        yield from _walk(node.get("c"))
+    """Every pandoc element in ``node``, in document order (a stack, not recursion: a
+    lesson has tens of thousands)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+        elif isinstance(item, dict) and "t" in item:
+            yield item
+            stack.append(item.get("c"))
 
 
 def plain_text(node: Any) -> str:

@@ -35,13 +35,22 @@ _IMG = tag("img")
 
 
 def reading_key(text: str) -> str:
-    """``text`` reduced to what any rendering of it keeps: letters, marks and digits."""
-    return "".join(
-        folded
-        for character in text
-        if unicodedata.category(character)[0] in "LMN"
-        for folded in character.casefold()
-    )
+    """``text`` reduced to what any rendering of it keeps: letters, marks and digits,
+    case-folded."""
+    return text.translate(_KEYS)
+
+
+class _Keys(dict[int, str]):
+    """Each character's part of a reading key, worked out once per character."""
+
+    def __missing__(self, code: int) -> str:
+        character = chr(code)
+        key = character.casefold() if unicodedata.category(character)[0] in "LMN" else ""
+        self[code] = key
+        return key
+
+
+_KEYS = _Keys()
 
 
 @dataclass(frozen=True)
@@ -68,7 +77,7 @@ class _Run:
         return (self.element.tail if self.tail else self.element.text) or ""
 
     def key(self, index: int) -> str:
-        return IMAGE if self.image else reading_key(self.text[index])
+        return IMAGE if self.image else _KEYS[ord(self.text[index])]
 
 
 def _skipped(element: ET.Element) -> bool:
