@@ -54,10 +54,14 @@ def test_check_epub_names_the_manuscript_line_behind_a_message(
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     lines = [line for line in run.stderr.splitlines() if "EPUBCheck" in line]
-    # The only EPUBCheck message: the link to a section that is not there, at its line.
-    assert len(lines) == 1, run.stderr
+    # The only EPUBCheck message, in the lesson's EPUB and in its module's collected one:
+    # the link to a section that is not there, at its line.
+    assert len(lines) == 2, run.stderr
     assert lines[0].startswith(
         "manuscript/01-links/01-dangling.md:12: error: epub: EPUBCheck RSC-012"
+    )
+    assert lines[1].startswith(
+        "manuscript/01-links/01-dangling.md:12: error: collections/01-links.epub: EPUBCheck RSC-012"
     )
     assert "EPUB/text/ch001.xhtml" in lines[0]  # what EPUBCheck read, for the curious
 

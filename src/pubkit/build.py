@@ -156,14 +156,21 @@ def check_layout(
 def check_epubs(
     root: Path, targets: Iterable[Path] = (), out: Path | None = None
 ) -> tuple[Collection, list[Diagnostic], list[Diagnostic]]:
-    """Run EPUBCheck on every lesson's built EPUB; its messages point at manuscript lines.
+    """Run EPUBCheck on every lesson's built EPUB, and on the whole course's collected
+    EPUBs (no ``targets``); its messages point at manuscript lines.
 
     Returns the collection, its diagnostics and EPUBCheck's findings.
     """
+    targets = tuple(targets)
     config, collection, warnings = check(root, targets)
     out = (out or config.output_dir).resolve()
+    collected = "epub" in config.editions and not targets
     findings = validate.check_epubs(
-        (lesson, out / output_path(lesson, "epub")) for lesson in collection.lessons
+        ((lesson, out / output_path(lesson, "epub")) for lesson in collection.lessons),
+        (
+            (module.source, members, out / modulebook.output_path(module, "epub"))
+            for module, members in (_modules(collection) if collected else {}).items()
+        ),
     )
     return collection, [*warnings, *collection.diagnostics], findings
 

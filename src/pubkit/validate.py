@@ -14,9 +14,10 @@ import re
 import shutil
 import subprocess
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from .errors import Diagnostic, PubkitError, error, warning
@@ -25,6 +26,8 @@ from .manuscript import Lesson
 #: EPUBCheck on one lesson takes a second or two; a hung JVM must not hang the check.
 TIMEOUT_SECONDS = 300
 _TAG = re.compile(r"<[^>]*>")
+#: pandoc's chapter files: one per lesson, in order (``EPUB/text/ch001.xhtml``).
+_CHAPTER = re.compile(r"EPUB/text/ch(\d+)\.xhtml")
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,29 @@ def _source_line(lesson: Lesson, files: dict[str, str], path: str, line: int, co
 
 def check_epub(lesson: Lesson, epub: Path) -> Iterator[Diagnostic]:
     """EPUBCheck's messages on a lesson's EPUB, each as ``manuscript:line: severity: …``."""
+    return _check(epub, lambda _path: lesson, lesson.path, "epub")
+
+
+def check_collected_epub(
+    module: Path, lessons: Sequence[Lesson], epub: Path
+) -> Iterator[Diagnostic]:
+    """EPUBCheck's messages on a module's collected EPUB (:mod:`pubkit.modulebook`): one in
+    its n-th chapter points at the n-th lesson's manuscript, one about the package or
+    navigation at the module's ``module``.yaml."""
+
+    def lesson_of(path: str) -> Lesson | None:
+        chapter = _CHAPTER.fullmatch(path)
+        number = int(chapter[1]) if chapter else 0
+        return lessons[number - 1] if 0 < number <= len(lessons) else None
+
+    return _check(epub, lesson_of, module, f"collections/{epub.name}")
+
+
+def _check(
+    epub: Path, lesson_of: Callable[[str], Lesson | None], fallback: Path, label: str
+) -> Iterator[Diagnostic]:
+    """EPUBCheck's messages on ``epub``, at the manuscript line of the lesson behind each
+    file (``lesson_of`` its path), or at ``fallback``."""
     messages = run_epubcheck(epub)
     with zipfile.ZipFile(epub) as archive:
         files = {
@@ -114,22 +140,37 @@ def check_epub(lesson: Lesson, epub: Path) -> Iterator[Diagnostic]:
         where = message.locations[0] if message.locations else ("", -1, -1)
         path, line, column = where
         inside = f"{path}:{line}" if line > 0 else path or epub.name
-        text = f"epub: EPUBCheck {message.code} at {inside}: {message.text}"
-        source = _source_line(lesson, files, path, line, column) if path in files else None
+        text = f"{label}: EPUBCheck {message.code} at {inside}: {message.text}"
+        lesson = lesson_of(path)
+        source = (
+            _source_line(lesson, files, path, line, column) if lesson and path in files else None
+        )
         report = error if message.is_error else warning
-        yield report(lesson.path, source, text)
+        yield report(lesson.path if lesson else fallback, source, text)
 
 
-def check_epubs(lessons: Iterable[tuple[Lesson, Path]]) -> list[Diagnostic]:
-    """Every lesson's EPUB through EPUBCheck, one JVM per core at a time, reported in
-    lesson order; a lesson with no EPUB built is an error."""
+def check_epubs(
+    lessons: Iterable[tuple[Lesson, Path]],
+    collections: Iterable[tuple[Path, Sequence[Lesson], Path]] = (),
+) -> list[Diagnostic]:
+    """Every lesson's EPUB, then every module's collected EPUB (module.yaml, its lessons,
+    the file), through EPUBCheck, one JVM per core at a time, reported in that order;
+    an EPUB not built is an error."""
 
-    def check_one(lesson: Lesson, epub: Path) -> list[Diagnostic]:
+    def check_lesson(lesson: Lesson, epub: Path) -> list[Diagnostic]:
         if not epub.is_file():
             return [error(lesson.path, None, "no EPUB built for this lesson; run `pubkit build`")]
         return list(check_epub(lesson, epub))
 
-    pairs = list(lessons)
+    def check_collection(module: Path, members: Sequence[Lesson], epub: Path) -> list[Diagnostic]:
+        if not epub.is_file():
+            return [
+                error(module, None, "no collected EPUB built for this module; run `pubkit build`")
+            ]
+        return list(check_collected_epub(module, members, epub))
+
+    tasks = [partial(check_lesson, *pair) for pair in lessons]
+    tasks += [partial(check_collection, *item) for item in collections]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        found = pool.map(lambda pair: check_one(*pair), pairs)
+        found = pool.map(lambda task: task(), tasks)
         return [diagnostic for diagnostics in found for diagnostic in diagnostics]
