@@ -400,3 +400,24 @@ def test_check_epub_also_checks_each_collected_epub_chapter_by_lesson(tmp_path: 
     assert [(d.path.name, d.message) for d in findings if d.path.name == "module.yaml"] == [
         ("module.yaml", "no collected EPUB built for this module; run `pubkit build`")
     ]
+
+
+def test_a_lesson_opens_the_collected_pdf_without_running_heads(tmp_path: Path) -> None:
+    """As in its own PDF: the running heads start on a lesson's second page."""
+    long = "Words enough to fill a page or two of the collection. " * 120
+    modules = {(1, "First Steps"): [(1, "Alpha Lesson"), (2, "Beta Lesson")]}
+    root = write_course(tmp_path, modules)
+    for path in (root / "manuscript/01-module").glob("*.md"):
+        path.write_text(path.read_text().replace("Opening words", long + "\n\nOpening words"))
+    assert build(root, formats=["pdf"]).ok
+    pages = [
+        " ".join(text.split()).upper()
+        for text in page_texts(root / "build/collections/01-module.pdf")
+    ]
+    for number, title in ((1, "ALPHA LESSON"), (2, "BETA LESSON")):
+        running = f"FIRST STEPS · LESSON {number}"
+        opener = next(  # after the title page and contents
+            n for n, text in enumerate(pages) if n > 1 and f"LESSON {number} {title}" in text
+        )
+        assert running not in pages[opener], pages[opener][:200]
+        assert running in pages[opener + 1] and title in pages[opener + 1]
