@@ -67,10 +67,12 @@ def _ast(markdown: str) -> dict:  # type: ignore[type-arg]
     import json
 
     from pubkit.markdown import READER
-    from pubkit.pandoc import run_pandoc
+    from pubkit.pandoc import Pandoc
 
     return json.loads(
-        run_pandoc(["--from", READER, "--to", "json"], markdown.encode(), source=Path("t.md"))
+        Pandoc.start(
+            ["--from", READER, "--to", "json"], markdown.encode(), source=Path("t.md")
+        ).wait()
     )  # type: ignore[no-any-return]
 
 

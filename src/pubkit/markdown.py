@@ -11,7 +11,7 @@ from typing import Any
 
 from .errors import Diagnostic, LessonError, warning
 from .manuscript import Lesson
-from .pandoc import Pandoc, run_pandoc
+from .pandoc import Pandoc
 from .resources import check_resources, line_of
 from .sanitize import sanitize
 
@@ -103,11 +103,11 @@ def to_html(
     """
     boxes = _TakeawaysBoxes(continuations or {}, continued)
     html_ast = {**ast, "blocks": _inline_notes(list(boxes.transform(ast["blocks"])))}
-    output = run_pandoc(
+    output = Pandoc.start(
         ["--from", "json", "--to", "html5", "--wrap=none", "--syntax-highlighting=none"],
         json.dumps(html_ast).encode("utf-8"),
         source=lesson.path,
-    )
+    ).wait()
     return output.decode("utf-8")
 
 

@@ -32,29 +32,10 @@ def pandoc_path() -> str:
     return path
 
 
-def run_pandoc(
-    args: Sequence[str],
-    stdin: bytes,
-    *,
-    source: Path,
-    cwd: Path | None = None,
-    sandbox: bool = True,
-    date: str | None = None,
-) -> bytes:
-    """Run pandoc with ``args``, feeding ``stdin``; failures become a :class:`LessonError`.
-
-    ``sandbox`` forbids pandoc any file or network access beyond its arguments. Only the
-    EPUB writer runs without it (it must read the stylesheet and fonts), on an AST whose
-    every reference :mod:`pubkit.resources` has checked. ``date`` (YYYY-MM-DD) fixes the
-    time pandoc stamps on its output (the EPUB's ``dcterms:modified``).
-    """
-    return Pandoc.start(args, stdin, source=source, cwd=cwd, sandbox=sandbox, date=date).wait()
-
-
 @dataclass
 class Pandoc:
-    """A pandoc at work, as :func:`run_pandoc` runs it: started, so that the caller can do
-    something else meanwhile (pandoc is another process), then waited for."""
+    """A pandoc at work: started (:meth:`start`), so that the caller can do something
+    else meanwhile (pandoc is another process), then waited for (:meth:`wait`)."""
 
     process: subprocess.Popen[bytes]
     source: Path
@@ -73,7 +54,14 @@ class Pandoc:
         sandbox: bool = True,
         date: str | None = None,
     ) -> Pandoc:
-        """Start pandoc (see :func:`run_pandoc` for the arguments)."""
+        """Start pandoc with ``args``, feeding ``stdin``; :meth:`wait` gives its output, or
+        the :class:`LessonError` about ``source`` that its failure is.
+
+        ``sandbox`` forbids pandoc any file or network access beyond its arguments. Only the
+        EPUB writer runs without it (it must read the stylesheet and fonts), on an AST whose
+        every reference :mod:`pubkit.resources` has checked. ``date`` (YYYY-MM-DD) fixes the
+        time pandoc stamps on its output (the EPUB's ``dcterms:modified``).
+        """
         sandboxing = ["--sandbox"] if sandbox else []
         command = [pandoc_path(), "+RTS", *RUNTIME_OPTIONS, "-RTS", *sandboxing, *args]
         env = dict(os.environ)
