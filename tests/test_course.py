@@ -342,6 +342,22 @@ def test_progress_is_plain_lines_off_a_terminal_and_silent_when_quiet(tmp_path: 
     assert again.returncode == 0 and again.stdout == "" and again.stderr == ""
 
 
+@pytest.mark.parametrize("subsetter", [None, "libharfbuzz-subset"])
+def test_a_build_says_once_when_the_machine_lacks_harfbuzz_subset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, subsetter: str | None
+) -> None:
+    from weasyprint.pdf import fonts
+
+    monkeypatch.setattr(fonts, "harfbuzz_subset", subsetter and fonts.harfbuzz_subset)
+    root = make_project(tmp_path, {"01-a.md": lesson_text(1), "02-b.md": lesson_text(2)})
+    result = build(root, formats=["pdf"], jobs=1)
+    assert result.ok
+    notices = [str(w) for w in result.warnings if "libharfbuzz-subset0" in str(w)]
+    assert len(notices) == (1 if subsetter is None else 0)
+    assert all(notice.startswith("pubkit: warning: ") for notice in notices)
+    assert not build(root, formats=["pdf"], jobs=1).warnings  # up to date: nothing set
+
+
 def test_progress_on_a_terminal_is_a_live_display(tmp_path: Path) -> None:
     root = write_course(tmp_path, COURSE)
     controller, terminal = pty.openpty()

@@ -252,10 +252,19 @@ def build(
         failed=tuple(dict.fromkeys(lessons.failed)),
         diagnostics=(*lessons.diagnostics, *collected),
         manifest=out / MANIFEST_NAME,
-        warnings=tuple(warnings),
+        warnings=(*warnings, *_machine_notices(run)),
         collected=tuple(modules),
         peak_worker_bytes=run.usage.peak_bytes,
     )
+
+
+def _machine_notices(run: _Run) -> list[Diagnostic]:
+    """What the machine lacks that the outputs this build set are worse for."""
+    if not run.set:
+        return []
+    from .pdf import machine_notices  # WeasyPrint is loaded once anything was set
+
+    return machine_notices()
 
 
 @dataclass(frozen=True)
@@ -299,10 +308,13 @@ class _Run:
     progress: Progress | None
     total: int
     done: int = 0
+    #: How many of those were set (not up to date), in worker processes.
+    set: int = 0
     usage: Usage = field(default_factory=Usage)
 
     def tick(self, label: str, skipped: bool) -> None:
         self.done += 1
+        self.set += not skipped
         if self.progress:
             self.progress(label, self.done, self.total, skipped)
 

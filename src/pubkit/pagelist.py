@@ -76,9 +76,6 @@ class _Run:
             return IMAGE
         return (self.element.tail if self.tail else self.element.text) or ""
 
-    def key(self, index: int) -> str:
-        return IMAGE if self.image else _KEYS[ord(self.text[index])]
-
 
 def _skipped(element: ET.Element) -> bool:
     roles = set((element.get("role") or "").split())
@@ -113,10 +110,11 @@ def mark_pages(root: ET.Element, starts: Sequence[str]) -> tuple[list[PageMarker
     stream: list[str] = []
     origin: list[tuple[int, int]] = []  # (run, character) behind each key character
     for number, run in enumerate(runs):
-        for index in range(len(run.text)):
-            for folded in run.key(index):
+        keys = [IMAGE] if run.image else map(_KEYS.__getitem__, map(ord, run.text))
+        for index, folded in enumerate(keys):
+            if folded:  # most characters key as one, punctuation as none, "ß" as two
                 stream.append(folded)
-                origin.append((number, index))
+                origin.extend([(number, index)] * len(folded))
     text = "".join(stream)
     parents = {child: parent for parent in root.iter() for child in parent}
     taken = {element.get("id") for element in root.iter()}
