@@ -17,7 +17,7 @@ import pytest
 from pypdf import PdfReader
 
 from conftest import lesson_text, make_project, run_pubkit
-from epubinfo import documents, package
+from epubinfo import documents, package, text_after_markers, words
 from pdfinfo import outline_titles, page_texts
 from pubkit.build import build
 from pubkit.validate import run_epubcheck
@@ -155,6 +155,41 @@ def test_the_collected_epub_has_a_chapter_per_lesson_and_passes_epubcheck(course
         assert any(e.tag == f"{XHTML}aside" for e in root.iter())
     opf = package(epub)
     assert "Module 1: First Steps" in ET.tostring(opf, encoding="unicode")
+
+
+def test_the_collected_epub_page_list_follows_the_collected_pdf(tmp_path: Path) -> None:
+    paragraph = "Paragraph {n} of {title} runs on with plain words to fill its pages. " * 12
+    body = "\n\n".join(paragraph.format(n=n, title="{title}") for n in range(1, 25))
+    root = write_course(tmp_path, {(1, "Long Module"): [(1, "Alpha"), (2, "Beta")]})
+    for lesson in (root / "manuscript/01-module").glob("*.md"):
+        text = lesson.read_text()
+        title = re.search(r"title: (\w+)", text)[1]  # type: ignore[index]
+        lesson.write_text(text.replace("Opening words", body.format(title=title) + "\n\nOpening"))
+    assert build(root, formats=["pdf", "epub"], jobs=1).ok
+    out = root / "build/collections"
+    pages = page_texts(out / "01-module.pdf")
+    epub = out / "01-module.epub"
+    assert run_epubcheck(epub) == []
+    books = documents(epub)
+    nav = books["EPUB/nav.xhtml"]
+    (page_list,) = (n for n in nav.iter(f"{XHTML}nav") if n.get("role") == "doc-pagelist")
+    links = [(a.text, a.get("href", "")) for a in page_list.iter(f"{XHTML}a")]
+    # Every page from the first lesson's on (title page and contents are not in the EPUB).
+    assert [label for label, _ in links] == [str(n) for n in range(3, len(pages) + 1)]
+    assert len(pages) >= 8
+    chapters_seen = []
+    for label, href in links:
+        chapter, marker = href.split("#")
+        chapters_seen.append(chapter)
+        after = text_after_markers(books["EPUB/" + chapter])
+        opening = words(pages[int(label) - 1])[:40]
+        assert 0 <= words(after[label]).find(opening) < 15, (label, pages[int(label) - 1][:60])
+        assert any(e.get("id") == marker for e in books["EPUB/" + chapter].iter())
+    # Alpha's pages are in its chapter, Beta's in the next.
+    assert sorted(set(chapters_seen)) == ["text/ch001.xhtml", "text/ch002.xhtml"]
+    assert chapters_seen == sorted(chapters_seen)
+    opf = ET.tostring(package(epub), encoding="unicode")
+    assert "Module 1: Long Module, PDF edition (A4)" in opf and "pageNavigation" in opf
 
 
 # ---- The downloads page ---------------------------------------------------------------

@@ -416,3 +416,22 @@ def test_page_list_follows_tables_figures_and_notes_across_pages(tmp_path: Path)
         assert 0 <= words(after[str(number)]).find(opening[:40]) < 15, (number, text[:80])
     # Markers inside table cells and before figures keep the chapter valid.
     assert run_epubcheck(out / "epub/01-module/01-long.epub") == []
+
+
+def test_a_section_named_like_pubkits_own_parts_keeps_ids_unique(tmp_path: Path) -> None:
+    """A heading "Lesson Title" would be called "lesson-title", as pubkit's title is."""
+    body = (
+        "## Lesson Title\n\nBack to [the section](#lesson-title).\n\n## Lesson Title 1\n\nMore.\n"
+    )
+    project = make_project(tmp_path, {"01-a.md": f"---\nlesson: 1\ntitle: A\n---\n\n{body}"})
+    result = build(project, formats=["pdf", "epub"])
+    assert result.ok, [str(d) for d in result.diagnostics]
+    epub = project / "build/epub/01-module/01-a.epub"
+    assert run_epubcheck(epub) == []
+    chapter = documents(epub)["EPUB/text/ch001.xhtml"]
+    ids = [e.get("id") for e in chapter.iter() if e.get("id")]
+    assert len(ids) == len(set(ids)) and "lesson-title" in ids
+    (link,) = (a for a in chapter.iter(f"{XHTML}a") if a.text == "the section")
+    target = link.get("href", "").split("#")[1]
+    (section,) = (e for e in chapter.iter() if e.get("id") == target)
+    assert "".join(section.itertext()).strip().startswith("Lesson Title\n")

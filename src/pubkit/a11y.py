@@ -174,7 +174,8 @@ def _summary(
         "Headings structure the text and a table of contents lists them, in reading order."
     )
     if page_list:
-        parts.append(f"Page-break markers and a page list follow the {page_list}-page PDF edition.")
+        pages = _count(page_list, "page")
+        parts.append(f"Page-break markers and a page list follow {pages} of the PDF edition.")
     if hazards == ["none"]:
         parts.append("It has no flashing, motion or sound hazards.")
     if problems:

@@ -8,7 +8,6 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache, cached_property, partial
-from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -392,7 +391,7 @@ def _build_collections(
     records = run.state["collections"]
     ready = {result.lesson.id for result in lessons.results}
     diagnostics: list[Diagnostic] = []
-    work: list[tuple[Module, str, list[Fragment], str]] = []
+    work: list[tuple[Module, str, list[Fragment]]] = []
     for module, members in modules.items():
         folder = module.folder.name
         key = fingerprint([folder, ",".join(names), *(run.keys[lesson.id] for lesson in members)])
@@ -409,28 +408,26 @@ def _build_collections(
             run.tick(f"collections/{folder}", True)
             continue
         fragments = [_read_fragment(run.out, lesson.id) for lesson in members]
-        work += [(module, key, fragments, name) for name in names]  # editions side by side
+        work.append((module, key, fragments))
 
     if work:
         from .pdf import warm
 
-        languages = (f.language for *_, fragments, _ in work for f in fragments)
+        languages = (f.language for *_, fragments in work for f in fragments)
         warm(run.inputs.theme, run.inputs.config, names, languages, collections=True)
 
-    def collect(item: tuple[Module, str, list[Fragment], str]) -> Rendered:
-        module, _, fragments, name = item
+    def collect(item: tuple[Module, str, list[Fragment]]) -> dict[str, Rendered]:
+        module, _, fragments = item
         config, theme = run.inputs.config, run.inputs.theme
-        return modulebook.RENDERERS[name](module, fragments, config, theme, run.inputs.date)
+        return modulebook.render(module, fragments, config, theme, run.inputs.date, names)
 
     results = render_isolated(
         work, collect, run.inputs.jobs, where=lambda item: item[0].source, usage=run.usage
     )
-    for (module, key), editions in groupby(results, key=lambda result: result[0][:2]):
-        outcomes = {item[3]: outcome for item, outcome in editions}
+    for (module, key, _), outcomes in results:
         run.tick(f"collections/{module.folder.name}", False)
-        failures = [o for o in outcomes.values() if isinstance(o, PubkitError)]
-        if failures:  # the module keeps its last good collection, whole
-            diagnostics.extend(d for failure in failures for d in failure.diagnostics)
+        if isinstance(outcomes, PubkitError):  # the module keeps its last good collection
+            diagnostics.extend(outcomes.diagnostics)
             continue
         entry = {
             "module": {"number": module.number, "title": module.title},
@@ -438,7 +435,6 @@ def _build_collections(
             "editions": {
                 name: _write_output(run.out, modulebook.output_path(module, name), rendered)
                 for name, rendered in outcomes.items()
-                if isinstance(rendered, Rendered)
             },
         }
         records[module.folder.name] = {"key": key, "entry": entry}

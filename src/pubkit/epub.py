@@ -9,9 +9,9 @@ import re
 import tempfile
 import uuid
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -24,7 +24,7 @@ from .editions import Edition
 from .errors import Diagnostic, warning
 from .fonts import subset_font
 from .namespaces import OPF, tag
-from .pagelist import PageMarker, mark_pages
+from .pagelist import PageMarker, PrintPages, mark_pages
 from .pandoc import Pandoc
 from .render import Rendered, RenderJob
 from .theme import Theme
@@ -36,6 +36,9 @@ NAV = "EPUB/nav.xhtml"
 PACKAGE = "EPUB/content.opf"
 COVER = "EPUB/text/cover.xhtml"
 _CHAPTER = re.compile(r"^EPUB/text/ch\d+\.xhtml$")
+#: The id of a lesson's title in its chapter, which a module's collection prefixes with
+#: the lesson's anchor; the page list finds a lesson's chapter by it.
+TITLE_ID = "lesson-title"
 #: The default series name: "Module 9: The Human Craft".
 SERIES = "{module} {number}: {title}"
 
@@ -120,7 +123,7 @@ def lesson_blocks(job: RenderJob) -> list[dict[str, Any]]:
     its own and keeps header and body in one chapter; :func:`finish_chapter` then gathers
     the header parts around the title in print order."""
     macros = job.template_macros("header.html.j2")
-    title_attr: tuple[str, list[str], list[str]] = ("lesson-title", ["lesson-title"], [])
+    title_attr: tuple[str, list[str], list[str]] = (TITLE_ID, ["lesson-title"], [])
     header = [
         {"t": "Header", "c": [1, title_attr, _inlines(job.lesson.title)]},
         {"t": "RawBlock", "c": ["html", f"{macros.module_line()}\n{macros.lesson_number()}"]},
@@ -147,36 +150,39 @@ class Book:
     meta: dict[str, Any]
     #: Every character the book sets, header included: the fonts keep these glyphs.
     text: str
-    #: Makes the cover (PNG): called while pandoc writes the book, which it does not need.
-    cover: Callable[[], bytes]
     cover_alt: str
     #: The body's label in the landmarks.
     title: str
     language: str
     #: Where errors point, and the folder relative references start from.
     source: Path
-    #: The text that begins each page of the PDF edition, for the page list (one lesson).
-    page_starts: tuple[str, ...] = ()
-    #: The edition the page numbers come from, as the package names it.
-    page_source: str = ""
 
 
 def _repack(
-    epub: bytes, book: Book, cover: bytes, theme: Theme, config: Config, edition: str
+    epub: bytes,
+    book: Book,
+    cover: bytes,
+    pages: PrintPages | None,
+    theme: Theme,
+    config: Config,
+    edition: str,
 ) -> tuple[bytes, list[Diagnostic]]:
-    """Finish pandoc's EPUB, with ``cover`` in place of the placeholder pandoc was given,
-    and rewrite the container: mimetype first and stored, fixed times. Returns the bytes
-    and warnings about what could not be claimed."""
+    """Finish pandoc's EPUB, with ``cover`` in place of the placeholder pandoc was given
+    and page-break markers following ``pages``, and rewrite the container: mimetype first
+    and stored, fixed times. Returns the bytes and warnings about what could not be
+    claimed."""
     source = zipfile.ZipFile(io.BytesIO(epub))
     entries = {name: source.read(name) for name in source.namelist()}
     chapters = {name: ET.fromstring(data) for name, data in entries.items() if _CHAPTER.match(name)}
-    markers: list[PageMarker] = []
+    markers: list[tuple[str, PageMarker]] = []
     missing: list[int] = []
     first = min(chapters)  # the (first) lesson; any notes follow their lesson
     for name, root in chapters.items():
         parts.finish_chapter(root, parts.chapter_title(root) or book.title)
-        if book.page_starts and name == first:
-            markers, missing = mark_pages(root, book.page_starts)
+        if pages and (own := pages.of(root)):
+            found, lost = mark_pages(root, own[1], first=own[0])
+            markers += [(name, marker) for marker in found]
+            missing += lost
         entries[name] = parts.xhtml(root)
     words = theme.words(book.language)
     nav = ET.fromstring(entries[NAV])
@@ -204,7 +210,8 @@ def _repack(
         },
     )
     certifier = config.publisher or config.title
-    parts.finish_package(package, claims, book.language, certifier, book.page_source)
+    page_source = pages.edition if pages else ""
+    parts.finish_package(package, claims, book.language, certifier, page_source)
     entries[PACKAGE] = parts.package_xml(package)
 
     path = book.source
@@ -244,7 +251,6 @@ def render_epub(job: RenderJob) -> Rendered:
         api_version=job.document.ast["pandoc-api-version"],
         meta=metadata(job),
         text=job.document.html + str(job.template_macros("header.html.j2").header()),
-        cover=partial(render_cover, job),
         cover_alt=(
             f"{words['module']} {module.number}: {module.title}. "
             f"{words['lesson']} {lesson.number}: {lesson.title}"
@@ -252,17 +258,29 @@ def render_epub(job: RenderJob) -> Rendered:
         title=lesson.title,
         language=job.language,
         source=lesson.path,
-        page_starts=job.print_edition.page_starts if job.print_edition else (),
-        page_source=f"{lesson.title}, PDF edition ({job.config.paper})",
     )
-    return write_book(book, job.theme, job.config, job.edition, job.date)
+    pages = None
+    if job.print_edition:
+        edition = f"{lesson.title}, PDF edition ({job.config.paper})"
+        pages = PrintPages(edition, {TITLE_ID: (1, job.print_edition.page_starts)})
+    with writing(book, job.theme, job.config, job.edition, job.date) as finish:
+        return finish(render_cover(job), pages)  # the cover is set while pandoc writes
 
 
-def write_book(
+#: Finishes a book pandoc has written (:func:`writing`), given its cover (PNG) and the
+#: print pages its page list follows (None: no page list).
+Finish = Callable[[bytes, PrintPages | None], Rendered]
+
+
+@contextmanager
+def writing(
     book: Book, theme: Theme, config: Config, edition: Edition, date: str | None
-) -> Rendered:
-    """Have pandoc write ``book`` as EPUB 3 with the theme's stylesheet and subset fonts,
-    then finish it (:func:`_repack`); ``date`` (YYYY-MM-DD) fixes its modification time."""
+) -> Iterator[Finish]:
+    """pandoc writing ``book`` as EPUB 3 with the theme's stylesheet and subset fonts,
+    started at once: the caller makes the cover meanwhile (and a module's PDF, whose pages
+    the page list follows), then finishes the book (:func:`_repack`) with what the block
+    yields. ``date`` (YYYY-MM-DD) fixes its modification time. pandoc is stopped if the
+    block ends otherwise."""
     ast = {"pandoc-api-version": book.api_version, "meta": book.meta, "blocks": book.blocks}
     with tempfile.TemporaryDirectory(prefix="pubkit-epub-") as tmp:
         folder = Path(tmp)
@@ -297,11 +315,18 @@ def write_book(
             sandbox=False,
             date=date,
         )
+        waited = False
+
+        def finish(cover: bytes, pages: PrintPages | None) -> Rendered:
+            nonlocal waited
+            waited = True
+            running.wait()
+            epub = output.read_bytes()
+            data, notes = _repack(epub, book, cover, pages, theme, config, edition.name)
+            return Rendered(data=data, diagnostics=tuple(notes))
+
         try:
-            cover = book.cover()  # set while pandoc writes
-        except BaseException:
-            running.stop()
-            raise
-        running.wait()
-        data, notes = _repack(output.read_bytes(), book, cover, theme, config, edition.name)
-        return Rendered(data=data, diagnostics=tuple(notes))
+            yield finish
+        finally:
+            if not waited:
+                running.stop()

@@ -124,12 +124,13 @@ def finish_cover(root: ET.Element, alt: str) -> None:
 def finish_nav(
     root: ET.Element,
     chapter: str,
-    markers: list[PageMarker],
+    markers: list[tuple[str, PageMarker]],
     words: Mapping[str, Any],
     title: str,
 ) -> None:
-    """Add the page list (when there is one) and the landmarks reading systems look for:
-    the cover, and ``chapter`` (where the body begins) under ``title``."""
+    """Add the page list of ``markers`` (each in its chapter), when there are any, and the
+    landmarks reading systems look for: the cover, and ``chapter`` (where the body begins)
+    under ``title``."""
     body = root.find(tag("body"))
     assert body is not None
     for nav in body.findall(tag("nav")):
@@ -149,9 +150,10 @@ def finish_nav(
             },
         )
         listing = ET.SubElement(pages, tag("ol"))
-        for marker in markers:
+        for name, marker in markers:
             item = ET.SubElement(listing, tag("li"))
-            ET.SubElement(item, tag("a"), {"href": f"{href}#{marker.id}"}).text = str(marker.page)
+            target = f"{name.removeprefix('EPUB/')}#{marker.id}"
+            ET.SubElement(item, tag("a"), {"href": target}).text = str(marker.page)
     landmarks = ET.SubElement(
         body,
         tag("nav"),

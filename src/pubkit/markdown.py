@@ -33,6 +33,11 @@ _BLOCKS = frozenset(
     }
 )
 _BREAKS = frozenset({"Space", "SoftBreak", "LineBreak"})
+#: pandoc AST nodes and where their attributes are: [id, classes, key-values].
+ATTR_AT = dict.fromkeys(("Div", "Span", "CodeBlock", "Code", "Table", "Figure", "Link", "Image"), 0)
+ATTR_AT["Header"] = 1
+#: Identifiers pubkit gives its own parts: the lesson's title in the EPUB.
+RESERVED_IDS = frozenset({"lesson-title"})
 
 AST = dict[str, Any]
 
@@ -122,6 +127,7 @@ def read(lesson: Lesson, root: Path) -> tuple[AST, tuple[Diagnostic, ...]]:
             raise LessonError(problems)
         ast["blocks"], removed = sanitize(ast["blocks"], lambda source: line_of(lesson, source))
         skips = outline(ast["blocks"])
+        unreserve(ast["blocks"])
     except RecursionError:
         raise LessonError.at(lesson.path, None, NESTS_TOO_DEEPLY) from None
     undescribed = [
@@ -164,6 +170,27 @@ def convert(lesson: Lesson, root: Path) -> Document:
         has_takeaways=any(_is_takeaways(b) for b in _walk(ast["blocks"])),
         warnings=warnings,
     )
+
+
+def unreserve(blocks: list[Any]) -> None:
+    """Rename, in place, an author's identifier that pubkit gives one of its own parts
+    (:data:`RESERVED_IDS`), and the links to it: a section headed "Lesson Title" would
+    otherwise share its id with the lesson's title."""
+    nodes = [node for node in _walk(blocks) if node["t"] in ATTR_AT]
+    taken = {node["c"][ATTR_AT[node["t"]]][0] for node in nodes}
+    renamed: dict[str, str] = {}
+    for name in sorted(RESERVED_IDS & taken):
+        suffix = 1
+        while f"{name}-{suffix}" in taken:
+            suffix += 1
+        renamed[name] = f"{name}-{suffix}"
+        taken.add(renamed[name])
+    for node in nodes if renamed else ():
+        attributes = node["c"][ATTR_AT[node["t"]]]
+        attributes[0] = renamed.get(attributes[0], attributes[0])
+        if node["t"] == "Link" and node["c"][2][0].startswith("#"):
+            target = node["c"][2][0][1:]
+            node["c"][2][0] = "#" + renamed.get(target, target)
 
 
 def outline(blocks: list[Any]) -> list[tuple[str, int, int, int]]:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 from markupsafe import Markup
@@ -24,9 +24,14 @@ from . import __version__
 from .config import Config
 from .editions import EDITIONS, MODULE_STYLESHEETS
 from .manuscript import Module
+from .markdown import ATTR_AT
+from .pagelist import PrintPages
 from .render import Rendered, RenderJob
 from .templates import environment
 from .theme import Theme
+
+if TYPE_CHECKING:
+    from .epub import Book
 
 _ANCHOR_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 #: Attributes that name one element (id, for) or several (aria-*, headers) by id.
@@ -34,11 +39,10 @@ _ID_ATTRIBUTE = re.compile(r'\b(id|for|aria-labelledby|aria-describedby|headers)
 _LOCAL_LINK = re.compile(r'\bhref="#([^"]*)"')
 _REFERENCE = re.compile(r'\b(src|href|poster)="([^"#][^"]*)"')
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-#: pandoc AST nodes and where their attributes are: [id, classes, key-values].
-_ATTR_AT = dict.fromkeys(
-    ("Div", "Span", "CodeBlock", "Code", "Table", "Figure", "Link", "Image"), 0
-)
-_ATTR_AT["Header"] = 1
+
+
+#: The collected editions, by the lesson edition each one collects.
+COLLECTED = ("pdf", "epub")
 
 
 @dataclass(frozen=True)
@@ -129,8 +133,8 @@ def _prefix_blocks(node: Any, prefix: str) -> None:
     if not isinstance(node, dict):
         return
     kind, content = node.get("t"), node.get("c")
-    if kind in _ATTR_AT and isinstance(content, list):
-        at = _ATTR_AT[kind]
+    if kind in ATTR_AT and isinstance(content, list):
+        at = ATTR_AT[kind]
         identifier, *rest = content[at]
         content[at] = [prefix + identifier if identifier else "", *rest]
         if kind == "Link" and content[2][0].startswith("#"):
@@ -157,13 +161,41 @@ def _context(
     }
 
 
-def render_pdf(
+def render(
+    module: Module,
+    fragments: Sequence[Fragment],
+    config: Config,
+    theme: Theme,
+    date: str | None,
+    names: Sequence[str] = COLLECTED,
+) -> dict[str, Rendered]:
+    """The module's collected editions among ``names``. The PDF is laid out while pandoc
+    writes the EPUB, whose page list then follows the PDF's pages."""
+    from .epub import writing
+
+    rendered: dict[str, Rendered] = {}
+    if "epub" not in names:
+        rendered["pdf"], _ = _render_pdf(module, fragments, config, theme, date)
+        return rendered
+    book, cover = _book(module, fragments, config, theme, date)
+    with writing(book, theme, config, EDITIONS["epub"], date) as finish:
+        pages = None
+        if "pdf" in names:
+            rendered["pdf"], pages = _render_pdf(module, fragments, config, theme, date)
+        rendered["epub"] = finish(cover(), pages)
+    return rendered
+
+
+def _render_pdf(
     module: Module, fragments: Sequence[Fragment], config: Config, theme: Theme, date: str | None
-) -> Rendered:
-    """The collected PDF, in one layout: the contents' page numbers are the lessons' pages."""
+) -> tuple[Rendered, PrintPages]:
+    """The collected PDF, in one layout (the contents' page numbers are the lessons'
+    pages), and each lesson's pages in it, by the id of its title in the EPUB."""
     from weasyprint import HTML
 
+    from .epub import TITLE_ID
     from .fetcher import ProjectFetcher, project_url
+    from .layout import page_starts
     from .pdf import font_config, stylesheet, weasyprint_warnings
 
     edition = EDITIONS["pdf"]
@@ -179,20 +211,34 @@ def render_pdf(
             stylesheets=[css], font_config=font_config()
         )
         data = document.write_pdf(pdf_variant=edition.pdf_variant)
-    return Rendered(data=data, pages=len(document.pages))
+    starts = page_starts(document)
+    # Where each lesson opens (its article's id, on each of its pages), and so which
+    # pages are its own.
+    opens: dict[str, int] = {}
+    for index, page in enumerate(document.pages):
+        for name in page.anchors:
+            opens.setdefault(name, index)
+    firsts = [opens[f.anchor] for f in fragments]
+    chapters = {
+        f"{f.anchor}-{TITLE_ID}": (first + 1, starts[first:following])
+        for f, first, following in zip(fragments, firsts, [*firsts[1:], len(starts)], strict=True)
+    }
+    edition_name = f"{_title(module, config, theme)}, PDF edition ({config.paper})"
+    return Rendered(data=data, pages=len(document.pages)), PrintPages(edition_name, chapters)
 
 
-def render_epub(
+def _book(
     module: Module, fragments: Sequence[Fragment], config: Config, theme: Theme, date: str | None
-) -> Rendered:
-    """The collected EPUB: a chapter per lesson, headed as in the lesson's own EPUB."""
+) -> tuple[Book, Callable[[], bytes]]:
+    """The collected EPUB's book, a chapter per lesson headed as in the lesson's own
+    EPUB; and what makes its cover, the module's title page."""
     from .cover import cover_png
-    from .epub import Book, book_metadata, write_book
+    from .epub import Book, book_metadata
 
     words = theme.words(config.language)
     env = environment(theme, config.language)
     context = _context(module, fragments, config, "cover", date)
-    title = f"{words['module']} {module.number}: {module.title}"
+    title = _title(module, config, theme)
     meta = book_metadata(
         config,
         module.folder.name,
@@ -209,20 +255,18 @@ def render_epub(
         api_version=fragments[0].api_version,
         meta=meta,
         text="".join(f.text for f in fragments) + title + config.title,
-        cover=partial(
-            cover_png, env.get_template("module-cover.html.j2").render(context), theme, config.paper
-        ),
         cover_alt=f"{title}. {config.title}",
         title=title,
         language=config.language,
         source=module.source,
     )
-    return write_book(book, theme, config, EDITIONS["epub"], date)
+    cover_html = env.get_template("module-cover.html.j2").render(context)
+    return book, partial(cover_png, cover_html, theme, config.paper)
 
 
-#: The collected editions' renderers, by the lesson edition each one collects.
-RENDERERS = {"pdf": render_pdf, "epub": render_epub}
-COLLECTED = tuple(RENDERERS)
+def _title(module: Module, config: Config, theme: Theme) -> str:
+    """ "Module 9: The Human Craft", in the course's language."""
+    return f"{theme.words(config.language)['module']} {module.number}: {module.title}"
 
 
 def output_path(module: Module, edition: str) -> Path:

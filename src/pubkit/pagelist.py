@@ -10,7 +10,7 @@ that hyphenation, capitals set by CSS, curly quotes and line breaks do not matte
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from xml.etree import ElementTree as ET
 
@@ -51,6 +51,22 @@ class _Keys(dict[int, str]):
 
 
 _KEYS = _Keys()
+
+
+@dataclass(frozen=True)
+class PrintPages:
+    """The pages of a PDF edition that an EPUB's page list follows."""
+
+    #: The edition, as the package names it ("Career Growth…, PDF edition (A4)").
+    edition: str
+    #: By the id of a chapter's title: the number of its first page, and the text that
+    #: begins each of its pages (:func:`pubkit.layout.page_starts`).
+    chapters: Mapping[str, tuple[int, tuple[str, ...]]]
+
+    def of(self, chapter: ET.Element) -> tuple[int, tuple[str, ...]] | None:
+        """The pages of ``chapter``, found by the id of its title; None if it has none."""
+        ids = (element.get("id") or "" for element in chapter.iter())
+        return next((self.chapters[i] for i in ids if i in self.chapters), None)
 
 
 @dataclass(frozen=True)
@@ -100,8 +116,11 @@ def _runs(element: ET.Element) -> Iterator[_Run]:
             yield _Run(child, tail=True)
 
 
-def mark_pages(root: ET.Element, starts: Sequence[str]) -> tuple[list[PageMarker], list[int]]:
-    """Set a marker before the text that begins each PDF page (``starts``, page 1 first).
+def mark_pages(
+    root: ET.Element, starts: Sequence[str], first: int = 1
+) -> tuple[list[PageMarker], list[int]]:
+    """Set a marker before the text that begins each PDF page (``starts``, page ``first``
+    first).
 
     Returns the markers set, in page order, and the pages whose opening text was not
     found (left out of the page list rather than placed at a guess).
@@ -121,7 +140,7 @@ def mark_pages(root: ET.Element, starts: Sequence[str]) -> tuple[list[PageMarker
     placed: list[tuple[ET.Element, int, int]] = []  # (marker, run, character)
     missing: list[int] = []
     position = 0
-    for page, key in enumerate(starts, start=1):
+    for page, key in enumerate(starts, start=first):
         found = _find(text, key, position)
         if found is None:
             missing.append(page)
