@@ -33,13 +33,20 @@ def faults_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[BuildResult,
 
 
 def every_epub(seed: Path, typography: Path) -> list[Path]:
-    return [seed / f"epub/{SEED_ID}.epub", *sorted(typography.glob("epub/*/*.epub"))]
+    """Every lesson's EPUB and every module's collected EPUB of the two builds."""
+    found = [seed / f"epub/{SEED_ID}.epub", *sorted(typography.glob("epub/*/*.epub"))]
+    found += [
+        *sorted(seed.glob("collections/*.epub")),
+        *sorted(typography.glob("collections/*.epub")),
+    ]
+    assert len(found) == 5, found
+    return found
 
 
 # --- validity -----------------------------------------------------------------------
 
 
-def test_every_lesson_passes_epubcheck_with_no_message(
+def test_every_epub_passes_epubcheck_with_no_message(
     seed_build: tuple[BuildResult, Path], typography_build: Path
 ) -> None:
     for epub in every_epub(seed_build[1], typography_build):

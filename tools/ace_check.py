@@ -45,16 +45,16 @@ def violations(epub: Path) -> list[str]:
 def main(out: Path) -> int:
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     epubs = [
-        (lesson["id"], out / lesson["editions"]["epub"]["path"])
-        for lesson in manifest["lessons"]
-        if "epub" in lesson["editions"]
+        (item["editions"]["epub"]["path"], out / item["editions"]["epub"]["path"])
+        for item in (*manifest["lessons"], *manifest.get("collections", ()))
+        if "epub" in item["editions"]
     ]
     failed = 0
-    for lesson, epub in epubs:
+    for name, epub in epubs:
         found = violations(epub)
         failed += bool(found)
         for violation in found:
-            print(f"{lesson}: error: ace: {violation}", file=sys.stderr)
+            print(f"{name}: error: ace: {violation}", file=sys.stderr)
     print(f"Ace by DAISY: {len(epubs) - failed} of {len(epubs)} EPUBs with no violation")
     return 1 if failed else 0
 
