@@ -259,7 +259,7 @@ def build(
 
 def _machine_notices(run: _Run) -> list[Diagnostic]:
     """What the machine lacks that the outputs this build set are worse for."""
-    if not run.set:
+    if not run.rendered:
         return []
     from .pdf import machine_notices  # WeasyPrint is loaded once anything was set
 
@@ -307,13 +307,13 @@ class _Run:
     progress: Progress | None
     total: int
     done: int = 0
-    #: How many of those were set (not up to date), in worker processes.
-    set: int = 0
+    #: How many of those were set anew (not up to date).
+    rendered: int = 0
     usage: Usage = field(default_factory=Usage)
 
     def tick(self, label: str, skipped: bool) -> None:
         self.done += 1
-        self.set += not skipped
+        self.rendered += not skipped
         if self.progress:
             self.progress(label, self.done, self.total, skipped)
 

@@ -23,6 +23,7 @@ from .cover import placeholder_png, render_cover
 from .editions import Edition
 from .errors import Diagnostic, warning
 from .fonts import subset_font
+from .markdown import TITLE_ID
 from .namespaces import OPF, tag
 from .pagelist import PageMarker, PrintPages, mark_pages
 from .pandoc import Pandoc
@@ -36,9 +37,6 @@ NAV = "EPUB/nav.xhtml"
 PACKAGE = "EPUB/content.opf"
 COVER = "EPUB/text/cover.xhtml"
 _CHAPTER = re.compile(r"^EPUB/text/ch\d+\.xhtml$")
-#: The id of a lesson's title in its chapter, which a module's collection prefixes with
-#: the lesson's anchor; the page list finds a lesson's chapter by it.
-TITLE_ID = "lesson-title"
 #: The default series name: "Module 9: The Human Craft".
 SERIES = "{module} {number}: {title}"
 

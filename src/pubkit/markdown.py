@@ -36,8 +36,11 @@ _BREAKS = frozenset({"Space", "SoftBreak", "LineBreak"})
 #: pandoc AST nodes and where their attributes are: [id, classes, key-values].
 ATTR_AT = dict.fromkeys(("Div", "Span", "CodeBlock", "Code", "Table", "Figure", "Link", "Image"), 0)
 ATTR_AT["Header"] = 1
-#: Identifiers pubkit gives its own parts: the lesson's title in the EPUB.
-RESERVED_IDS = frozenset({"lesson-title"})
+#: The id of a lesson's title in its EPUB chapter (a module's collection prefixes it with
+#: the lesson's anchor; the page list finds a lesson's chapter by it).
+TITLE_ID = "lesson-title"
+#: Identifiers pubkit gives its own parts, which an author's are renamed away from.
+RESERVED_IDS = frozenset({TITLE_ID})
 
 AST = dict[str, Any]
 
@@ -185,7 +188,9 @@ def unreserve(blocks: list[Any]) -> None:
             suffix += 1
         renamed[name] = f"{name}-{suffix}"
         taken.add(renamed[name])
-    for node in nodes if renamed else ():
+    if not renamed:
+        return
+    for node in nodes:
         attributes = node["c"][ATTR_AT[node["t"]]]
         attributes[0] = renamed.get(attributes[0], attributes[0])
         if node["t"] == "Link" and node["c"][2][0].startswith("#"):

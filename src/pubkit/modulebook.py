@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
@@ -24,7 +23,7 @@ from . import __version__
 from .config import Config
 from .editions import EDITIONS, MODULE_STYLESHEETS
 from .manuscript import Module
-from .markdown import ATTR_AT
+from .markdown import ATTR_AT, TITLE_ID
 from .pagelist import PrintPages
 from .render import Rendered, RenderJob
 from .templates import environment
@@ -177,12 +176,12 @@ def render(
     if "epub" not in names:
         rendered["pdf"], _ = _render_pdf(module, fragments, config, theme, date)
         return rendered
-    book, cover = _book(module, fragments, config, theme, date)
+    book = _book(module, fragments, config, theme, date)
     with writing(book, theme, config, EDITIONS["epub"], date) as finish:
         pages = None
         if "pdf" in names:
             rendered["pdf"], pages = _render_pdf(module, fragments, config, theme, date)
-        rendered["epub"] = finish(cover(), pages)
+        rendered["epub"] = finish(_cover(module, fragments, config, theme, date), pages)
     return rendered
 
 
@@ -193,7 +192,6 @@ def _render_pdf(
     pages), and each lesson's pages in it, by the id of its title in the EPUB."""
     from weasyprint import HTML
 
-    from .epub import TITLE_ID
     from .fetcher import ProjectFetcher, project_url
     from .layout import page_starts
     from .pdf import font_config, stylesheet, weasyprint_warnings
@@ -229,15 +227,11 @@ def _render_pdf(
 
 def _book(
     module: Module, fragments: Sequence[Fragment], config: Config, theme: Theme, date: str | None
-) -> tuple[Book, Callable[[], bytes]]:
-    """The collected EPUB's book, a chapter per lesson headed as in the lesson's own
-    EPUB; and what makes its cover, the module's title page."""
-    from .cover import cover_png
+) -> Book:
+    """The collected EPUB's book: a chapter per lesson, headed as in the lesson's own EPUB."""
     from .epub import Book, book_metadata
 
     words = theme.words(config.language)
-    env = environment(theme, config.language)
-    context = _context(module, fragments, config, "cover", date)
     title = _title(module, config, theme)
     meta = book_metadata(
         config,
@@ -250,7 +244,7 @@ def _book(
         words["contents"],
         date=date,
     )
-    book = Book(
+    return Book(
         blocks=[block for f in fragments for block in f.blocks],
         api_version=fragments[0].api_version,
         meta=meta,
@@ -260,8 +254,17 @@ def _book(
         language=config.language,
         source=module.source,
     )
-    cover_html = env.get_template("module-cover.html.j2").render(context)
-    return book, partial(cover_png, cover_html, theme, config.paper)
+
+
+def _cover(
+    module: Module, fragments: Sequence[Fragment], config: Config, theme: Theme, date: str | None
+) -> bytes:
+    """The collected EPUB's cover: the module's title page, as a PNG."""
+    from .cover import cover_png
+
+    context = _context(module, fragments, config, "cover", date)
+    html = environment(theme, config.language).get_template("module-cover.html.j2").render(context)
+    return cover_png(html, theme, config.paper)
 
 
 def _title(module: Module, config: Config, theme: Theme) -> str:
