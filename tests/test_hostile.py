@@ -22,7 +22,9 @@ from pubkit import build as build_module
 from pubkit import pandoc as pandoc_module
 from pubkit import workers
 from pubkit.build import build
+from pubkit.errors import LessonError
 from pubkit.fetcher import ProjectFetcher
+from pubkit.markdown import READER
 
 FIGURE = PROJECTS / "typography/manuscript/02-elements/figures/bars.png"
 
@@ -255,18 +257,56 @@ def test_an_interrupted_build_leaves_outputs_whole_and_the_next_recovers(tmp_pat
 
 
 def test_pandoc_runs_under_a_memory_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    bound = ("-M2m", "-H1m")  # far below any real need
-    monkeypatch.setattr(pandoc_module, "RUNTIME_OPTIONS", bound)
-    root = make_project(tmp_path, {"01-l.md": lesson_text(1, "L", "Words. " * 20000)})
+    greedy = "*a* " * 50000  # 200 kB of emphasis: pandoc holds about 100 MB of it
+    source = tmp_path / "01-l.md"
+    assert pandoc_module.parse(greedy, READER, source=source).wait().startswith(b"{")
+    monkeypatch.setattr(pandoc_module, "MEMORY_LIMIT_BYTES", 64 << 20)
+    root = make_project(tmp_path, {"01-l.md": lesson_text(1, "L", greedy)})
+    started = time.monotonic()
     result = build(root, formats=["pdf"], force=True)
     (problem,) = [d for d in result.diagnostics if d.is_error]
     assert (
         problem.message == "pandoc failed: the manuscript needs more memory than pandoc is allowed"
     )
+    assert time.monotonic() - started < 30  # stopped by the bound, not by a time limit
+    # The session pandoc stopped in is replaced: the next conversion is served.
+    assert pandoc_module.parse("Fine.", READER, source=source).wait().startswith(b"{")
+
+
+def test_pandoc_sessions_are_kept_bounded_in_time_and_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "01-l.md"
+    first = pandoc_module.parse("One.", READER, source=source)
+    second = pandoc_module.parse("Two.", READER, source=source)
+    assert first.session is second.session  # one pandoc serves one conversion after another
+    assert b"Two" in second.wait() and b"One" in first.wait()
+    kept = first.session.process
+    monkeypatch.setattr(pandoc_module, "TIMEOUT_SECONDS", 0.05)
+    slow = pandoc_module.parse("*a* " * 200000, READER, source=source)
+    with pytest.raises(LessonError) as raised:
+        slow.wait()
     assert (
-        bound == pandoc_module.RUNTIME_OPTIONS
-        and '"-M512m"' in Path(pandoc_module.__file__).read_text()
+        str(raised.value) == f"{source}: error: pandoc took longer than 0.05 s; conversion stopped"
     )
+    assert kept.poll() is not None  # that pandoc was stopped
+    monkeypatch.setattr(pandoc_module, "TIMEOUT_SECONDS", 60)
+    after = pandoc_module.parse("Three.", READER, source=source)
+    assert after.session.process is not kept and b"Three" in after.wait()
+
+
+def test_a_workers_pandoc_ends_with_it(tmp_path: Path) -> None:
+    def pandoc_of(_item: int) -> int:
+        conversion = pandoc_module.parse("Words.", READER, source=tmp_path / "a.md")
+        conversion.wait()
+        return conversion.session.process.pid
+
+    ((_, pid),) = list(workers.render_isolated([1], pandoc_of, jobs=1, where=lambda _: tmp_path))
+    assert isinstance(pid, int)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists()  # reaped by its worker, not left behind
 
 
 def test_manuscripts_are_read_only_from_inside_the_project(tmp_path: Path) -> None:

@@ -66,14 +66,10 @@ def test_unknown_token_in_a_stylesheet_names_file_and_line(tmp_path: Path) -> No
 def _ast(markdown: str) -> dict:  # type: ignore[type-arg]
     import json
 
+    from pubkit import pandoc
     from pubkit.markdown import READER
-    from pubkit.pandoc import Pandoc
 
-    return json.loads(
-        Pandoc.start(
-            ["--from", READER, "--to", "json"], markdown.encode(), source=Path("t.md")
-        ).wait()
-    )  # type: ignore[no-any-return]
+    return json.loads(pandoc.parse(markdown, READER, source=Path("t.md")).wait())  # type: ignore[no-any-return]
 
 
 def test_a_footnote_keeps_every_word_of_its_blocks_for_the_page_foot() -> None:

@@ -4,7 +4,6 @@ accessibility metadata read off the content, the shared design."""
 from __future__ import annotations
 
 import io
-import json
 import re
 import tempfile
 import uuid
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from . import a11y
+from . import a11y, pandoc
 from . import epubparts as parts
 from .config import Config
 from .cover import placeholder_png, render_cover
@@ -26,7 +25,6 @@ from .fonts import subset_font
 from .markdown import TITLE_ID
 from .namespaces import OPF, tag
 from .pagelist import PageMarker, PrintPages, mark_pages
-from .pandoc import Pandoc
 from .render import Rendered, RenderJob
 from .theme import Theme
 
@@ -285,9 +283,8 @@ def writing(
         (folder / "fonts").mkdir()
         fonts = []
         for face in theme.fonts:
-            target = folder / "fonts" / face.path.name
-            target.write_bytes(subset_font(face, book.text))
-            fonts.append(f"--epub-embed-font={target}")
+            fonts.append(folder / "fonts" / face.path.name)
+            fonts[-1].write_bytes(subset_font(face, book.text))
         css = theme.stylesheet(
             edition.stylesheets,
             edition.name,
@@ -296,21 +293,12 @@ def writing(
         )
         (folder / "pubkit.css").write_text(css, encoding="utf-8")
         (folder / "cover.png").write_bytes(placeholder_png())  # replaced in _repack
-        output = folder / "book.epub"
-        (folder / "book.json").write_text(json.dumps(ast), encoding="utf-8")
-        running = Pandoc.start(
-            [
-                str(folder / "book.json"),
-                *("--from", "json", "--to", "epub3", "--output", str(output)),
-                *("--css", str(folder / "pubkit.css"), *fonts),
-                f"--epub-cover-image={folder / 'cover.png'}",
-                *("--epub-title-page=false", "--split-level=1", "--toc-depth=3"),
-                *("--wrap=none", "--syntax-highlighting=none"),
-            ],
-            b"",
+        running = pandoc.epub(
+            ast,
             source=book.source,
-            cwd=book.source.parent,
-            sandbox=False,
+            css=folder / "pubkit.css",
+            fonts=fonts,
+            cover=folder / "cover.png",
             date=date,
         )
         waited = False
@@ -318,8 +306,7 @@ def writing(
         def finish(cover: bytes, pages: PrintPages | None) -> Rendered:
             nonlocal waited
             waited = True
-            running.wait()
-            epub = output.read_bytes()
+            epub = running.wait()
             data, notes = _repack(epub, book, cover, pages, theme, config, edition.name)
             return Rendered(data=data, diagnostics=tuple(notes))
 

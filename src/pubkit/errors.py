@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Self
 
 
 class Severity(StrEnum):
@@ -65,7 +66,7 @@ class PubkitError(Exception):
         super().__init__("\n".join(str(d) for d in self.diagnostics))
 
     @classmethod
-    def at(cls, path: Path | None, line: int | None, message: str) -> PubkitError:
+    def at(cls, path: Path | None, line: int | None, message: str) -> Self:
         return cls([error(path, line, message)])
 
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import pandoc
 from .errors import Diagnostic, LessonError, warning
 from .manuscript import Lesson
-from .pandoc import Pandoc
 from .resources import check_resources, line_of
 from .sanitize import sanitize
 
@@ -89,10 +89,8 @@ def read_ahead(lessons: Sequence[Lesson]) -> Callable[[], None]:
     return finish
 
 
-def _parser(lesson: Lesson) -> Pandoc:
-    return Pandoc.start(
-        ["--from", READER, "--to", "json"], lesson.body.encode("utf-8"), source=lesson.path
-    )
+def _parser(lesson: Lesson) -> pandoc.Conversion:
+    return pandoc.parse(lesson.body, READER, source=lesson.path)
 
 
 def to_html(
@@ -111,12 +109,7 @@ def to_html(
     """
     boxes = _TakeawaysBoxes(continuations or {}, continued)
     html_ast = {**ast, "blocks": _inline_notes(list(boxes.transform(ast["blocks"])))}
-    output = Pandoc.start(
-        ["--from", "json", "--to", "html5", "--wrap=none", "--syntax-highlighting=none"],
-        json.dumps(html_ast).encode("utf-8"),
-        source=lesson.path,
-    ).wait()
-    return output.decode("utf-8")
+    return pandoc.html(html_ast, source=lesson.path).wait().decode("utf-8")
 
 
 def read(lesson: Lesson, root: Path) -> tuple[AST, tuple[Diagnostic, ...]]:

@@ -1,28 +1,50 @@
-"""Turn pandoc invocations into bounded subprocess runs of the bundled pandoc binary."""
+"""Turn pandoc conversions into requests to one bounded pandoc session per process.
+
+A fresh pandoc process costs about 20 ms of page faults (its binary is 160 MB) before it
+converts anything, more than a lesson's conversion itself; a build makes three per lesson.
+So each process of the build (each worker) keeps one ``pandoc lua`` running
+:file:`pandoc_server.lua`, and sends it its conversions one at a time. What a one-shot
+pandoc would be bounded by, the session is too:
+
+- memory: the session's data segment is capped (``RLIMIT_DATA``) before it reads any
+  request; a manuscript that needs more makes it exit, and says so;
+- time: a conversion that takes longer than :data:`TIMEOUT_SECONDS` stops the session;
+- files: the Markdown reader may read none; only the EPUB writer reads the stylesheet,
+  fonts and cover it is given, and the images of an AST whose every reference
+  :mod:`pubkit.resources` has checked.
+
+A session that stopped is replaced by a fresh one at the next request.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import resource
+import select
 import subprocess
+import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from .errors import LessonError
 
 #: Wall-clock bound for one conversion; a manuscript must not hang the build.
 TIMEOUT_SECONDS = 60
-#: Options for pandoc's runtime: a heap bound, so that a hostile input cannot exhaust
-#: memory; a 1 MB initial heap instead of the 64 MB pandoc is built with, which a lesson
-#: never needs and which costs every run its page faults (a quarter of its time); and no
-#: collection of the old generation before it holds 64 MB, which a lesson's run then
-#: never makes (a sixth less CPU, an eighth for a module's book; the output is the same).
-RUNTIME_OPTIONS = ("-M512m", "-H1m", "-O64m")
-#: What a pipe holds with nobody reading it (Linux): a smaller input is written at start.
-_PIPE_SIZE = 1 << 16
+#: What pandoc may hold in its data segment (its heap): about three times what the book
+#: of a 60-lesson module needs (360 MB), far less than the machine has.
+MEMORY_LIMIT_BYTES = 1 << 30
+#: Options for pandoc's runtime: a 1 MB initial heap instead of the 64 MB pandoc is built
+#: with, which costs page faults for nothing; and no collection of the old generation
+#: before it holds 64 MB, which a lesson's conversion then never makes (a sixth less CPU,
+#: an eighth for a module's book; the output is the same).
+RUNTIME_OPTIONS = ("-H1m", "-O64m")
+_SCRIPT = Path(__file__).with_name("pandoc_server.lua")
+_OUT_OF_MEMORY = "the manuscript needs more memory than pandoc is allowed"
 
 
 @cache
@@ -34,86 +56,209 @@ def pandoc_path() -> str:
     return path
 
 
+def parse(markdown: str, reader: str, *, source: Path) -> Conversion:
+    """Start reading ``markdown`` with pandoc's ``reader`` into pandoc's JSON."""
+    return _session().request({"op": "parse", "reader": reader}, markdown.encode(), source)
+
+
+def html(ast: dict[str, Any], *, source: Path) -> Conversion:
+    """Start writing ``ast`` as an HTML5 fragment (no wrapping, no syntax highlighting)."""
+    return _session().request({"op": "html"}, json.dumps(ast).encode(), source)
+
+
+def epub(
+    ast: dict[str, Any],
+    *,
+    source: Path,
+    css: Path,
+    fonts: list[Path],
+    cover: Path,
+    date: str | None = None,
+) -> Conversion:
+    """Start writing ``ast`` as an EPUB 3: stylesheet ``css``, ``fonts`` embedded, ``cover``,
+    no title page, a chapter per top-level section, contents three levels deep. Images
+    are read relative to ``source``'s folder. ``date`` (YYYY-MM-DD) fixes the time pandoc
+    stamps on the book (``dcterms:modified``)."""
+    header: dict[str, Any] = {
+        "op": "epub",
+        "folder": str(source.parent),
+        "css": str(css),
+        "fonts": [str(font) for font in fonts],
+        "cover": str(cover),
+    }
+    if date:
+        midnight = dt.datetime.fromisoformat(date).replace(tzinfo=dt.UTC)
+        header["epoch"] = str(int(midnight.timestamp()))
+    return _session().request(header, json.dumps(ast).encode(), source)
+
+
 @dataclass
-class Pandoc:
-    """A pandoc at work: started (:meth:`start`), so that the caller can do something
-    else meanwhile (pandoc is another process), then waited for (:meth:`wait`)."""
+class Conversion:
+    """A request sent to the session: the caller may do something else meanwhile (pandoc
+    is another process), then :meth:`wait` for its output."""
 
-    process: subprocess.Popen[bytes]
+    session: _Session
     source: Path
-    started: float
-    #: Input not yet written: more than the pipe holds, it waits for :meth:`wait`.
-    pending: bytes | None = None
-
-    @classmethod
-    def start(
-        cls,
-        args: Sequence[str],
-        stdin: bytes,
-        *,
-        source: Path,
-        cwd: Path | None = None,
-        sandbox: bool = True,
-        date: str | None = None,
-    ) -> Pandoc:
-        """Start pandoc with ``args``, feeding ``stdin``; :meth:`wait` gives its output, or
-        the :class:`LessonError` about ``source`` that its failure is.
-
-        ``sandbox`` forbids pandoc any file or network access beyond its arguments. Only the
-        EPUB writer runs without it (it must read the stylesheet and fonts), on an AST whose
-        every reference :mod:`pubkit.resources` has checked. ``date`` (YYYY-MM-DD) fixes the
-        time pandoc stamps on its output (the EPUB's ``dcterms:modified``).
-        """
-        sandboxing = ["--sandbox"] if sandbox else []
-        command = [pandoc_path(), "+RTS", *RUNTIME_OPTIONS, "-RTS", *sandboxing, *args]
-        env = dict(os.environ)
-        if date:
-            midnight = dt.datetime.fromisoformat(date).replace(tzinfo=dt.UTC)
-            env["SOURCE_DATE_EPOCH"] = str(int(midnight.timestamp()))
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            env=env,
-        )
-        running = cls(process, source, time.monotonic())
-        if len(stdin) > _PIPE_SIZE:
-            running.pending = stdin
-        else:
-            assert process.stdin is not None
-            try:
-                process.stdin.write(stdin)
-                process.stdin.close()
-            except BrokenPipeError:  # pandoc stopped at once: wait() says why
-                pass
-            process.stdin = None  # written: communicate() has nothing more to send
-        return running
+    started: float = field(default_factory=time.monotonic)
+    #: The output, or the error, once read from the session.
+    outcome: bytes | LessonError | None = None
 
     def wait(self) -> bytes:
-        """pandoc's output, once it has finished within :data:`TIMEOUT_SECONDS` of its start."""
-        remaining = max(0.0, TIMEOUT_SECONDS - (time.monotonic() - self.started))
-        try:
-            stdout, stderr = self.process.communicate(self.pending, timeout=remaining)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.communicate()
-            raise LessonError.at(
-                self.source,
-                None,
-                f"pandoc took longer than {TIMEOUT_SECONDS} s; conversion stopped",
-            ) from None
-        if self.process.returncode != 0:
-            message = stderr.decode("utf-8", "replace").strip()
-            lines = message.splitlines()
-            detail = lines[-1] if lines else f"exit status {self.process.returncode}"
-            if "heap exhausted" in message.lower() or "heap overflow" in message.lower():
-                detail = "the manuscript needs more memory than pandoc is allowed"
-            raise LessonError.at(self.source, None, f"pandoc failed: {detail}")
-        return stdout
+        """pandoc's output, or the :class:`LessonError` about ``source`` its failure is."""
+        if self.outcome is None:
+            self.outcome = self.session.reply(self)
+        if isinstance(self.outcome, LessonError):
+            raise self.outcome
+        return self.outcome
 
     def stop(self) -> None:
-        """Stop pandoc unfinished (its caller failed meanwhile)."""
-        self.process.kill()
-        self.process.communicate()
+        """Give up on the conversion (its caller failed meanwhile): pandoc is stopped."""
+        if self.outcome is None:
+            self.session.end()
+
+
+class _Session:
+    """One ``pandoc lua`` serving :file:`pandoc_server.lua`, one request at a time."""
+
+    def __init__(self) -> None:
+        self.owner = os.getpid()
+        self.settings = (RUNTIME_OPTIONS, MEMORY_LIMIT_BYTES)
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as pandoc)
+        # -E: no LUA_INIT from the environment runs in it.
+        command = [pandoc_path(), "+RTS", *RUNTIME_OPTIONS, "-RTS", "lua", "-E", str(_SCRIPT)]
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors
+        )
+        # Before any request is sent, so before pandoc has read anything of a manuscript.
+        limit = (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES)
+        resource.prlimit(self.process.pid, resource.RLIMIT_DATA, limit)
+        self.pending: Conversion | None = None
+        self.received = bytearray()  # read from pandoc, not yet taken
+        self.said = ""  # its standard error, once it has stopped
+
+    @property
+    def usable(self) -> bool:
+        return (
+            self.owner == os.getpid()  # not a session inherited through a fork
+            and self.settings == (RUNTIME_OPTIONS, MEMORY_LIMIT_BYTES)
+            and self.process.poll() is None
+        )
+
+    def request(self, header: dict[str, Any], data: bytes, source: Path) -> Conversion:
+        if (earlier := self.pending) is not None:  # one at a time: read the earlier one first
+            earlier.outcome = self.reply(earlier)
+        conversion = Conversion(self, source)
+        line = json.dumps({**header, "size": len(data)}).encode() + b"\n"
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(line + data)
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            pass  # pandoc has stopped: reply() says why
+        self.pending = conversion
+        return conversion
+
+    def reply(self, conversion: Conversion) -> bytes | LessonError:
+        """The output of ``conversion``, the request under way, or the error it met."""
+        assert conversion is self.pending  # any earlier one has its outcome
+        self.pending = None
+        deadline = conversion.started + TIMEOUT_SECONDS
+        try:
+            head = self._read_line(deadline)
+            kind, _, size = head.partition(b" ")
+            body = self._read(int(size), deadline)
+        except TimeoutError:
+            self.end()
+            message = f"pandoc took longer than {TIMEOUT_SECONDS} s; conversion stopped"
+            return LessonError.at(conversion.source, None, message)
+        except (EOFError, ValueError):
+            return LessonError.at(conversion.source, None, f"pandoc failed: {self._stopped()}")
+        if kind == b"ok":
+            return body
+        lines = body.decode("utf-8", "replace").strip().splitlines() or ["no reason given"]
+        return LessonError.at(conversion.source, None, f"pandoc failed: {lines[0]}")
+
+    def _read_line(self, deadline: float) -> bytes:
+        while (end := self.received.find(b"\n")) < 0:
+            self._receive(deadline)
+        return self._take(end + 1)[:-1]
+
+    def _read(self, size: int, deadline: float) -> bytes:
+        while len(self.received) < size:
+            self._receive(deadline)
+        return self._take(size)
+
+    def _take(self, size: int) -> bytes:
+        data = bytes(self.received[:size])
+        del self.received[:size]
+        return data
+
+    def _receive(self, deadline: float) -> None:
+        """Read what pandoc has written, waiting for it until ``deadline``."""
+        assert self.process.stdout is not None
+        pipe = self.process.stdout.fileno()
+        ready, _, _ = select.select([pipe], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise TimeoutError
+        chunk = os.read(pipe, 1 << 20)
+        if not chunk:
+            raise EOFError
+        self.received += chunk
+
+    def _stopped(self) -> str:
+        """Why pandoc stopped, from what it wrote before it did."""
+        code = self.end()
+        if "out of memory" in self.said.lower() or "heap exhausted" in self.said.lower():
+            return _OUT_OF_MEMORY
+        lines = self.said.splitlines()
+        return lines[-1] if lines else f"exit status {code}"
+
+    def close(self) -> None:
+        """End the session once it has answered what was asked."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()  # pandoc_server.lua reads its end and exits
+        try:
+            self.process.wait(timeout=TIMEOUT_SECONDS)
+        finally:
+            self.end()
+
+    def end(self) -> int:
+        """Stop pandoc (if it still runs) and return its exit status; what it wrote to its
+        standard error is then in :attr:`said`."""
+        if (pending := self.pending) is not None:
+            pending.outcome = LessonError.at(pending.source, None, "pandoc was stopped")
+        self.pending = None
+        self.received.clear()
+        if self.process.poll() is None:
+            self.process.kill()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+        code = self.process.wait()
+        if not self.errors.closed:
+            self.errors.seek(0)
+            self.said = self.errors.read().decode("utf-8", "replace").strip()
+            self.errors.close()
+        return code
+
+
+_SESSION: _Session | None = None
+
+
+def end_session() -> None:
+    """Let this process's pandoc session finish and exit (a worker's, as it exits: its
+    time then counts as the worker's)."""
+    global _SESSION
+    if _SESSION is not None and _SESSION.owner == os.getpid():
+        _SESSION.close()
+    _SESSION = None
+
+
+def _session() -> _Session:
+    """This process's pandoc session, started on first use or after the last one stopped."""
+    global _SESSION
+    if _SESSION is None or not _SESSION.usable:
+        if _SESSION is not None and _SESSION.owner == os.getpid():
+            _SESSION.end()
+        _SESSION = _Session()
+    return _SESSION

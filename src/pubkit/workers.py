@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import Diagnostic, LessonError, PubkitError, error
+from .pandoc import end_session
 
 T = TypeVar("T")
 L = TypeVar("L")
@@ -110,6 +111,7 @@ def _serve(connection: Connection, function: Callable[[Any], Any], items: Sequen
         if outcome[0] == "memory":
             break
     connection.close()
+    end_session()  # the worker's pandoc, whose time is then counted as the worker's
     os._exit(0)  # no cleanup of the build's state inherited by the fork
 
 
