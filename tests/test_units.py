@@ -197,3 +197,31 @@ def test_a_worker_sets_lesson_after_lesson_and_is_replaced_in_time(
     assert [item for item, _ in results] == items  # in order, whatever finished first
     pids = [pid for _, pid in results]
     assert len(set(pids)) >= 3 and all(pids.count(pid) <= 2 for pid in pids)
+
+
+def test_page_markers_go_before_the_word_a_page_begins_in_in_page_order() -> None:
+    from xml.etree import ElementTree as ET
+
+    from pubkit.pagelist import mark_pages
+
+    root = ET.fromstring(
+        '<body xmlns="http://www.w3.org/1999/xhtml"><p>Die Straße führt <img src="a.png" '
+        'alt=""/> weiter, über die Brücke.</p></body>'
+    )
+    # Page 2 begins in the "ss" that "ß" reads as; pages 3 and 4 both begin inside
+    # "weiter" (a word broken across a short page); page 5 is nowhere in the text.
+    starts = ["diestra", "sefü", "eiterüber", "terüberdie", "nowhere at all, really"]
+    markers, missing = mark_pages(root, starts)
+    assert [m.page for m in markers] == [1, 2, 3, 4] and missing == [5]
+
+    def flat(element: ET.Element) -> str:
+        text = element.text or ""
+        for child in element:
+            if child.get("role") == "doc-pagebreak":
+                text += f"[{child.get('aria-label')}]"
+            else:
+                text += "{img}" if child.tag.endswith("img") else flat(child)
+            text += child.tail or ""
+        return text
+
+    assert flat(root) == "[1]\nDie [2]Straße führt {img} [3][4]weiter, über die Brücke."

@@ -10,8 +10,10 @@ that hyphenation, capitals set by CSS, curly quotes and line breaks do not matte
 from __future__ import annotations
 
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from xml.etree import ElementTree as ET
 
 from .namespaces import EPUB, tag
@@ -126,15 +128,9 @@ def mark_pages(
     found (left out of the page list rather than placed at a guess).
     """
     runs = list(_runs(root))
-    stream: list[str] = []
-    origin: list[tuple[int, int]] = []  # (run, character) behind each key character
-    for number, run in enumerate(runs):
-        keys = [IMAGE] if run.image else map(_KEYS.__getitem__, map(ord, run.text))
-        for index, folded in enumerate(keys):
-            if folded:  # most characters key as one, punctuation as none, "ß" as two
-                stream.append(folded)
-                origin.extend([(number, index)] * len(folded))
-    text = "".join(stream)
+    keys = [IMAGE if run.image else reading_key(run.text) for run in runs]
+    text = "".join(keys)
+    offsets = list(accumulate((len(key) for key in keys), initial=0))  # where each run's key starts
     parents = {child: parent for parent in root.iter() for child in parent}
     taken = {element.get("id") for element in root.iter()}
     placed: list[tuple[ET.Element, int, int]] = []  # (marker, run, character)
@@ -146,12 +142,28 @@ def mark_pages(
             missing.append(page)
             continue
         position = found + 1
-        placed.append((_marker(page, taken), *origin[found]))
+        number = bisect_right(offsets, found) - 1
+        placed.append(
+            (_marker(page, taken), number, _character(runs[number], found - offsets[number]))
+        )
     # Last first: a marker splits its run of text, which would move the places after it.
     for marker, number, index in reversed(placed):
         _insert(marker, runs[number], index, parents)
     markers = [PageMarker(int(m.get("aria-label", "0")), m.get("id", "")) for m, _, _ in placed]
     return markers, missing
+
+
+def _character(run: _Run, at: int) -> int:
+    """The character of ``run`` whose reading key holds its key's character ``at`` (most
+    characters key as one, punctuation as none, "ß" as two)."""
+    if run.image:
+        return 0
+    length = 0
+    for index, character in enumerate(run.text):
+        length += len(_KEYS[ord(character)])
+        if length > at:
+            return index
+    raise AssertionError("beyond the run's key")
 
 
 def _find(text: str, key: str, start: int) -> int | None:
@@ -188,6 +200,8 @@ def _insert(
     """Put ``marker`` at ``index`` of ``run``: at the start of the word there, or before
     the paragraph, heading or figure when the page begins with it."""
     text = run.text
+    # A later page that begins in the same word has cut the run at the word's start.
+    index = min(index, len(text))
     while index > 0 and reading_key(text[index - 1]):
         index -= 1
     if run.image or (not text[:index].strip() and not run.tail):
