@@ -12,7 +12,8 @@ in a temporary folder. Every figure comes from a fresh process, as a user runs p
   default jobs, one per core: its three editions, thumbnail and the downloads page;
   collections are made by whole-course builds);
 - the whole course, cold, ``--jobs 2``, with the CPU time it used; then the no-op rebuild
-  and the rebuild after one lesson changed; and the largest peak memory of a worker;
+  and the rebuild after one lesson changed; and the largest peak memory of a worker, and of
+  any process the build started (a worker's pandoc session is one);
 - the course's lessons alone (``pubkit build manuscript``: no module collections), cold,
   ``--jobs 2``, reported without a target, to show what the collections cost;
 - whether WeasyPrint has HarfBuzz's subsetter (``libharfbuzz-subset``), without which
@@ -99,6 +100,8 @@ RUNNER = textwrap.dedent(
         "skipped": sum(r.skipped for r in result.built),
         "worker_bytes": result.peak_worker_bytes,
         "parent_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        # Linux: the largest of the processes reaped, and of those they reaped in turn
+        "child_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
     }))
     """
 )
@@ -221,6 +224,7 @@ def main() -> None:
         "one_changed_seconds": round(changed["seconds"], 3),
         "worker_peak_mb": round(cold["worker_bytes"] / 2**20, 1),
         "parent_peak_mb": round(cold["parent_bytes"] / 2**20, 1),
+        "child_peak_mb": round(cold["child_bytes"] / 2**20, 1),
         "lesson_over_floor": round(one / floor_cold, 2),
         "course_over_floor": round(cold["seconds"] / course_budget, 2),
         "course_over_warm_floor": round(cold["seconds"] / warm_budget, 2),
@@ -308,6 +312,12 @@ def main() -> None:
         mark(checks["worker_mb"]),
     )
     table.add_row("peak memory of the build process", f"{figures['parent_peak_mb']:.0f} MB", "", "")
+    table.add_row(
+        "  of its largest child (a worker, or a worker's pandoc)",
+        f"{figures['child_peak_mb']:.0f} MB",
+        "",
+        "",
+    )
     table.add_row(
         "HarfBuzz subsetter (libharfbuzz-subset)",
         "yes" if figures["harfbuzz_subset"] else "[red]missing[/]",
