@@ -18,6 +18,7 @@ A session that stopped is replaced by a fresh one at the next request.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -131,7 +132,8 @@ class _Session:
         )
         # Before any request is sent, so before pandoc has read anything of a manuscript.
         limit = (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES)
-        resource.prlimit(self.process.pid, resource.RLIMIT_DATA, limit)
+        with contextlib.suppress(ProcessLookupError):  # pandoc stopped at once: reply() says why
+            resource.prlimit(self.process.pid, resource.RLIMIT_DATA, limit)
         self.pending: Conversion | None = None
         self.received = bytearray()  # read from pandoc, not yet taken
         self.said = ""  # its standard error, once it has stopped
