@@ -119,8 +119,8 @@ def test_the_collected_pdf_outline_nests_lessons_under_the_module(course: Path) 
 def test_identifiers_stay_unique_and_links_stay_in_their_lesson(course: Path) -> None:
     reader = PdfReader(course / "collections/01-module.pdf")
     destinations = reader.named_destinations
-    first = reader.get_destination_page_number(destinations["lesson-01-lesson-overview"])
-    second = reader.get_destination_page_number(destinations["lesson-02-lesson-overview"])
+    first = reader.get_destination_page_number(destinations["lesson-1-overview"])
+    second = reader.get_destination_page_number(destinations["lesson-2-overview"])
     assert first != second
     chapters = documents(course / "collections/01-module.epub")
     everywhere: list[str] = []
@@ -137,7 +137,29 @@ def test_identifiers_stay_unique_and_links_stay_in_their_lesson(course: Path) ->
                 assert any(e.get("id") == target for e in root.iter()), (name, href)
     # the authors' identifiers (not pandoc's note numbers) are unique in the whole book
     authors = [i for i in everywhere if i.startswith("lesson-")]
-    assert len(authors) == len(set(authors)) and "lesson-02-lesson-overview" in authors
+    assert len(authors) == len(set(authors)) and "lesson-2-overview" in authors
+
+
+def test_a_section_id_never_equals_another_lessons_anchor(tmp_path: Path) -> None:
+    """Lesson 1's section "Two" in 01-intro.md, and a lesson in 01-intro-two.md: the
+    contents still lead to each lesson's opening page, and no id is used twice."""
+    long = "Words enough to fill most of a page of the collection. " * 60
+    first = f"{long}\n\n## Two\n\nThe second part of the first lesson.\n"
+    root = make_project(
+        tmp_path,
+        {
+            "01-intro.md": lesson_text(1, "Intro Lesson", first),
+            "01-intro-two.md": lesson_text(2, "Second Lesson", "The second lesson.\n"),
+        },
+    )
+    assert build(root, formats=["pdf", "epub"]).ok
+    out = root / "build/collections/01-module"
+    pages = [" ".join(text.split()) for text in page_texts(out.with_suffix(".pdf"))]
+    for title in ("Intro Lesson", "Second Lesson"):
+        listed = int(re.search(rf"{title}[ .]*(\d+)", pages[1])[1])  # type: ignore[index]
+        opener = next(n for n, text in enumerate(pages, 1) if n > 2 and title in text)
+        assert listed == opener, (title, pages[1])
+    assert run_epubcheck(out.with_suffix(".epub")) == []
 
 
 def test_the_collected_epub_has_a_chapter_per_lesson_and_passes_epubcheck(course: Path) -> None:

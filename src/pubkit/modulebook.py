@@ -32,7 +32,6 @@ from .theme import Theme
 if TYPE_CHECKING:
     from .epub import Book
 
-_ANCHOR_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 #: Attributes that name one element (id, for) or several (aria-*, headers) by id.
 _ID_ATTRIBUTE = re.compile(r'\b(id|for|aria-labelledby|aria-describedby|headers)="([^"]*)"')
 _LOCAL_LINK = re.compile(r'\bhref="#([^"]*)"')
@@ -77,7 +76,10 @@ class Fragment:
 
 
 def anchor(job: RenderJob) -> str:
-    return "lesson-" + _ANCHOR_UNSAFE.sub("-", job.lesson.path.stem).strip("-")
+    """The lesson's id in its module's collection: ``lesson-7``. Lesson numbers are unique
+    in a module, and every id of the lesson's own becomes ``lesson-7-…``: one hyphen
+    more than any anchor, so never another lesson's anchor, whatever its file is called."""
+    return f"lesson-{job.lesson.number}"
 
 
 def fragment(job: RenderJob) -> Fragment:
