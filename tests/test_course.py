@@ -162,6 +162,32 @@ def test_a_section_id_never_equals_another_lessons_anchor(tmp_path: Path) -> Non
     assert run_epubcheck(out.with_suffix(".epub")) == []
 
 
+def test_raw_html_anchors_keep_their_links_in_the_collection(tmp_path: Path) -> None:
+    """``<a id="here"></a>`` in two lessons: each lesson's link reaches its own anchor, in
+    the collected PDF and EPUB (whose links were prefixed, but not the raw ids)."""
+    body = (
+        'Text <a id="here"></a>here.\n\n<div id="box">A box.</div>\n\n[Up](#here), [box](#box).\n'
+    )
+    root = make_project(
+        tmp_path, {"01-a.md": lesson_text(1, "A", body), "02-b.md": lesson_text(2, "B", body)}
+    )
+    assert build(root, formats=["pdf", "epub"]).ok
+    out = root / "build/collections/01-module"
+    destinations = PdfReader(out.with_suffix(".pdf")).named_destinations
+    assert {"lesson-1-here", "lesson-2-here", "lesson-1-box", "lesson-2-box"} <= set(destinations)
+    assert run_epubcheck(out.with_suffix(".epub")) == []
+    chapters = [
+        r for r in documents(out.with_suffix(".epub")).values() if "Up" in "".join(r.itertext())
+    ]
+    assert len(chapters) == 2
+    for number, root_element in enumerate(chapters, 1):
+        ids = {e.get("id") for e in root_element.iter()}
+        hrefs = [a.get("href", "") for a in root_element.iter(f"{XHTML}a")]
+        targets = [href.partition("#")[2] for href in hrefs if "#" in href]
+        assert targets == [f"lesson-{number}-here", f"lesson-{number}-box"]
+        assert set(targets) <= ids
+
+
 def test_the_collected_epub_has_a_chapter_per_lesson_and_passes_epubcheck(course: Path) -> None:
     epub = course / "collections/01-module.epub"
     assert run_epubcheck(epub) == []

@@ -442,3 +442,22 @@ def test_a_section_named_like_pubkits_own_parts_keeps_ids_unique(tmp_path: Path)
     target = link.get("href", "").split("#")[1]
     (section,) = (e for e in chapter.iter() if e.get("id") == target)
     assert "".join(section.itertext()).strip().startswith("Lesson Title\n")
+
+
+def test_raw_html_named_like_pubkits_own_parts_is_renamed_with_its_links(tmp_path: Path) -> None:
+    """The same for an id written in raw HTML, and a raw link to it."""
+    body = (
+        '<span id="lesson-title">Marked</span> and <a id="lesson-title-1"></a>taken.\n\n'
+        '<a href="#lesson-title">Raw link</a>, [Markdown link](#lesson-title).\n'
+    )
+    project = make_project(tmp_path, {"01-a.md": f"---\nlesson: 1\ntitle: A\n---\n\n{body}"})
+    assert build(project, formats=["epub"]).ok
+    epub = project / "build/epub/01-module/01-a.epub"
+    assert run_epubcheck(epub) == []
+    chapter = documents(epub)["EPUB/text/ch001.xhtml"]
+    ids = [e.get("id") for e in chapter.iter() if e.get("id")]
+    assert len(ids) == len(set(ids)) and "lesson-title-2" in ids
+    (marked,) = (e for e in chapter.iter() if e.text == "Marked")
+    assert marked.get("id") == "lesson-title-2"
+    links = [a for a in chapter.iter(f"{XHTML}a") if a.text in ("Raw link", "Markdown link")]
+    assert [a.get("href", "").partition("#")[2] for a in links] == ["lesson-title-2"] * 2

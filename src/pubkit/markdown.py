@@ -13,7 +13,7 @@ from . import pandoc
 from .errors import Diagnostic, LessonError, warning
 from .manuscript import Lesson
 from .resources import check_resources, line_of
-from .sanitize import sanitize
+from .sanitize import html_ids, is_raw_html, rename_ids, sanitize
 
 #: CommonMark with pandoc's extensions (fenced divs, footnotes, pipe tables, definition
 #: lists, smart punctuation, attributes, an image alone in a paragraph as a captioned
@@ -170,10 +170,16 @@ def convert(lesson: Lesson, root: Path) -> Document:
 
 def unreserve(blocks: list[Any]) -> None:
     """Rename, in place, an author's identifier that pubkit gives one of its own parts
-    (:data:`RESERVED_IDS`), and the links to it: a section headed "Lesson Title" would
-    otherwise share its id with the lesson's title."""
-    nodes = [node for node in _walk(blocks) if node["t"] in ATTR_AT]
+    (:data:`RESERVED_IDS`), and the links to it, in pandoc's attributes and in raw HTML: a
+    section headed "Lesson Title" would otherwise share its id with the lesson's title."""
+    nodes, raw = [], []
+    for node in _walk(blocks):
+        if node["t"] in ATTR_AT:
+            nodes.append(node)
+        elif is_raw_html(node):
+            raw.append(node)
     taken = {node["c"][ATTR_AT[node["t"]]][0] for node in nodes}
+    taken.update(name for node in raw for name in html_ids(node["c"][1]))
     renamed: dict[str, str] = {}
     for name in sorted(RESERVED_IDS & taken):
         suffix = 1
@@ -189,6 +195,8 @@ def unreserve(blocks: list[Any]) -> None:
         if node["t"] == "Link" and node["c"][2][0].startswith("#"):
             target = node["c"][2][0][1:]
             node["c"][2][0] = "#" + renamed.get(target, target)
+    for node in raw:
+        node["c"][1] = rename_ids(node["c"][1], lambda name: renamed.get(name, name))
 
 
 def outline(blocks: list[Any]) -> list[tuple[str, int, int, int]]:

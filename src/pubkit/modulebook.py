@@ -26,16 +26,15 @@ from .manuscript import Module
 from .markdown import ATTR_AT, TITLE_ID
 from .pagelist import PrintPages
 from .render import Rendered, RenderJob
+from .sanitize import START_TAG, is_raw_html, rename_ids
 from .templates import environment
 from .theme import Theme
 
 if TYPE_CHECKING:
     from .epub import Book
 
-#: Attributes that name one element (id, for) or several (aria-*, headers) by id.
-_ID_ATTRIBUTE = re.compile(r'\b(id|for|aria-labelledby|aria-describedby|headers)="([^"]*)"')
-_LOCAL_LINK = re.compile(r'\bhref="#([^"]*)"')
-_REFERENCE = re.compile(r'\b(src|href|poster)="([^"#][^"]*)"')
+#: In a start tag (:data:`pubkit.sanitize.START_TAG`): a reference to another file.
+_REFERENCE = re.compile(r'(?<=\s)(src|href|poster)="([^"#][^"]*)"')
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
@@ -109,24 +108,22 @@ def fragment(job: RenderJob) -> Fragment:
 
 
 def _prefix_html(html: str, prefix: str, base: str) -> str:
-    """Give every identifier (and every link to one) ``prefix``; make every other
-    reference absolute against ``base``, since the collection has one base for all."""
-
-    def ids(match: re.Match[str]) -> str:
-        names = " ".join(prefix + name for name in match[2].split())
-        return f'{match[1]}="{names}"'
+    """Give every identifier in ``html``'s tags (and every link to one) ``prefix``; make
+    every other reference absolute against ``base``, since the collected PDF has one base
+    for all its lessons."""
 
     def reference(match: re.Match[str]) -> str:
         value = match[2]
         return match[0] if _SCHEME.match(value) else f'{match[1]}="{urljoin(base, value)}"'
 
-    html = _ID_ATTRIBUTE.sub(ids, html)
-    html = _LOCAL_LINK.sub(lambda m: f'href="#{prefix}{m[1]}"', html)
-    return _REFERENCE.sub(reference, html)
+    html = rename_ids(html, prefix.__add__)
+    return START_TAG.sub(lambda tag: _REFERENCE.sub(reference, tag[0]), html)
 
 
 def _prefix_blocks(node: Any, prefix: str) -> None:
-    """The same for pandoc blocks, in place: identifiers and links to them."""
+    """The same for pandoc blocks, in place: identifiers and links to them, in pandoc's
+    attributes and in raw HTML. (References stay relative: the collected EPUB's lessons
+    share their module's folder.)"""
     if isinstance(node, list):
         for item in node:
             _prefix_blocks(item, prefix)
@@ -140,6 +137,9 @@ def _prefix_blocks(node: Any, prefix: str) -> None:
         content[at] = [prefix + identifier if identifier else "", *rest]
         if kind == "Link" and content[2][0].startswith("#"):
             content[2][0] = "#" + prefix + content[2][0][1:]
+    elif is_raw_html(node):
+        node["c"][1] = rename_ids(node["c"][1], prefix.__add__)
+        return
     if content is not None:
         _prefix_blocks(content, prefix)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
@@ -58,6 +58,46 @@ _URL_ATTRIBUTES = frozenset({"href", "src", "cite"})
 _SAFE_SCHEMES = frozenset({"", "http", "https", "mailto", "tel"})
 #: CSS that could fetch, run or bind something: a ``style`` holding it is removed.
 _UNSAFE_CSS = re.compile(r"url\s*\(|@import|expression\s*\(|javascript:|behaviou?r\s*:|binding|\\")
+
+
+#: A start tag, as pandoc and :class:`Sanitizer` write them: attribute values in double
+#: quotes, with ``"``, ``<`` and ``>`` escaped, as they are in text.
+START_TAG = re.compile(r"<[A-Za-z][^>]*>")
+#: In a start tag: attributes that name one element (id, for) or several (aria-*,
+#: headers) by id, and a link to an id.
+_ID_ATTRIBUTE = re.compile(r'(?<=\s)(id|for|aria-labelledby|aria-describedby|headers)="([^"]*)"')
+_LOCAL_LINK = re.compile(r'(?<=\s)href="#([^"]*)"')
+#: The raw formats kept, as HTML; pandoc drops any other from the editions.
+_RAW_HTML = frozenset({"html", "html4", "html5", "xhtml"})
+
+
+def is_raw_html(node: Mapping[str, Any]) -> bool:
+    """Whether a pandoc element is raw HTML (its content: [format, text])."""
+    return node.get("t") in ("RawBlock", "RawInline") and node["c"][0].lower() in _RAW_HTML
+
+
+def rename_ids(html: str, rename: Callable[[str], str]) -> str:
+    """``html`` (written by pandoc or :class:`Sanitizer`) with every identifier its tags
+    give, and every link to one, renamed by ``rename``; text is left alone."""
+
+    def ids(match: re.Match[str]) -> str:
+        return f'{match[1]}="{" ".join(map(rename, match[2].split()))}"'
+
+    def tag(match: re.Match[str]) -> str:
+        text = _ID_ATTRIBUTE.sub(ids, match[0])
+        return _LOCAL_LINK.sub(lambda m: f'href="#{rename(m[1])}"', text)
+
+    return START_TAG.sub(tag, html)
+
+
+def html_ids(html: str) -> set[str]:
+    """The identifiers ``html``'s tags give."""
+    return {
+        found[2]
+        for tag in START_TAG.findall(html)
+        for found in _ID_ATTRIBUTE.finditer(tag)
+        if found[1] == "id"
+    }
 
 
 def safe_url(value: str, image: bool = False) -> bool:
@@ -185,7 +225,7 @@ class Sanitizer:
 
     def _clean_raw(self, item: dict[str, Any], open_tags: list[str]) -> list[Any]:
         form, text = item["c"]
-        if form.lower() not in ("html", "html5", "html4", "xhtml"):
+        if form.lower() not in _RAW_HTML:
             return []  # raw LaTeX and the like: no edition writes it
         cleaner = _Cleaner(self._dropping, open_tags)
         cleaner.feed(text)
