@@ -38,7 +38,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from rich.console import Console
 from rich.table import Table
@@ -161,6 +161,20 @@ def timed_cli(project: Path, *args: str) -> float:
     return time.perf_counter() - start
 
 
+class Round(NamedTuple):
+    """One cold course build, and the floor measured just before it."""
+
+    floor: float
+    build: dict[str, Any]
+    lessons: int
+
+    @property
+    def ratio(self) -> float:
+        """The build's time over its budget at 1 × (floor × lessons ÷ jobs)."""
+        seconds: float = self.build["seconds"]
+        return seconds / (self.floor * self.lessons / JOBS)
+
+
 def clean(project: Path) -> None:
     subprocess.run(
         [sys.executable, "-m", "pubkit", "clean"], cwd=project, capture_output=True, check=True
@@ -209,16 +223,14 @@ def main() -> None:
             ones.append(pubkit_build(single, 0, lesson)["seconds"])  # 0: a job per core
         one = statistics.median(ones)
         console.print(f"one lesson: {one:.2f} s")
-        floors, rounds = [], []  # rounds: (floor, build, ratio)
+        rounds = []
         for number in range(ROUNDS):
             clean(course)
-            floors.append(floor_cold(theme, epub, lessons[0]))
-            build = pubkit_build(course, JOBS)
-            ratio = build["seconds"] / (floors[-1] * len(lessons) / JOBS)
-            rounds.append((floors[-1], build, ratio))
+            floor = floor_cold(theme, epub, lessons[0])
+            rounds.append(Round(floor, pubkit_build(course, JOBS), len(lessons)))
             console.print(
-                f"course, cold, round {number + 1}: {build['seconds']:.2f} s"
-                f" against a floor of {floors[-1]:.2f} s: {ratio:.2f} ×"
+                f"course, cold, round {number + 1}: {rounds[-1].build['seconds']:.2f} s"
+                f" against a floor of {floor:.2f} s: {rounds[-1].ratio:.2f} ×"
             )
         lessons_only = pubkit_build(alone, JOBS, alone / "manuscript")["seconds"]
         console.print(f"course's lessons alone, cold: {lessons_only:.2f} s")
@@ -229,8 +241,9 @@ def main() -> None:
         assert changed["built"] == 1, changed
 
     lessons_n = len(lessons)
-    floor = statistics.median(floors)
-    round_floor, cold, _ = sorted(rounds, key=lambda r: r[2])[len(rounds) // 2]  # the median
+    floor = statistics.median(r.floor for r in rounds)
+    median = sorted(rounds, key=lambda r: r.ratio)[len(rounds) // 2]
+    cold, round_floor = median.build, median.floor
     course_budget = round_floor * lessons_n / JOBS
     warm_budget = floor_warm * lessons_n / JOBS
     figures = {
@@ -241,14 +254,14 @@ def main() -> None:
         "one_lesson_seconds": round(one, 3),
         "course_cold_seconds": round(cold["seconds"], 3),
         "course_floor_seconds": round(round_floor, 3),
-        "course_rounds_over_floor": [round(r[2], 2) for r in rounds],
+        "course_rounds_over_floor": [round(r.ratio, 2) for r in rounds],
         "course_cpu_seconds": round(cold["cpu_seconds"], 1),
         "lessons_only_seconds": round(lessons_only, 3),
         "noop_seconds": round(noop, 3),
         "one_changed_seconds": round(changed["seconds"], 3),
-        "worker_peak_mb": round(max(r[1]["worker_bytes"] for r in rounds) / 2**20, 1),
-        "parent_peak_mb": round(max(r[1]["parent_bytes"] for r in rounds) / 2**20, 1),
-        "child_peak_mb": round(max(r[1]["child_bytes"] for r in rounds) / 2**20, 1),
+        "worker_peak_mb": round(max(r.build["worker_bytes"] for r in rounds) / 2**20, 1),
+        "parent_peak_mb": round(max(r.build["parent_bytes"] for r in rounds) / 2**20, 1),
+        "child_peak_mb": round(max(r.build["child_bytes"] for r in rounds) / 2**20, 1),
         "lesson_over_floor": round(one / floor, 2),
         "course_over_floor": round(cold["seconds"] / course_budget, 2),
         "course_over_warm_floor": round(cold["seconds"] / warm_budget, 2),

@@ -187,16 +187,24 @@ def unreserve(blocks: list[Any]) -> None:
             suffix += 1
         renamed[name] = f"{name}-{suffix}"
         taken.add(renamed[name])
-    if not renamed:
-        return
-    for node in nodes:
-        attributes = node["c"][ATTR_AT[node["t"]]]
-        attributes[0] = renamed.get(attributes[0], attributes[0])
-        if node["t"] == "Link" and node["c"][2][0].startswith("#"):
-            target = node["c"][2][0][1:]
-            node["c"][2][0] = "#" + renamed.get(target, target)
-    for node in raw:
-        node["c"][1] = rename_ids(node["c"][1], lambda name: renamed.get(name, name))
+    if renamed:
+        rename_ids_in_blocks(blocks, lambda name: renamed.get(name, name))
+
+
+def rename_ids_in_blocks(blocks: list[Any], rename: Callable[[str], str]) -> None:
+    """Rename, in place, every identifier the elements of ``blocks`` give (in pandoc's
+    attributes and in raw HTML), and every link to one, by ``rename``; an element without
+    an identifier keeps none."""
+    for node in _walk(blocks):
+        kind, content = node["t"], node.get("c")
+        if kind in ATTR_AT:
+            at = ATTR_AT[kind]
+            identifier, *rest = content[at]  # a list, or a tuple made by pubkit
+            content[at] = [rename(identifier) if identifier else "", *rest]
+            if kind == "Link" and content[2][0].startswith("#"):
+                content[2][0] = "#" + rename(content[2][0][1:])
+        elif is_raw_html(node):
+            content[1] = rename_ids(content[1], rename)
 
 
 def outline(blocks: list[Any]) -> list[tuple[str, int, int, int]]:

@@ -23,10 +23,10 @@ from . import __version__
 from .config import Config
 from .editions import EDITIONS, MODULE_STYLESHEETS
 from .manuscript import Module
-from .markdown import ATTR_AT, TITLE_ID
+from .markdown import TITLE_ID, rename_ids_in_blocks
 from .pagelist import PrintPages
 from .render import Rendered, RenderJob
-from .sanitize import START_TAG, is_raw_html, rename_ids
+from .sanitize import START_TAG, rename_ids
 from .templates import environment
 from .theme import Theme
 
@@ -91,7 +91,9 @@ def fragment(job: RenderJob) -> Fragment:
     base = project_url(job.config.root, job.lesson.path.parent) + "/"
     html = _prefix_html(header + "\n" + job.document.html, prefix, base)
     blocks = lesson_blocks(job)
-    _prefix_blocks(blocks, prefix)
+    # In place, in the document's own blocks, which every edition has set already.
+    # References stay relative: the collected EPUB's lessons share their module's folder.
+    rename_ids_in_blocks(blocks, prefix.__add__)
     assert job.figures.pages is not None
     return Fragment(
         anchor=anchor(job),
@@ -118,30 +120,6 @@ def _prefix_html(html: str, prefix: str, base: str) -> str:
 
     html = rename_ids(html, prefix.__add__)
     return START_TAG.sub(lambda tag: _REFERENCE.sub(reference, tag[0]), html)
-
-
-def _prefix_blocks(node: Any, prefix: str) -> None:
-    """The same for pandoc blocks, in place: identifiers and links to them, in pandoc's
-    attributes and in raw HTML. (References stay relative: the collected EPUB's lessons
-    share their module's folder.)"""
-    if isinstance(node, list):
-        for item in node:
-            _prefix_blocks(item, prefix)
-        return
-    if not isinstance(node, dict):
-        return
-    kind, content = node.get("t"), node.get("c")
-    if kind in ATTR_AT and isinstance(content, list):
-        at = ATTR_AT[kind]
-        identifier, *rest = content[at]
-        content[at] = [prefix + identifier if identifier else "", *rest]
-        if kind == "Link" and content[2][0].startswith("#"):
-            content[2][0] = "#" + prefix + content[2][0][1:]
-    elif is_raw_html(node):
-        node["c"][1] = rename_ids(node["c"][1], prefix.__add__)
-        return
-    if content is not None:
-        _prefix_blocks(content, prefix)
 
 
 def _context(

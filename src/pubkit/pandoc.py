@@ -210,7 +210,7 @@ class _Session:
     def _stopped(self) -> str:
         """Why pandoc stopped, from what it wrote before it did."""
         code = self.end()
-        if "out of memory" in self.said.lower() or "heap exhausted" in self.said.lower():
+        if "out of memory" in self.said.lower():  # the data segment's bound
             return _OUT_OF_MEMORY
         lines = self.said.splitlines()
         return lines[-1] if lines else f"exit status {code}"
