@@ -16,7 +16,7 @@ from xml.etree import ElementTree as ET
 import pytest
 from pypdf import PdfReader
 
-from conftest import lesson_text, make_project, run_pubkit
+from conftest import PROJECTS, REPO, lesson_text, make_project, run_pubkit
 from epubinfo import documents, package, text_after_markers, words
 from pdfinfo import outline_titles, page_texts
 from pubkit.build import build
@@ -105,6 +105,32 @@ def test_the_collected_pdf_has_a_title_page_contents_and_every_lesson(course: Pa
         assert f"The point of {title}." in joined
         assert f"A note in {title}." in joined
     assert "Gamma Lesson" not in " ".join(pages)
+
+
+def test_a_lesson_is_set_in_its_collection_line_for_line_as_in_its_own_pdf(
+    tmp_path: Path,
+) -> None:
+    """Justified and hyphenated alike, its header alike, no margin kept above a heading
+    that opens a page, and a takeaways box longer than a page cut where its own PDF cuts
+    it; only the folios differ."""
+    root = write_course(tmp_path, {(1, "Set Alike"): []})
+    folder = root / "manuscript/01-module"
+    seed = REPO / "manuscript/09-the-human-craft/50-career-growth-for-product-managers.md"
+    shutil.copy(seed, folder / "50-seed.md")
+    shutil.copy(PROJECTS / "layout-faults/manuscript/01-faults/05-long-box.md", folder)
+    assert build(root, jobs=2).ok
+    collected = page_texts(root / "build/collections/01-module.pdf")[2:]  # title, contents
+
+    def lines(text: str) -> list[str]:
+        return [line for line in text.splitlines() if not re.fullmatch(r"\d+ / \d+", line)]
+
+    for lesson in ("05-long-box", "50-seed"):
+        own = page_texts(root / f"build/pdf/01-module/{lesson}.pdf")
+        assert [lines(page) for page in collected[: len(own)]] == [lines(page) for page in own]
+        if lesson == "05-long-box":
+            assert "KEY TAKEAWAYS (CONTINUED)" in collected[1]
+        collected = collected[len(own) :]
+    assert not collected  # nothing more than the lessons' own pages
 
 
 def test_the_collected_pdf_outline_nests_lessons_under_the_module(course: Path) -> None:

@@ -19,6 +19,7 @@ from pypdf import PdfReader
 
 from conftest import PROJECTS, lesson_text, make_project, run_pubkit
 from pubkit import build as build_module
+from pubkit import markdown as markdown_module
 from pubkit import pandoc as pandoc_module
 from pubkit import workers
 from pubkit.build import build
@@ -437,3 +438,42 @@ def test_a_lesson_set_alone_fails_whole_when_its_handout_fails(
     (problem,) = [d for d in result.diagnostics if d.is_error]
     assert problem.message == "setting this lesson crashed an engine (SIGSEGV)"
     assert _outputs(root / "build") == before  # nothing of the half-set lesson written
+
+
+def test_a_lesson_set_alone_is_converted_once_before_the_workers_fork(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With cores to spare, the build converts the lesson while WeasyPrint loads, and both
+    of its workers take that; a lesson larger than the build process should hold is
+    converted by its workers, as is one whose conversion failed unexpectedly there."""
+    root = make_project(tmp_path, {"01-l.md": lesson_text(1, "L", "Words.\n")})
+    calls = tmp_path / "calls"
+    real = markdown_module.read
+
+    def noting(lesson, root):  # type: ignore[no-untyped-def]
+        (calls / f"{os.getpid()}-{time.monotonic_ns()}").touch()
+        return real(lesson, root)
+
+    def readers() -> list[str]:
+        found = sorted(path.name.split("-")[0] for path in calls.iterdir())
+        shutil.rmtree(calls)
+        calls.mkdir()
+        return found
+
+    calls.mkdir()
+    monkeypatch.setattr(markdown_module, "read", noting)
+    assert build(root, jobs=2, force=True).ok
+    assert readers() == [str(os.getpid())]
+    monkeypatch.setattr(markdown_module, "CONVERT_AHEAD_BYTES", 0)
+    assert build(root, jobs=2, force=True).ok
+    found = readers()
+    assert len(set(found)) == 2 and str(os.getpid()) not in found
+
+    def failing(lesson, root):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a fault")
+
+    monkeypatch.setattr(markdown_module, "CONVERT_AHEAD_BYTES", 4 << 20)
+    monkeypatch.setattr(markdown_module, "read", failing)
+    result = build(root, jobs=2, force=True)
+    (problem,) = {d.message for d in result.diagnostics if d.is_error}
+    assert problem == "internal error (RuntimeError: a fault); this is a bug in pubkit"

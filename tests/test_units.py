@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from pathlib import Path
@@ -243,3 +244,51 @@ def test_a_collection_prefixes_ids_and_links_in_tags_only() -> None:
     assert _prefix_html('<img src="data:," id="i">', "p-", "file:///c/") == (
         '<img src="data:," id="p-i">'
     )
+
+
+def test_the_pdfs_streams_are_deflated_whole_and_only_once() -> None:
+    import zlib
+
+    import pydyf
+    from pypdf import PdfReader
+
+    from pubkit.pdf import finisher
+
+    pdf = pydyf.PDF()
+    content = pydyf.Stream(["BT", b"/F1 12 Tf", pydyf.Dictionary({"MCID": 0}), "(stream) Tj ET"])
+    content.compress = True
+    image = pydyf.Stream([b"\xff\xd8 jpeg bytes"], {"Filter": "/DCTDecode"})
+    pdf.add_object(content)
+    pdf.add_object(image)
+    finisher()(None, pdf)
+    assert not content.compress and content.extra["Filter"] == "/FlateDecode"
+    (deflated,) = content.stream
+    assert zlib.decompress(deflated) == b"BT\n/F1 12 Tf\n<</MCID 0>>\n(stream) Tj ET"
+    assert image.stream == [b"\xff\xd8 jpeg bytes"] and image.extra["Filter"] == "/DCTDecode"
+    written = io.BytesIO()
+    pdf.write(written, compress=True)
+    stored = PdfReader(written).get_object(content.number)
+    assert stored.get_data() == b"BT\n/F1 12 Tf\n<</MCID 0>>\n(stream) Tj ET"  # deflated once
+
+
+def test_a_cover_of_type_keeps_its_colours_in_a_palette() -> None:
+    """Type and flat colour are stored with 256 colours, each pixel close to the page's."""
+    import pypdfium2 as pdfium
+    from PIL import Image, ImageChops
+    from weasyprint import HTML
+
+    from pubkit.cover import first_page_png
+
+    pdf = HTML(
+        string="<body style='background:#f3efe6;margin:1cm'><h1 style='color:#1d5b8c'>A "
+        "heading in the accent</h1><p style='color:#222'>Body text, set small, with "
+        "<em style='color:#a33'>a red word</em>.</p></body>"
+    ).write_pdf()
+    png = Image.open(io.BytesIO(first_page_png(pdf, 800)))
+    page = pdfium.PdfDocument(pdf)[0]
+    full = page.render(scale=800 / page.get_width()).to_pil().convert("RGB")
+    assert png.mode == "P" and png.size == full.size
+    assert 256 < len(full.getcolors(maxcolors=4096) or []) <= 4096  # more than a palette holds
+    error = ImageChops.difference(png.convert("RGB"), full).convert("L").histogram()
+    assert max(value for value, count in enumerate(error) if count) <= 16  # the red word too
+    assert sum(value * count for value, count in enumerate(error)) / sum(error) < 1

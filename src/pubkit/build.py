@@ -455,14 +455,15 @@ def _set_lessons(
     Fonts, stylesheets and hyphenation dictionaries are loaded here first, so the forked
     workers share them. With fewer lessons than jobs (``pubkit build LESSON``), the cores
     to spare set each lesson's handout beside it (:func:`_aside`), and pandoc reads the
-    lessons while WeasyPrint loads (:func:`pubkit.markdown.read_ahead`).
+    lessons while WeasyPrint loads (:func:`pubkit.markdown.read_ahead`): each is converted
+    here, once, for both of its workers.
     """
     if not lessons:
         return iter(())
     jobs = jobs or default_jobs()
     few = len(lessons) < jobs  # cores to spare
     # A few lessons are read by pandoc while WeasyPrint loads (a course's, in the workers).
-    read = read_ahead(lessons if few else ())
+    read = read_ahead(lessons if few else (), config.root)
     from .pdf import warm  # WeasyPrint is loaded only when a lesson is to be set
 
     aside = _aside(names) if few else ()
@@ -567,7 +568,7 @@ def _render_editions(
         figures,
         document,
         thumbnail=downloads.thumbnail(pdf.data),
-        fragment=modulebook.fragment(job("pdf", figures)),
+        fragment=modulebook.fragment(job("pdf", figures, pdf)),
     )
 
 

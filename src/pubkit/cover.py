@@ -35,7 +35,8 @@ def cover_png(html: str, theme: Theme, paper: str) -> bytes:
     document = HTML(
         string=html, base_url=theme.folders[0].as_uri() + "/", url_fetcher=fetcher
     ).render(stylesheets=[css], font_config=font_config())
-    return first_page_png(document.copy(document.pages[:1]).write_pdf(), WIDTH)
+    page = document.copy(document.pages[:1]).write_pdf(uncompressed_pdf=True)  # read once
+    return first_page_png(page, WIDTH)
 
 
 @cache

@@ -69,22 +69,39 @@ def parse(lesson: Lesson) -> AST:
 
 #: pandoc's JSON for the lessons read ahead, by manuscript and body.
 _READ_AHEAD: dict[tuple[Path, str], bytes | LessonError] = {}
+#: The lessons converted ahead, by manuscript and body.
+_CONVERTED: dict[tuple[Path, str], Document | LessonError] = {}
+#: The largest pandoc JSON of a lesson converted ahead (the seed lesson's is 110 kB):
+#: the process that reads ahead is not bounded in memory as a worker is, so a larger
+#: lesson is left to its worker.
+CONVERT_AHEAD_BYTES = 4 << 20
 
 
-def read_ahead(lessons: Sequence[Lesson]) -> Callable[[], None]:
-    """Start pandoc reading ``lessons`` now and return what waits for it, so that the
-    caller can do something else meanwhile (load WeasyPrint); :func:`parse` then takes
-    what was read, in this process and in the workers it forks. What an earlier call
-    read is forgotten."""
+def read_ahead(lessons: Sequence[Lesson], root: Path) -> Callable[[], None]:
+    """Start pandoc reading ``lessons`` now and return what converts them
+    (:func:`convert`), so that the caller can do something else meanwhile (load
+    WeasyPrint); :func:`parse` and :func:`convert` then take what was done, in this
+    process and in the workers it forks. What an earlier call did is forgotten."""
     _READ_AHEAD.clear()
+    _CONVERTED.clear()
     started = [(lesson, _parser(lesson)) for lesson in lessons]
 
     def finish() -> None:
         for lesson, running in started:
+            key = (lesson.path, lesson.body)
             try:
-                _READ_AHEAD[(lesson.path, lesson.body)] = running.wait()
+                _READ_AHEAD[key] = output = running.wait()
             except LessonError as error:
-                _READ_AHEAD[(lesson.path, lesson.body)] = error
+                _READ_AHEAD[key] = error
+                continue
+            if len(output) > CONVERT_AHEAD_BYTES:
+                continue
+            try:
+                _CONVERTED[key] = convert(lesson, root)
+            except LessonError as error:
+                _CONVERTED[key] = error
+            except Exception:
+                pass  # left to the lesson's worker, which reports it as the lesson's error
 
     return finish
 
@@ -157,7 +174,12 @@ def read(lesson: Lesson, root: Path) -> tuple[AST, tuple[Diagnostic, ...]]:
 
 
 def convert(lesson: Lesson, root: Path) -> Document:
-    """The lesson read (:func:`read`), as every edition renders from it."""
+    """The lesson read (:func:`read`), as every edition renders from it (or what
+    :func:`read_ahead` converted)."""
+    if done := _CONVERTED.get((lesson.path, lesson.body)):
+        if isinstance(done, LessonError):
+            raise done
+        return done
     ast, warnings = read(lesson, root)
     return Document(
         ast=ast,

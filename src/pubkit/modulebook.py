@@ -89,7 +89,10 @@ def fragment(job: RenderJob) -> Fragment:
     prefix = anchor(job) + "-"
     header = str(job.template_macros("header.html.j2").header())
     base = project_url(job.config.root, job.lesson.path.parent) + "/"
-    html = _prefix_html(header + "\n" + job.document.html, prefix, base)
+    laid_out = job.print_edition.body if job.print_edition else None
+    body = laid_out if laid_out is not None else job.document.html
+    body = f'<div class="lesson-body">\n{body}\n</div>'  # as <main> in its PDF
+    html = _prefix_html(header + "\n" + body, prefix, base)
     blocks = lesson_blocks(job)
     # In place, in the document's own blocks, which every edition has set already.
     # References stay relative: the collected EPUB's lessons share their module's folder.
@@ -174,7 +177,7 @@ def _render_pdf(
 
     from .fetcher import ProjectFetcher, project_url
     from .layout import page_starts
-    from .pdf import font_config, stylesheet, weasyprint_warnings
+    from .pdf import finisher, font_config, stylesheet, weasyprint_warnings
 
     edition = EDITIONS["pdf"]
     env = environment(theme, config.language)
@@ -188,7 +191,7 @@ def _render_pdf(
         document = HTML(string=html, base_url=base_url, url_fetcher=fetcher).render(
             stylesheets=[css], font_config=font_config()
         )
-        data = document.write_pdf(pdf_variant=edition.pdf_variant)
+        data = document.write_pdf(pdf_variant=edition.pdf_variant, finisher=finisher())
     starts = page_starts(document)
     # Where each lesson opens (its article's id, on each of its pages), and so which
     # pages are its own.

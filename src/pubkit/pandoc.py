@@ -64,7 +64,7 @@ def parse(markdown: str, reader: str, *, source: Path) -> Conversion:
 
 def html(ast: dict[str, Any], *, source: Path) -> Conversion:
     """Start writing ``ast`` as an HTML5 fragment (no wrapping, no syntax highlighting)."""
-    return _session().request({"op": "html"}, json.dumps(ast).encode(), source)
+    return _session().request({"op": "html"}, _json(ast), source)
 
 
 def epub(
@@ -90,7 +90,7 @@ def epub(
     if date:
         midnight = dt.datetime.fromisoformat(date).replace(tzinfo=dt.UTC)
         header["epoch"] = str(int(midnight.timestamp()))
-    return _session().request(header, json.dumps(ast).encode(), source)
+    return _session().request(header, _json(ast), source)
 
 
 @dataclass
@@ -264,3 +264,8 @@ def _session() -> _Session:
             _SESSION.end()
         _SESSION = _Session()
     return _SESSION
+
+
+def _json(ast: dict[str, Any]) -> bytes:
+    """``ast`` as pandoc reads it: compact, a tenth less for pandoc to read."""
+    return json.dumps(ast, separators=(",", ":")).encode()

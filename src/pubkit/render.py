@@ -88,3 +88,6 @@ class Rendered:
     findings: tuple[Diagnostic, ...] = ()
     #: The text that begins each page (:func:`pubkit.layout.page_starts`), for paged editions.
     page_starts: tuple[str, ...] = ()
+    #: The body as laid out, for paged editions: with its takeaways boxes cut where their
+    #: pages end (:func:`pubkit.markdown.to_html`), which a module's collection keeps.
+    body: str | None = None
