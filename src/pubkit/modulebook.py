@@ -53,8 +53,10 @@ class Fragment:
     language: str
     words: int
     minutes: int
-    #: Header and body for the collected PDF; references are project URLs.
-    html: str
+    #: The header and the body as laid out in the lesson's PDF, for the collected PDF;
+    #: references are project URLs.
+    header: str
+    body: str
     #: The lesson's chapter for the collected EPUB (pandoc blocks).
     blocks: list[Any]
     api_version: list[int]
@@ -82,17 +84,16 @@ def anchor(job: RenderJob) -> str:
 
 
 def fragment(job: RenderJob) -> Fragment:
-    """The lesson, with its final reading figures, as its module's collection sets it."""
+    """The lesson, with its final reading figures, as its module's collection sets it:
+    ``job`` carries the lesson's pdf edition, whose laid-out body the collected PDF sets."""
     from .epub import lesson_blocks
     from .fetcher import project_url
 
     prefix = anchor(job) + "-"
     header = str(job.template_macros("header.html.j2").header())
     base = project_url(job.config.root, job.lesson.path.parent) + "/"
-    laid_out = job.print_edition.body if job.print_edition else None
-    body = laid_out if laid_out is not None else job.document.html
-    body = f'<div class="lesson-body">\n{body}\n</div>'  # as <main> in its PDF
-    html = _prefix_html(header + "\n" + body, prefix, base)
+    pdf = job.print_edition
+    assert pdf is not None and pdf.body is not None  # the pdf edition, set first
     blocks = lesson_blocks(job)
     # In place, in the document's own blocks, which every edition has set already.
     # References stay relative: the collected EPUB's lessons share their module's folder.
@@ -105,7 +106,8 @@ def fragment(job: RenderJob) -> Fragment:
         language=job.language,
         words=job.figures.words,
         minutes=job.figures.minutes,
-        html=html,
+        header=_prefix_html(header, prefix, base),
+        body=_prefix_html(pdf.body, prefix, base),
         blocks=blocks,
         api_version=job.document.ast["pandoc-api-version"],
         text=job.document.text + header,
@@ -128,7 +130,9 @@ def _prefix_html(html: str, prefix: str, base: str) -> str:
 def _context(
     module: Module, fragments: Sequence[Fragment], config: Config, edition: str, date: str | None
 ) -> dict[str, Any]:
-    lessons = [{**f.as_dict(), "html": Markup(f.html)} for f in fragments]
+    lessons = [
+        {**f.as_dict(), "header": Markup(f.header), "body": Markup(f.body)} for f in fragments
+    ]
     return {
         "module": module,
         "course": config,
