@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import shutil
@@ -198,6 +199,17 @@ def test_a_worker_sets_lesson_after_lesson_and_is_replaced_in_time(
     assert [item for item, _ in results] == items  # in order, whatever finished first
     pids = [pid for _, pid in results]
     assert len(set(pids)) >= 3 and all(pids.count(pid) <= 2 for pid in pids)
+
+
+def _frozen(_item: int) -> int:
+    return gc.get_freeze_count()
+
+
+def test_a_worker_never_collects_the_heap_it_inherited_and_the_build_still_does() -> None:
+    inherited = len(gc.get_objects())
+    ((_, frozen),) = list(workers.render_isolated([0], _frozen, 1, where=lambda _: Path("x")))
+    assert frozen >= inherited // 2  # the build's objects, out of the worker's collections
+    assert gc.get_freeze_count() == 0  # while the build's own are collected as before
 
 
 def test_page_markers_go_before_the_word_a_page_begins_in_in_page_order() -> None:
