@@ -11,6 +11,7 @@ OPF = "{http://www.idpf.org/2007/opf}"
 DC = "{http://purl.org/dc/elements/1.1/}"
 XHTML = "{http://www.w3.org/1999/xhtml}"
 EPUB_TYPE = "{http://www.idpf.org/2007/ops}type"
+NCX = "{http://www.daisy.org/z3986/2005/ncx/}"
 
 
 def read(epub: Path, name: str) -> bytes:

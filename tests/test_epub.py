@@ -8,6 +8,7 @@ import io
 import shutil
 import subprocess
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -16,7 +17,17 @@ import pytest
 from PIL import Image
 
 from conftest import PROJECTS, REPO, SEED_ID, TYPO_ID, make_project, run_pubkit
-from epubinfo import XHTML, documents, meta, package, read, text_after_markers, words
+from epubinfo import (
+    EPUB_TYPE,
+    NCX,
+    XHTML,
+    documents,
+    meta,
+    package,
+    read,
+    text_after_markers,
+    words,
+)
 from pdfinfo import page_texts
 from pubkit import a11y
 from pubkit.build import BuildResult, build
@@ -461,3 +472,89 @@ def test_raw_html_named_like_pubkits_own_parts_is_renamed_with_its_links(tmp_pat
     assert marked.get("id") == "lesson-title-2"
     links = [a for a in chapter.iter(f"{XHTML}a") if a.text in ("Raw link", "Markdown link")]
     assert [a.get("href", "").partition("#")[2] for a in links] == ["lesson-title-2"] * 2
+
+
+def _contents(epub: Path) -> tuple[list[tuple[int, str, str]], list[tuple[int, str, str]]]:
+    """The EPUB's contents as (depth, href, label) in reading order: from nav.xhtml, and
+    from toc.ncx."""
+    nav = documents(epub)["EPUB/nav.xhtml"]
+    (toc,) = (n for n in nav.iter(f"{XHTML}nav") if n.get(EPUB_TYPE) == "toc")
+
+    def items(listing: ET.Element, depth: int) -> Iterator[tuple[int, str, str]]:
+        for item in listing.findall(f"{XHTML}li"):
+            link = item.find(f"{XHTML}a")
+            assert link is not None and link.find(f".//{XHTML}a") is None  # no link in a link
+            yield depth, link.get("href", ""), " ".join("".join(link.itertext()).split())
+            for inner in item.findall(f"{XHTML}ol"):
+                yield from items(inner, depth + 1)
+
+    listing = toc.find(f"{XHTML}ol")
+    assert listing is not None
+    ncx = ET.fromstring(read(epub, "EPUB/toc.ncx"))
+
+    def points(parent: ET.Element, depth: int) -> Iterator[tuple[int, str, str]]:
+        for point in parent.findall(f"{NCX}navPoint"):
+            content, label = point.find(f"{NCX}content"), point.find(f"{NCX}navLabel/{NCX}text")
+            assert content is not None and label is not None
+            yield depth, content.get("src", ""), label.text or ""
+            yield from points(point, depth + 1)
+
+    nav_map = ncx.find(f"{NCX}navMap")
+    assert nav_map is not None
+    return list(items(listing, 1)), list(points(nav_map, 1))
+
+
+def test_contents_list_lessons_and_their_sections_three_levels_deep(tmp_path: Path) -> None:
+    """pubkit writes the contents itself (nav.xhtml, and toc.ncx for older readers):
+    lesson, sections, subsections, each entry a link to its place, headings' emphasis and
+    code kept, their links and note calls left out; ``unlisted`` headings and deeper ones
+    are not listed."""
+    body = (
+        "## The *first* part[^n]\n\nText.\n\n"
+        "### With [a link](https://example.org) and `code`\n\nText.\n\n"
+        "#### Too deep\n\nText.\n\n"
+        "## Hidden {.unlisted}\n\nText.\n\n### Under the hidden one\n\nText.\n\n"
+        "> ## Quoted\n>\n> Text.\n\n"
+        "## Key takeaways\n\n- One.\n\n[^n]: A note.\n"
+    )
+    project = make_project(
+        tmp_path,
+        {
+            "01-a.md": f"---\nlesson: 1\ntitle: Alpha\n---\n\n{body}",
+            "02-b.md": "---\nlesson: 2\ntitle: Beta\n---\n\n## Only part\n\nText.\n",
+        },
+    )
+    result = build(project)
+    assert result.ok, [str(d) for d in result.diagnostics]
+    lesson = project / "build/epub/01-module/01-a.epub"
+    collected = project / "build/collections/01-module.epub"
+    for epub in (lesson, collected):
+        assert run_epubcheck(epub) == [], epub.name
+
+    alpha = [
+        (1, "Alpha"),
+        (2, "The first part"),
+        (3, "With a link and code"),
+        (2, "Under the hidden one"),
+        (2, "Key takeaways"),
+    ]
+    nav, ncx = _contents(lesson)
+    assert [(depth, label) for depth, _, label in nav] == alpha
+    assert ncx == nav  # the same entries, as plain text
+    assert ET.fromstring(read(lesson, "EPUB/toc.ncx")).find(
+        f"{NCX}head/{NCX}meta[@name='dtb:depth']"
+    ).get("content") == "3"  # fmt: skip
+    chapters = documents(lesson)
+    for _, href, label in nav:
+        name, _, target = href.partition("#")
+        assert any(e.get("id") == target for e in chapters["EPUB/" + name].iter()), label
+    toc = ET.tostring(chapters["EPUB/nav.xhtml"], encoding="unicode")
+    assert "<html:em>first</html:em>" in toc and "<html:code>code</html:code>" in toc
+    assert "doc-noteref" not in toc and "example.org" not in toc
+
+    nav, ncx = _contents(collected)
+    assert [(depth, label) for depth, _, label in nav] == [*alpha, (1, "Beta"), (2, "Only part")]
+    assert ncx == nav
+    assert [href.partition("#")[0] for _, href, _ in nav] == ["text/ch001.xhtml"] * 5 + [
+        "text/ch002.xhtml"
+    ] * 2

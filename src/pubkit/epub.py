@@ -32,9 +32,10 @@ from .theme import Theme
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 #: Where pandoc puts things in the container.
 NAV = "EPUB/nav.xhtml"
+NCX = "EPUB/toc.ncx"
 PACKAGE = "EPUB/content.opf"
 COVER = "EPUB/text/cover.xhtml"
-_CHAPTER = re.compile(r"^EPUB/text/ch\d+\.xhtml$")
+_CHAPTER = re.compile(r"^EPUB/text/ch(\d+)\.xhtml$")
 #: The default series name: "Module 9: The Human Craft".
 SERIES = "{module} {number}: {title}"
 
@@ -169,11 +170,16 @@ def _repack(
     claimed."""
     source = zipfile.ZipFile(io.BytesIO(epub))
     entries = {name: source.read(name) for name in source.namelist()}
-    chapters = {name: ET.fromstring(data) for name, data in entries.items() if _CHAPTER.match(name)}
+    chapters = {
+        name: ET.fromstring(entries[name])
+        for name in sorted(filter(_CHAPTER.match, entries), key=_chapter_number)
+    }
     markers: list[tuple[str, PageMarker]] = []
     missing: list[int] = []
-    first = min(chapters)  # the (first) lesson; any notes follow their lesson
+    toc: list[parts.Entry] = []
+    first = next(iter(chapters))  # the (first) lesson; any notes follow their lesson
     for name, root in chapters.items():
+        toc += parts.contents(root, name.removeprefix("EPUB/"))  # pandoc's sections
         parts.finish_chapter(root, parts.chapter_title(root) or book.title)
         if pages and (own := pages.of(root)):
             found, lost = mark_pages(root, own[1], first=own[0])
@@ -182,8 +188,11 @@ def _repack(
         entries[name] = parts.xhtml(root)
     words = theme.words(book.language)
     nav = ET.fromstring(entries[NAV])
-    parts.finish_nav(nav, first, markers, words, book.title)
+    parts.finish_nav(nav, first, toc, markers, words, book.title)
     entries[NAV] = parts.xhtml(nav)
+    ncx = ET.fromstring(entries[NCX])
+    parts.finish_ncx(ncx, toc)
+    entries[NCX] = parts.ncx_xml(ncx)
     if COVER in entries:
         page = ET.fromstring(entries[COVER])
         parts.finish_cover(page, book.cover_alt)
@@ -225,6 +234,13 @@ def _repack(
         for problem in claims.problems
     ]
     return _zip(entries), notes
+
+
+def _chapter_number(name: str) -> int:
+    """Chapters in reading order: pandoc numbers them (ch001, …, ch1000)."""
+    match = _CHAPTER.match(name)
+    assert match is not None
+    return int(match[1])
 
 
 def _zip(entries: Mapping[str, bytes]) -> bytes:

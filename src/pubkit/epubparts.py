@@ -4,13 +4,21 @@ landmarks) and the package metadata (accessibility claims read off the content).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from xml.etree import ElementTree as ET
 
 from . import a11y
-from .namespaces import EPUB, OPF, SVG, XLINK, XML_LANG, tag, to_string
+from .namespaces import EPUB, NCX, OPF, SVG, XLINK, XML_LANG, tag, to_string
 from .pagelist import PageMarker
+
+#: How deep the contents go: lessons, their sections, and those sections' own.
+CONTENTS_DEPTH = 3
+_HEADINGS = frozenset(tag(f"h{level}") for level in range(1, 7))
+_LEVEL = re.compile(r"^level(\d+)$")
 
 
 def _classes(element: ET.Element) -> list[str]:
@@ -121,18 +129,116 @@ def finish_cover(root: ET.Element, alt: str) -> None:
     ET.SubElement(section, tag("img"), {"src": source, "alt": alt, "role": "doc-cover"}).tail = "\n"
 
 
+@dataclass(frozen=True)
+class Entry:
+    """A line of the book's contents: a section of a chapter, by its heading, and the
+    sections inside it."""
+
+    #: ``text/ch001.xhtml#section-id``, relative to the package document.
+    href: str
+    #: The section's heading as the contents show it: its markup kept (emphasis, code),
+    #: its links, note calls, page markers and identifiers left out.
+    label: ET.Element
+    children: tuple[Entry, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join("".join(self.label.itertext()).split())
+
+
+def contents(root: ET.Element, href: str) -> list[Entry]:
+    """The contents of the chapter ``root`` (at ``href``): its sections (pandoc's
+    ``<section class="levelN">``) down to :data:`CONTENTS_DEPTH`, nested as they are.
+
+    pubkit reads them off the finished chapter rather than asking pandoc for them: pandoc
+    spends half of a lesson's EPUB on a contents list three levels deep. A section marked
+    ``unlisted`` is left out, and the sections inside it take its place."""
+
+    def sections(element: ET.Element) -> Iterator[Entry]:
+        for child in element:
+            heading = _listed_heading(child)
+            if heading is None:
+                yield from sections(child)
+                continue
+            entry = Entry(f"{href}#{child.get('id')}", _label(heading), tuple(sections(child)))
+            if entry.text:
+                yield entry
+            else:  # a heading with nothing to read (an image alone): its sections stay
+                yield from entry.children
+
+    return list(sections(root))
+
+
+def _listed_heading(element: ET.Element) -> ET.Element | None:
+    """The heading of ``element`` when it is a section the contents list: one of pandoc's
+    ``<section class="levelN">`` down to :data:`CONTENTS_DEPTH`, with an id, not
+    ``unlisted``."""
+    if element.tag != tag("section") or not element.get("id"):
+        return None
+    classes = _classes(element)
+    levels = [int(match[1]) for name in classes if (match := _LEVEL.match(name))]
+    if not levels or levels[0] > CONTENTS_DEPTH or "unlisted" in classes:
+        return None
+    return _heading(element)
+
+
+def _heading(section: ET.Element) -> ET.Element | None:
+    """A section's own heading: the first in it (pubkit's header holds a lesson's)."""
+    return next((e for e in section.iter() if e.tag in _HEADINGS), None)
+
+
+def _label(heading: ET.Element) -> ET.Element:
+    """``heading``'s content for the contents: a copy without links (their text stays),
+    note calls, page markers or identifiers, which belong to the chapter alone."""
+    label = copy.deepcopy(heading)
+    parents = {child: parent for parent in label.iter() for child in parent}
+    for element in list(label.iter())[1:]:
+        element.attrib.pop("id", None)
+        if element.get("role") in ("doc-noteref", "doc-pagebreak"):
+            _remove(element, parents[element])
+        elif element.tag == tag("a"):
+            element.tag = tag("span")
+            for name in [n for n in element.attrib if n != "lang" and n != XML_LANG]:
+                del element.attrib[name]
+    label.attrib.clear()
+    return label
+
+
+def _remove(element: ET.Element, parent: ET.Element) -> None:
+    """Take ``element`` out of ``parent``, keeping the text that follows it."""
+    index = list(parent).index(element)
+    if element.tail:
+        if index:
+            previous = parent[index - 1]
+            previous.tail = (previous.tail or "") + element.tail
+        else:
+            parent.text = (parent.text or "") + element.tail
+    parent.remove(element)
+
+
+def _depth(entries: Sequence[Entry]) -> int:
+    return max((1 + _depth(e.children) for e in entries), default=0)
+
+
 def finish_nav(
     root: ET.Element,
     chapter: str,
+    entries: Sequence[Entry],
     markers: list[tuple[str, PageMarker]],
     words: Mapping[str, Any],
     title: str,
 ) -> None:
-    """Add the page list of ``markers`` (each in its chapter), when there are any, and the
-    landmarks reading systems look for: the cover, and ``chapter`` (where the body begins)
-    under ``title``."""
+    """Write the contents of ``entries`` into the navigation document, then add the page
+    list of ``markers`` (each in its chapter), when there are any, and the landmarks
+    reading systems look for: the cover, and ``chapter`` (where the body begins) under
+    ``title``."""
     body = root.find(tag("body"))
     assert body is not None
+    toc = next((n for n in body.iter(tag("nav")) if n.get(tag("type", EPUB)) == "toc"), None)
+    listing = toc.find(tag("ol")) if toc is not None else None
+    if toc is not None and listing is not None and entries:
+        toc.remove(listing)
+        toc.append(_nav_list(entries))
     for nav in body.findall(tag("nav")):
         if nav.get(tag("type", EPUB)) == "landmarks":
             body.remove(nav)
@@ -168,6 +274,51 @@ def finish_nav(
         ET.SubElement(item, tag("a"), {"href": target, tag("type", EPUB): kind}).text = label
     for element in (*body.iter(tag("nav")), *body.iter(tag("ol")), *body.iter(tag("li"))):
         element.tail = "\n"
+
+
+def _nav_list(entries: Sequence[Entry]) -> ET.Element:
+    listing = ET.Element(tag("ol"), {"class": "toc"})
+    for entry in entries:
+        item = ET.SubElement(listing, tag("li"))
+        link = ET.SubElement(item, tag("a"), {"href": entry.href})
+        link.text = entry.label.text
+        link.extend(entry.label)
+        if entry.children:
+            item.append(_nav_list(entry.children))
+    return listing
+
+
+def finish_ncx(root: ET.Element, entries: Sequence[Entry]) -> None:
+    """Write the contents of ``entries`` into the EPUB 2 table of contents (toc.ncx), which
+    older reading systems show, as plain text; and its depth."""
+    nav_map = root.find(tag("navMap", NCX))
+    if nav_map is None or not entries:
+        return
+    for point in nav_map.findall(tag("navPoint", NCX)):
+        nav_map.remove(point)
+    count = 0
+
+    def points(parent: ET.Element, entries: Sequence[Entry]) -> None:
+        nonlocal count
+        for entry in entries:
+            count += 1
+            point = ET.SubElement(parent, tag("navPoint", NCX), {"id": f"navPoint-{count}"})
+            label = ET.SubElement(point, tag("navLabel", NCX))
+            ET.SubElement(label, tag("text", NCX)).text = entry.text
+            ET.SubElement(point, tag("content", NCX), {"src": entry.href})
+            points(point, entry.children)
+
+    points(nav_map, entries)
+    ET.indent(nav_map, level=1)
+    for meta in root.iter(tag("meta", NCX)):
+        if meta.get("name") == "dtb:depth":
+            meta.set("content", str(_depth(entries)))
+
+
+def ncx_xml(root: ET.Element) -> bytes:
+    """The NCX document, with its namespace as the default one."""
+    ET.register_namespace("", NCX)  # to_string gives the empty prefix back to XHTML
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode")).encode()
 
 
 def finish_package(

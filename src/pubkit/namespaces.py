@@ -11,6 +11,7 @@ DC = "http://purl.org/dc/elements/1.1/"
 MATHML = "http://www.w3.org/1998/Math/MathML"
 SVG = "http://www.w3.org/2000/svg"
 XLINK = "http://www.w3.org/1999/xlink"
+NCX = "http://www.daisy.org/z3986/2005/ncx/"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
 _PREFIXES = (("", XHTML), ("epub", EPUB), ("opf", OPF), ("dc", DC))

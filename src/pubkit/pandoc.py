@@ -77,8 +77,9 @@ def epub(
     date: str | None = None,
 ) -> Conversion:
     """Start writing ``ast`` as an EPUB 3: stylesheet ``css``, ``fonts`` embedded, ``cover``,
-    no title page, a chapter per top-level section, contents three levels deep. Images
-    are read relative to ``source``'s folder. ``date`` (YYYY-MM-DD) fixes the time pandoc
+    no title page, a chapter per top-level section, contents one level deep (pubkit
+    writes them whole: :func:`pubkit.epubparts.contents`). Images are read relative to
+    ``source``'s folder. ``date`` (YYYY-MM-DD) fixes the time pandoc
     stamps on the book (``dcterms:modified``)."""
     header: dict[str, Any] = {
         "op": "epub",

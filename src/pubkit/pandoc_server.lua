@@ -28,7 +28,9 @@ local function epub(doc, request)
     epub_fonts = request.fonts,
     epub_title_page = false,
     split_level = 1,
-    toc_depth = 3,
+    -- pubkit writes the contents lists (epubparts.contents): pandoc's, three levels
+    -- deep, took half of a lesson's EPUB.
+    toc_depth = 1,
     wrap_text = 'wrap-none',
     highlight_method = 'none',
   }
