@@ -1,6 +1,7 @@
 """Turn the parts pandoc writes into an EPUB into pubkit's: the lesson chapter (header as
-in print, labelled takeaways, numbered notes), the cover page, the navigation (page list,
-landmarks) and the package metadata (accessibility claims read off the content)."""
+in print, labelled takeaways, numbered notes), the cover page, the navigation (contents,
+page list, landmarks) and the package metadata (accessibility claims read off the
+content)."""
 
 from __future__ import annotations
 
