@@ -199,7 +199,7 @@ def _label(heading: ET.Element) -> ET.Element:
             _remove(element, parents[element])
         elif element.tag == tag("a"):
             element.tag = tag("span")
-            for name in [n for n in element.attrib if n != "lang" and n != XML_LANG]:
+            for name in [n for n in element.attrib if n not in ("lang", XML_LANG)]:
                 del element.attrib[name]
     label.attrib.clear()
     return label
@@ -318,8 +318,7 @@ def finish_ncx(root: ET.Element, entries: Sequence[Entry]) -> None:
 
 def ncx_xml(root: ET.Element) -> bytes:
     """The NCX document, with its namespace as the default one."""
-    ET.register_namespace("", NCX)  # to_string gives the empty prefix back to XHTML
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode")).encode()
+    return _xml(root, NCX)
 
 
 def finish_package(
@@ -362,10 +361,9 @@ def finish_package(
 
 
 def package_xml(package: ET.Element) -> bytes:
-    """The package document with OPF as its default namespace, as reading systems expect.
+    """The package document with OPF as its default namespace, as reading systems expect."""
+    return _xml(package, OPF)
 
-    ElementTree can give only one namespace the empty prefix, and XHTML has it; markup
-    in text is escaped, so the ``opf:`` prefix appears only in tags."""
-    text = to_string(package)
-    text = text.replace("<opf:", "<").replace("</opf:", "</").replace("xmlns:opf=", "xmlns=")
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + text).encode("utf-8")
+
+def _xml(root: ET.Element, default: str) -> bytes:
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + to_string(root, default)).encode()

@@ -17,8 +17,9 @@ XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _PREFIXES = (("", XHTML), ("epub", EPUB), ("opf", OPF), ("dc", DC))
 
 
-def to_string(root: ET.Element) -> str:
-    """``root`` as XML, with XHTML as the default namespace and the usual prefixes.
+def to_string(root: ET.Element, default: str = XHTML) -> str:
+    """``root`` as XML, with ``default`` (XHTML unless said) as the default namespace and
+    the usual prefixes for the others.
 
     ElementTree keeps prefixes in one process-wide table, which other libraries write to
     as they are imported (WeasyPrint gives the empty prefix to no namespace at all), so
@@ -26,6 +27,7 @@ def to_string(root: ET.Element) -> str:
     """
     for prefix, uri in _PREFIXES:
         ET.register_namespace(prefix, uri)
+    ET.register_namespace("", default)  # the empty prefix is one namespace's at a time
     return ET.tostring(root, encoding="unicode")
 
 

@@ -79,8 +79,8 @@ def epub(
     """Start writing ``ast`` as an EPUB 3: stylesheet ``css``, ``fonts`` embedded, ``cover``,
     no title page, a chapter per top-level section, contents one level deep (pubkit
     writes them whole: :func:`pubkit.epubparts.contents`). Images are read relative to
-    ``source``'s folder. ``date`` (YYYY-MM-DD) fixes the time pandoc
-    stamps on the book (``dcterms:modified``)."""
+    ``source``'s folder. ``date`` (YYYY-MM-DD) fixes the time pandoc stamps on the book
+    (``dcterms:modified``)."""
     header: dict[str, Any] = {
         "op": "epub",
         "folder": str(source.parent),
