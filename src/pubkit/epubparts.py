@@ -235,14 +235,12 @@ def finish_nav(
     ``title``."""
     body = root.find(tag("body"))
     assert body is not None
-    toc = next((n for n in body.iter(tag("nav")) if n.get(tag("type", EPUB)) == "toc"), None)
-    listing = toc.find(tag("ol")) if toc is not None else None
-    if toc is not None and listing is not None and entries:
-        toc.remove(listing)
-        toc.append(_nav_list(entries))
-    for nav in body.findall(tag("nav")):
-        if nav.get(tag("type", EPUB)) == "landmarks":
-            body.remove(nav)
+    for toc in _navs(body, "toc"):
+        if entries and (listing := toc.find(tag("ol"))) is not None:
+            toc.remove(listing)
+            toc.append(_nav_list(entries))
+    for nav in _navs(body, "landmarks"):
+        body.remove(nav)
     href = chapter.removeprefix("EPUB/")
     if markers:
         pages = ET.SubElement(
@@ -275,6 +273,11 @@ def finish_nav(
         ET.SubElement(item, tag("a"), {"href": target, tag("type", EPUB): kind}).text = label
     for element in (*body.iter(tag("nav")), *body.iter(tag("ol")), *body.iter(tag("li"))):
         element.tail = "\n"
+
+
+def _navs(body: ET.Element, kind: str) -> list[ET.Element]:
+    """The navigation document's ``<nav>`` elements of ``epub:type`` ``kind``."""
+    return [nav for nav in body.findall(tag("nav")) if nav.get(tag("type", EPUB)) == kind]
 
 
 def _nav_list(entries: Sequence[Entry]) -> ET.Element:
