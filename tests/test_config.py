@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pubkit.config import Config, load_config
 from pubkit.errors import ConfigError
+from pubkit.sources.config import Config, load_config
 
 
 def test_no_config_file_means_defaults(tmp_path: Path) -> None:

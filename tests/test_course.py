@@ -20,7 +20,7 @@ from conftest import PROJECTS, REPO, lesson_text, make_project, run_pubkit
 from epubinfo import documents, package, text_after_markers, words
 from pdfinfo import outline_titles, page_texts
 from pubkit.build import build
-from pubkit.validate import run_epubcheck
+from pubkit.course.validate import run_epubcheck
 
 XHTML = "{http://www.w3.org/1999/xhtml}"
 

@@ -29,11 +29,12 @@ from epubinfo import (
     words,
 )
 from pdfinfo import page_texts
-from pubkit import a11y
 from pubkit.build import BuildResult, build
+from pubkit.course.validate import run_epubcheck
+from pubkit.document.markdown import outline
+from pubkit.engines import a11y
 from pubkit.errors import ConfigError
-from pubkit.markdown import outline
-from pubkit.validate import run_epubcheck
+from pubkit.sources.config import builtin_styles
 
 
 @pytest.fixture(scope="module")
@@ -373,7 +374,7 @@ def test_fonts_are_subset_and_the_css_falls_back_to_generic_families(
     seed_build: tuple[BuildResult, Path],
 ) -> None:
     epub = seed_build[1] / f"epub/{SEED_ID}.epub"
-    fonts = REPO / "styles/fonts"
+    fonts = builtin_styles() / "fonts"
     with zipfile.ZipFile(epub) as archive:
         embedded = {
             Path(n).name: archive.getinfo(n).file_size

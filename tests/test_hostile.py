@@ -19,13 +19,13 @@ from pypdf import PdfReader
 
 from conftest import PROJECTS, lesson_text, make_project, run_pubkit
 from pubkit import build as build_module
-from pubkit import markdown as markdown_module
-from pubkit import pandoc as pandoc_module
-from pubkit import workers
 from pubkit.build import build
+from pubkit.course import workers
+from pubkit.document import markdown as markdown_module
+from pubkit.document import pandoc as pandoc_module
+from pubkit.document.markdown import READER
+from pubkit.engines.fetcher import ProjectFetcher
 from pubkit.errors import LessonError
-from pubkit.fetcher import ProjectFetcher
-from pubkit.markdown import READER
 
 FIGURE = PROJECTS / "typography/manuscript/02-elements/figures/bars.png"
 

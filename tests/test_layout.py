@@ -115,12 +115,12 @@ def test_the_page_count_is_printed_by_the_layout_engine_in_one_layout(
 
     from conftest import lesson_text, make_project
     from pubkit.build import check
+    from pubkit.document.markdown import convert
+    from pubkit.document.metrics import Figures, count_words
+    from pubkit.document.render import RenderJob
     from pubkit.editions import EDITIONS
-    from pubkit.markdown import convert
-    from pubkit.metrics import Figures, count_words
-    from pubkit.pdf import WORDS_PER_PAGE, render_paged
-    from pubkit.render import RenderJob
-    from pubkit.theme import load_theme
+    from pubkit.engines.pdf import WORDS_PER_PAGE, render_paged
+    from pubkit.sources.theme import load_theme
 
     root = make_project(tmp_path, {"01-l.md": lesson_text(1, "L", body)})
     config, collection, _ = check(root)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import lesson_text, make_project
-from pubkit.config import load_config
-from pubkit.manuscript import collect
+from pubkit.sources.config import load_config
+from pubkit.sources.manuscript import collect
 
 GOOD = lesson_text(1)
 

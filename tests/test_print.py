@@ -13,7 +13,7 @@ from pypdf import PdfReader
 from conftest import PROJECTS, REPO, SEED_ID, TYPO_ID, run_pubkit
 from pdfinfo import char_height, count_colour, page_texts, render, text_top
 from pubkit.build import BuildResult, build
-from pubkit.config import builtin_styles
+from pubkit.sources.config import builtin_styles
 
 
 def test_footnotes_sit_at_the_foot_of_the_page_they_are_called_on(typography_build: Path) -> None:

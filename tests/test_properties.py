@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from conftest import make_project
 from pubkit.build import build
-from pubkit.config import load_config
+from pubkit.document.markdown import convert
 from pubkit.errors import PubkitError
-from pubkit.manuscript import collect
-from pubkit.markdown import convert
+from pubkit.sources.config import load_config
+from pubkit.sources.manuscript import collect
 
 FIELDS = ["lesson", "title", "subtitle", "authors", "date", "keywords", "language"]
 SCALARS = st.one_of(

@@ -6,10 +6,10 @@ import re
 from pathlib import Path
 
 from conftest import REPO
-from pubkit.config import load_config
-from pubkit.manuscript import collect
-from pubkit.markdown import convert
-from pubkit.metrics import count_words
+from pubkit.document.markdown import convert
+from pubkit.document.metrics import count_words
+from pubkit.sources.config import load_config
+from pubkit.sources.manuscript import collect
 
 SEED = Path(__file__).parent / "data" / "seed-lesson-50.txt"
 MANUSCRIPT = REPO / "manuscript/09-the-human-craft/50-career-growth-for-product-managers.md"

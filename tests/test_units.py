@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from pubkit import workers
-from pubkit.config import builtin_styles
+from pubkit.course import workers
+from pubkit.document.metrics import count_words, reading_minutes
 from pubkit.errors import ConfigError
-from pubkit.metrics import count_words, reading_minutes
-from pubkit.theme import load_theme
+from pubkit.sources.config import builtin_styles
+from pubkit.sources.theme import load_theme
 
 
 @pytest.mark.parametrize(
@@ -69,14 +69,14 @@ def test_unknown_token_in_a_stylesheet_names_file_and_line(tmp_path: Path) -> No
 def _ast(markdown: str) -> dict:  # type: ignore[type-arg]
     import json
 
-    from pubkit import pandoc
-    from pubkit.markdown import READER
+    from pubkit.document import pandoc
+    from pubkit.document.markdown import READER
 
     return json.loads(pandoc.parse(markdown, READER, source=Path("t.md")).wait())  # type: ignore[no-any-return]
 
 
 def test_a_footnote_keeps_every_word_of_its_blocks_for_the_page_foot() -> None:
-    from pubkit.markdown import FOOTNOTE_CLASS, _inline_notes, plain_text
+    from pubkit.document.markdown import FOOTNOTE_CLASS, _inline_notes, plain_text
 
     ast = _ast(
         "Claim.[^n]\n\n[^n]: First para.\n\n    - item one\n    - item two\n\n"
@@ -94,7 +94,7 @@ def test_a_footnote_keeps_every_word_of_its_blocks_for_the_page_foot() -> None:
 
 
 def test_a_long_takeaways_box_is_cut_where_told_and_numbered_on() -> None:
-    from pubkit.markdown import _TakeawaysBoxes
+    from pubkit.document.markdown import _TakeawaysBoxes
 
     ast = _ast("::: takeaways\n## Key\n\n3. three\n4. four\n5. five\n:::\n")
     # Units: the heading is 0, then one per item; cut before "five" (unit 3).
@@ -120,7 +120,7 @@ def test_a_long_takeaways_box_is_cut_where_told_and_numbered_on() -> None:
 
 
 def test_smart_punctuation_of_front_matter_texts() -> None:
-    from pubkit.frontmatter import smart_punctuation
+    from pubkit.sources.frontmatter import smart_punctuation
 
     assert smart_punctuation('Don\'t "ship" it -- or ship it --- later...') == (
         "Don’t “ship” it – or ship it — later…"
@@ -130,7 +130,7 @@ def test_smart_punctuation_of_front_matter_texts() -> None:
 
 
 def test_the_sanitiser_keeps_safe_html_well_nested_and_says_what_went() -> None:
-    from pubkit.sanitize import sanitize
+    from pubkit.document.sanitize import sanitize
 
     def raw(text: str) -> dict[str, object]:
         return {"t": "RawInline", "c": ["html", text]}
@@ -175,7 +175,7 @@ def test_xhtml_keeps_its_default_namespace_whatever_was_imported_before() -> Non
 
     import weasyprint.pdf.metadata  # noqa: F401  (gives the empty prefix away on import)
 
-    from pubkit.namespaces import XHTML, to_string
+    from pubkit.engines.namespaces import XHTML, to_string
 
     ET.register_namespace("", "")  # as WeasyPrint's metadata module does
     root = ET.fromstring(f'<html xmlns="{XHTML}"><body><p>x</p></body></html>')
@@ -238,7 +238,7 @@ def test_a_worker_never_collects_the_heap_it_inherited_and_the_build_still_does(
 def test_page_markers_go_before_the_word_a_page_begins_in_in_page_order() -> None:
     from xml.etree import ElementTree as ET
 
-    from pubkit.pagelist import mark_pages
+    from pubkit.engines.pagelist import mark_pages
 
     root = ET.fromstring(
         '<body xmlns="http://www.w3.org/1999/xhtml"><p>Die Straße führt <img src="a.png" '
@@ -265,7 +265,7 @@ def test_page_markers_go_before_the_word_a_page_begins_in_in_page_order() -> Non
 
 def test_a_collection_prefixes_ids_and_links_in_tags_only() -> None:
     """Attributes in tags change; text that reads like one, and data-id, do not."""
-    from pubkit.modulebook import _prefix_html
+    from pubkit.course.modulebook import _prefix_html
 
     html = (
         '<p id="a b" data-id="q">See id="x" and href="#x".</p>'
@@ -287,7 +287,7 @@ def test_the_pdfs_streams_are_deflated_whole_and_only_once() -> None:
     import pydyf
     from pypdf import PdfReader
 
-    from pubkit.pdf import finisher
+    from pubkit.engines.pdf import finisher
 
     pdf = pydyf.PDF()
     content = pydyf.Stream(["BT", b"/F1 12 Tf", pydyf.Dictionary({"MCID": 0}), "(stream) Tj ET"])
@@ -312,7 +312,7 @@ def test_a_cover_of_type_keeps_its_colours_in_a_palette() -> None:
     from PIL import Image, ImageChops
     from weasyprint import HTML
 
-    from pubkit.cover import first_page_png
+    from pubkit.engines.cover import first_page_png
 
     pdf = HTML(
         string="<body style='background:#f3efe6;margin:1cm'><h1 style='color:#1d5b8c'>A "

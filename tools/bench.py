@@ -44,7 +44,8 @@ from typing import Any, NamedTuple
 from rich.console import Console
 from rich.table import Table
 
-from pubkit.pdf import machine_notices
+from pubkit.engines.pdf import machine_notices
+from pubkit.sources.config import builtin_styles
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "manuscript/09-the-human-craft/50-career-growth-for-product-managers.md"
@@ -71,7 +72,7 @@ FLOOR = textwrap.dedent(
     from weasyprint import CSS, HTML
     from weasyprint.text.fonts import FontConfiguration
     from pubkit.editions import EDITIONS
-    from pubkit.theme import load_theme
+    from pubkit.sources.theme import load_theme
     pandoc = pypandoc.get_pandoc_path()
     import subprocess
     theme = load_theme(Path(sys.argv[1]))
@@ -219,7 +220,7 @@ def main() -> None:
         alone = base / "lessons"
         alone.mkdir()
         make_course(alone, options.modules, options.per_module)
-        theme = ROOT / "styles"
+        theme = builtin_styles()
         epub = str(base / "floor.epub")
 
         console.print(f"[bold]pubkit bench[/]: {len(lessons)} lessons in {tmp}")

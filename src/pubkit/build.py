@@ -11,16 +11,18 @@ from functools import cache, cached_property, partial
 from pathlib import Path
 from typing import Any
 
-from . import __version__, downloads, modulebook, validate
-from .config import Config, load_config
-from .editions import EDITIONS
-from .errors import ConfigError, Diagnostic, LessonError, PubkitError
-from .manuscript import Collection, Lesson, Module, collect, strictly
-from .markdown import NESTS_TOO_DEEPLY, Document, convert, read_ahead
-from .markdown import read as read_markdown
-from .metrics import Figures, count_words, reading_minutes
-from .modulebook import Fragment
-from .output import (
+from pubkit import __version__
+from pubkit.course import downloads, modulebook, validate
+from pubkit.course.modulebook import Fragment
+from pubkit.course.workers import Usage, default_jobs, render_isolated
+from pubkit.document.markdown import NESTS_TOO_DEEPLY, Document, convert, read_ahead
+from pubkit.document.markdown import read as read_markdown
+from pubkit.document.metrics import Figures, count_words, reading_minutes
+from pubkit.document.render import Rendered, RenderJob
+from pubkit.editions import EDITIONS
+from pubkit.engines import renderer
+from pubkit.errors import ConfigError, Diagnostic, LessonError, PubkitError
+from pubkit.output import (
     MANIFEST_NAME,
     STATE_NAME,
     fingerprint,
@@ -31,9 +33,9 @@ from .output import (
     write_if_changed,
     write_json,
 )
-from .render import Rendered, RenderJob
-from .theme import Theme, check_stylesheets, load_theme
-from .workers import Usage, default_jobs, render_isolated
+from pubkit.sources.config import Config, load_config
+from pubkit.sources.manuscript import Collection, Lesson, Module, collect, strictly
+from pubkit.sources.theme import Theme, check_stylesheets, load_theme
 
 #: Called as each lesson or module collection is done: (what, done, total, up to date).
 Progress = Callable[[str, int, int, bool], None]
@@ -222,7 +224,7 @@ def build(
     content-hash record in the output folder) is not built again unless ``force``.
     ``strict`` makes every warning an error, failing the lesson it is about. Lessons are
     set ``jobs`` at a time (default: one per core), each in its own bounded process
-    (:mod:`pubkit.workers`); the output is the same for any number of jobs.
+    (:mod:`pubkit.course.workers`); the output is the same for any number of jobs.
     """
     targets = tuple(targets)
     config, collection, warnings = check(root, targets, settings, strict)
@@ -261,7 +263,7 @@ def _machine_notices(run: _Run) -> list[Diagnostic]:
     """What the machine lacks that the outputs this build set are worse for."""
     if not run.rendered:
         return []
-    from .pdf import machine_notices  # WeasyPrint is loaded once anything was set
+    from pubkit.engines.pdf import machine_notices  # WeasyPrint is loaded once anything was set
 
     return machine_notices()
 
@@ -411,7 +413,7 @@ def _build_collections(
         work.append((module, key, fragments))
 
     if work:
-        from .pdf import warm
+        from pubkit.engines.pdf import warm
 
         languages = (f.language for *_, fragments in work for f in fragments)
         warm(run.inputs.theme, run.inputs.config, names, languages, collections=True)
@@ -450,12 +452,12 @@ def _set_lessons(
     jobs: int | None = None,
     usage: Usage | None = None,
 ) -> Iterator[tuple[Lesson, LessonOutcome | LessonError]]:
-    """Set ``lessons`` in bounded worker processes (:mod:`pubkit.workers`), in order.
+    """Set ``lessons`` in bounded worker processes (:mod:`pubkit.course.workers`), in order.
 
     Fonts, stylesheets and hyphenation dictionaries are loaded here first, so the forked
     workers share them. With fewer lessons than jobs (``pubkit build LESSON``), the cores
     to spare set each lesson's handout beside it (:func:`_aside`), and pandoc reads the
-    lessons while WeasyPrint loads (:func:`pubkit.markdown.read_ahead`): each is converted
+    lessons while WeasyPrint loads (:func:`pubkit.document.markdown.read_ahead`): each is converted
     here, once, for both of its workers.
     """
     if not lessons:
@@ -464,7 +466,7 @@ def _set_lessons(
     few = len(lessons) < jobs  # cores to spare
     # A few lessons are read by pandoc while WeasyPrint loads (a course's, in the workers).
     read = read_ahead(lessons if few else (), config.root)
-    from .pdf import warm  # WeasyPrint is loaded only when a lesson is to be set
+    from pubkit.engines.pdf import warm  # WeasyPrint is loaded only when a lesson is to be set
 
     aside = _aside(names) if few else ()
     main = tuple(name for name in names if name not in aside)
@@ -534,7 +536,7 @@ def _render_part(
         if aside is not None:
             return _render_aside(lesson, config, theme, aside, date)
         return _render_editions(lesson, config, theme, names, date)
-    except (PubkitError, MemoryError):  # a lesson's memory bound: see pubkit.workers
+    except (PubkitError, MemoryError):  # a lesson's memory bound: see pubkit.course.workers
         raise
     except RecursionError:
         raise LessonError.at(lesson.path, None, NESTS_TOO_DEEPLY) from None
@@ -556,13 +558,13 @@ def _render_editions(
 
     # The page count is a reading figure of every edition, so the pdf edition is always
     # rendered, even when only the EPUB was asked for.
-    pdf = EDITIONS["pdf"].renderer(job("pdf", figures))
+    pdf = renderer(EDITIONS["pdf"])(job("pdf", figures))
     assert pdf.pages is not None
     figures = figures.with_pages(pdf.pages)
     rendered = {"pdf": pdf} if "pdf" in names else {}
     for name in names:
         if name != "pdf":
-            rendered[name] = EDITIONS[name].renderer(job(name, figures, pdf))
+            rendered[name] = renderer(EDITIONS[name])(job(name, figures, pdf))
     return LessonOutcome(
         rendered,
         figures,
@@ -585,7 +587,7 @@ def _render_aside(
     document = convert(lesson, config.root)
     figures = _figures(lesson, document, config)
     edition = EDITIONS[name]
-    return edition.renderer(RenderJob(lesson, document, figures, config, theme, edition, date))
+    return renderer(edition)(RenderJob(lesson, document, figures, config, theme, edition, date))
 
 
 def _write_output(out: Path, relative: Path, rendered: Rendered) -> dict[str, Any]:
@@ -663,7 +665,9 @@ def code_digest() -> str:
     before its version number changes."""
     package = Path(__file__).parent
     files = sorted(p for p in package.rglob("*") if p.suffix in {".py", ".lua"} and p.is_file())
-    return fingerprint(part for path in files for part in (path.name, path.read_bytes()))
+    return fingerprint(
+        part for path in files for part in (path.relative_to(package).as_posix(), path.read_bytes())
+    )
 
 
 def _manifest(

@@ -22,10 +22,11 @@ from rich.progress import (
 )
 from rich.progress import Progress as LiveDisplay
 
-from . import __version__
-from .build import BuildResult, Progress, build, check, check_epubs, check_layout, clean
-from .editions import EDITIONS
-from .errors import Diagnostic, PubkitError, display_path
+from pubkit import __version__
+from pubkit.build import BuildResult, Progress, build, check, check_epubs, check_layout, clean
+from pubkit.editions import EDITIONS
+from pubkit.errors import Diagnostic, PubkitError, display_path
+from pubkit.scaffold import new_course
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_FAILED = 1
@@ -275,3 +276,20 @@ def clean_command(project: Path, out: Path | None) -> None:
     removed = clean(project, out)
     noun = "item" if len(removed) == 1 else "items"
     click.echo(f"removed {len(removed)} {noun}" if removed else "nothing to remove")
+
+
+@main.command("new")
+@click.argument("path", type=click.Path(path_type=Path))
+@_guarded
+def new_command(path: Path) -> None:
+    """Create a course in PATH that builds at once: pubkit.yaml with every setting
+    explained, one module with one lesson, and styles/custom.css. Existing files are
+    never overwritten."""
+    written = new_course(path)
+    for file in written:
+        click.echo(f"  created {display_path(file)}")
+    where = display_path(path)
+    step = (
+        "pubkit build" if path.resolve() == Path.cwd().resolve() else f"cd {where} && pubkit build"
+    )
+    click.secho(f"New course in {where}; next: {step}", fg="green")

@@ -1,22 +1,14 @@
-"""Turn an edition name into the renderer that produces it: the registry of editions.
+"""Turn an edition name into its description: the registry of editions.
 
 The ``--format`` choices, the ``editions`` setting and the manifest all come from
-:data:`EDITIONS`. Renderers are imported on first use so that ``pubkit check`` never
-pays for WeasyPrint.
+:data:`EDITIONS`. An edition names its renderer as ``module:function``;
+:func:`pubkit.engines.renderer` imports it on first use, so that ``pubkit check`` never
+pays for WeasyPrint. This module imports nothing of pubkit's: every layer may use it.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from .render import Rendered, RenderJob
-
-
-class Renderer(Protocol):
-    def __call__(self, job: RenderJob) -> Rendered: ...
 
 
 @dataclass(frozen=True)
@@ -24,8 +16,8 @@ class Edition:
     name: str
     suffix: str
     description: str
-    module: str
-    function: str
+    #: ``module:function`` of the engine that renders it (:func:`pubkit.engines.renderer`).
+    renderer: str
     #: Theme stylesheets, in cascade order.
     stylesheets: tuple[str, ...]
     #: WeasyPrint's PDF variant for paged editions ("pdf/ua-1": tagged, for screen readers).
@@ -35,20 +27,14 @@ class Edition:
 
     @property
     def paged(self) -> bool:
-        """Laid out on pages (and so proofread by :mod:`pubkit.layout`)."""
+        """Laid out on pages (and so proofread by :mod:`pubkit.engines.layout`)."""
         return self.suffix == ".pdf"
 
-    @property
-    def renderer(self) -> Renderer:
-        module = importlib.import_module(self.module, __package__)
-        renderer: Renderer = getattr(module, self.function)
-        return renderer
 
-
-#: The EPUB cover's stylesheets (:mod:`pubkit.cover`): the header, set as on page 1, or
-#: a module's title page (:mod:`pubkit.modulebook`).
+#: The EPUB cover's stylesheets (:mod:`pubkit.engines.cover`): the header, set as on page 1, or
+#: a module's title page (:mod:`pubkit.course.modulebook`).
 COVER_STYLESHEETS = ("base.css", "module.css", "cover.css")
-#: A module's collected PDF (:mod:`pubkit.modulebook`): the pdf edition, plus its title
+#: A module's collected PDF (:mod:`pubkit.course.modulebook`): the pdf edition, plus its title
 #: page and contents.
 MODULE_STYLESHEETS = ("base.css", "print.css", "pdf.css", "module.css")
 
@@ -59,8 +45,7 @@ EDITIONS: dict[str, Edition] = {
             "pdf",
             ".pdf",
             "paginated PDF for download",
-            ".pdf",
-            "render_paged",
+            "pubkit.engines.pdf:render_paged",
             ("base.css", "print.css", "pdf.css"),
             pdf_variant="pdf/ua-1",
         ),
@@ -68,8 +53,7 @@ EDITIONS: dict[str, Edition] = {
             "handout",
             ".pdf",
             "print-ready handout PDF",
-            ".pdf",
-            "render_paged",
+            "pubkit.engines.pdf:render_paged",
             ("base.css", "print.css", "handout.css"),
             print_shop=True,
         ),
@@ -77,8 +61,7 @@ EDITIONS: dict[str, Edition] = {
             "epub",
             ".epub",
             "EPUB 3 for e-readers",
-            ".epub",
-            "render_epub",
+            "pubkit.engines.epub:render_epub",
             ("base.css", "epub.css"),
         ),
     )

@@ -1,0 +1,73 @@
+"""Turn the manifest into the course's downloads page: ``index.html``, grouped by module,
+a card per lesson (title, dek, reading figures, a thumbnail of its first page, its files
+with their sizes) and each module's collected editions. One HTML file with its styles
+inline and the theme's fonts (subset to the page's text) beside it; no JavaScript."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+
+from pubkit import __version__
+from pubkit.sources.config import Config
+from pubkit.sources.theme import Theme
+
+INDEX_NAME = "index.html"
+FONTS_DIR = Path("assets") / "fonts"
+#: Thumbnail width in pixels: twice the width it is shown at, for high-density screens.
+THUMBNAIL_WIDTH = 240
+
+
+def thumbnail(pdf: bytes) -> bytes:
+    """The PDF's first page as a small PNG."""
+    from pubkit.engines.cover import first_page_png
+
+    return first_page_png(pdf, THUMBNAIL_WIDTH)
+
+
+def _modules(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Lessons and collections grouped by module, in module order."""
+    modules: dict[int, dict[str, Any]] = {}
+
+    def module(info: Mapping[str, Any]) -> dict[str, Any]:
+        number = info["number"]
+        return modules.setdefault(
+            number, {"number": number, "title": info["title"], "lessons": [], "collection": None}
+        )
+
+    for lesson in manifest["lessons"]:
+        module(lesson["module"])["lessons"].append(lesson)
+    for collection in manifest.get("collections", []):
+        module(collection["module"])["collection"] = collection
+    return [modules[number] for number in sorted(modules)]
+
+
+def render_index(manifest: Mapping[str, Any], theme: Theme, config: Config) -> dict[Path, bytes]:
+    """The downloads page and its fonts, by path relative to the output folder."""
+    from pubkit.document.templates import environment
+    from pubkit.engines.fonts import subset_font
+
+    language = config.language
+    env = environment(theme, language)
+    css = theme.stylesheet(
+        ("downloads.css",),
+        "downloads",
+        config.paper,
+        font_url=lambda face: (FONTS_DIR / face.path.name).as_posix(),
+    )
+    context = {
+        "course": config,
+        "language": language,
+        "modules": _modules(manifest),
+        "lessons": manifest["lessons"],
+        "version": __version__,
+    }
+    context["css"] = Markup(css.replace("</", "<\\/"))  # nothing in it may close <style>
+    html = env.get_template("index.html.j2").render(context)
+    files: dict[Path, bytes] = {Path(INDEX_NAME): html.encode("utf-8")}
+    for face in theme.fonts:
+        files[FONTS_DIR / face.path.name] = subset_font(face, html)
+    return files

@@ -1,0 +1,209 @@
+"""Turn a styles folder (tokens, stylesheets, strings, fonts) into per-edition CSS."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from pubkit.editions import COVER_STYLESHEETS, EDITIONS, MODULE_STYLESHEETS
+from pubkit.errors import ConfigError, Diagnostic, PubkitError, error
+from pubkit.sources.config import Config, builtin_styles
+from pubkit.sources.resources import css_references
+from pubkit.sources.yamlsrc import load_mapping
+
+TOKENS_FILE = "tokens.yaml"
+#: A publisher's own additions, cascaded after every edition's stylesheets when present.
+CUSTOM_CSS = "custom.css"
+STRINGS_FILE = "strings.yaml"
+_VAR = re.compile(r"var\(\s*--([A-Za-z0-9-]+)\s*\)")
+_FONT_GROUP = "fonts"
+
+
+@dataclass(frozen=True)
+class FontFace:
+    family: str
+    path: Path
+    weight: int
+    style: str
+
+
+@dataclass(frozen=True, eq=False)  # compared by identity, so caches can key on it
+class Theme:
+    """A resolved theme: the publisher's folder, falling back file by file to pubkit's own."""
+
+    folders: tuple[Path, ...]
+    tokens: Mapping[str, Any]
+    fonts: tuple[FontFace, ...]
+    strings: Mapping[str, Mapping[str, Any]]
+
+    def locate(self, name: str) -> Path | None:
+        """``name`` from the publisher's folder, else pubkit's; None when neither has it."""
+        return next((f / name for f in self.folders if (f / name).is_file()), None)
+
+    def find(self, name: str) -> Path:
+        path = self.locate(name)
+        if path is None:
+            raise ConfigError([error(self.folders[0], None, f"theme has no {name}")])
+        return path
+
+    @property
+    def template_folders(self) -> list[Path]:
+        return [f / "templates" for f in self.folders if (f / "templates").is_dir()]
+
+    def properties(self, edition: str, paper: str) -> dict[str, str]:
+        """Design tokens as custom-property values (``color-accent`` → ``#1d5b8c``)."""
+        properties = _flatten(self.tokens, exclude={_FONT_GROUP, "editions"})
+        overrides = self.tokens.get("editions", {}).get(edition, {})
+        properties.update(_flatten(overrides, exclude=set()))
+        properties["print-page-size"] = paper
+        for role, font in self.tokens.get(_FONT_GROUP, {}).items():
+            generic = font.get("generic", "serif")
+            properties[f"font-{role}"] = f'"{font["family"]}", {generic}'
+        return properties
+
+    def stylesheet(
+        self,
+        names: tuple[str, ...],
+        edition: str,
+        paper: str,
+        font_url: Callable[[FontFace], str],
+    ) -> str:
+        """Concatenate ``names`` with @font-face rules, custom properties substituted.
+
+        Substituting rather than leaving ``var()`` keeps the CSS usable in @page rules
+        and on e-readers whose engines have no custom properties.
+        """
+        properties = self.properties(edition, paper)
+        parts = [_font_faces(self.fonts, font_url)]
+        for name in names:
+            path = self.find(name)
+            parts.append(f"/* {name} */\n" + _substitute(path, properties))
+        if custom := self.locate(CUSTOM_CSS):
+            parts.append(f"/* {CUSTOM_CSS} */\n" + _substitute(custom, properties))
+        return "\n".join(parts)
+
+    def words(self, language: str) -> Mapping[str, Any]:
+        """The UI strings for ``language``: exact tag, then base language, then English."""
+        base = language.split("-")[0].lower()
+        english = self.strings.get("en", {})
+        for tag in (language, language.lower(), base):
+            if tag in self.strings:
+                return {**english, **self.strings[tag]}
+        return english
+
+
+def _flatten(tokens: Mapping[str, Any], exclude: set[str], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in tokens.items():
+        if key in exclude:
+            continue
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, set(), f"{name}-"))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def _substitute(path: Path, properties: Mapping[str, str]) -> str:
+    """The stylesheet at ``path`` with its tokens filled in; an unknown token, or a file
+    it would load from outside the theme folder or the network, is an error at its line."""
+    css = path.read_text(encoding="utf-8")
+    problems = []
+    for number, line in enumerate(css.splitlines(), start=1):
+        for name in _VAR.findall(line):
+            if name not in properties:
+                problems.append(error(path, number, f"var(--{name}): no such design token"))
+        for reference in css_references(line):
+            if why := _outside_theme(path.parent, reference):
+                problems.append(error(path, number, f"'{reference}': {why}"))
+    if problems:
+        raise ConfigError(problems)
+    return _VAR.sub(lambda m: properties[m.group(1)], css)
+
+
+def _outside_theme(folder: Path, reference: str) -> str | None:
+    """Why a stylesheet may not load ``reference``, or None when it is a theme file."""
+    scheme = urlsplit(reference).scheme.lower()
+    if scheme == "data":
+        return None
+    if scheme:
+        return "a stylesheet may load only files of its theme folder, never from the network"
+    target = (folder / unquote(urlsplit(reference).path)).resolve()
+    if not target.is_relative_to(folder.resolve()):
+        return "outside the theme folder"
+    return None if target.is_file() else "no such file"
+
+
+def _font_faces(fonts: tuple[FontFace, ...], font_url: Callable[[FontFace], str]) -> str:
+    return "\n".join(
+        f'@font-face {{ font-family: "{face.family}"; font-weight: {face.weight}; '
+        f'font-style: {face.style}; src: url("{font_url(face)}"); }}'
+        for face in fonts
+    )
+
+
+def _load_fonts(tokens: Mapping[str, Any], folders: tuple[Path, ...]) -> tuple[FontFace, ...]:
+    source = folders[0] / TOKENS_FILE
+    faces: list[FontFace] = []
+    problems = []
+    for role, font in tokens.get(_FONT_GROUP, {}).items():
+        if not isinstance(font, Mapping) or "family" not in font:
+            problems.append(error(source, None, f"fonts.{role}: expected a family and its faces"))
+            continue
+        for face in font.get("faces", []):
+            found = next((f / face["file"] for f in folders if (f / face["file"]).is_file()), None)
+            if found is None:
+                problems.append(error(source, None, f"fonts.{role}: no font file {face['file']}"))
+                continue
+            faces.append(
+                FontFace(
+                    family=str(font["family"]),
+                    path=found.resolve(),
+                    weight=int(face.get("weight", 400)),
+                    style=str(face.get("style", "normal")),
+                )
+            )
+    if problems:
+        raise ConfigError(problems)
+    return tuple(faces)
+
+
+@cache
+def load_theme(folder: Path) -> Theme:
+    """Read the theme in ``folder``; files it lacks come from pubkit's built-in theme."""
+    builtin = builtin_styles()
+    folders = tuple(dict.fromkeys([folder.resolve(), builtin]))
+    try:
+        tokens_path = next(f / TOKENS_FILE for f in folders if (f / TOKENS_FILE).is_file())
+        strings_path = next(f / STRINGS_FILE for f in folders if (f / STRINGS_FILE).is_file())
+        tokens = load_mapping(tokens_path.read_text(encoding="utf-8"), tokens_path).values
+        strings = load_mapping(strings_path.read_text(encoding="utf-8"), strings_path).values
+    except StopIteration:
+        raise ConfigError([error(folder, None, "theme has no tokens.yaml")]) from None
+    except PubkitError as exc:
+        raise ConfigError(exc.diagnostics) from None
+    return Theme(
+        folders=folders, tokens=tokens, fonts=_load_fonts(tokens, folders), strings=strings
+    )
+
+
+def check_stylesheets(theme: Theme, config: Config) -> None:
+    """Assemble every stylesheet once, so that a theme fault (an unknown token, a file
+    loaded from outside the theme) stops the build before any lesson, reported once."""
+    problems: list[Diagnostic] = []
+    sheets = {name: EDITIONS[name].stylesheets for name in config.editions}
+    sheets["cover"] = COVER_STYLESHEETS
+    sheets["module"] = MODULE_STYLESHEETS
+    for name, stylesheets in sheets.items():
+        try:
+            theme.stylesheet(stylesheets, name, config.paper, font_url=lambda f: f.path.name)
+        except ConfigError as exc:
+            problems.extend(exc.diagnostics)
+    if problems:
+        raise ConfigError(dict.fromkeys(problems))
