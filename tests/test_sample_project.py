@@ -74,7 +74,7 @@ def test_letter_paper(tmp_path: Path) -> None:
 
 
 def test_takeaways_attributes_are_escaped_in_the_aside() -> None:
-    from pubkit.document.markdown import _TakeawaysBoxes
+    from pubkit.document.paged import _TakeawaysBoxes
 
     heading = {"t": "Header", "c": [2, ['k"t', [], []], [{"t": "Str", "c": "Key"}]]}
     box = {"t": "Div", "c": [['a"><script>', ["takeaways"], []], [heading]]}

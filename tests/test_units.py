@@ -8,6 +8,7 @@ import os
 import resource
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,7 +77,8 @@ def _ast(markdown: str) -> dict:  # type: ignore[type-arg]
 
 
 def test_a_footnote_keeps_every_word_of_its_blocks_for_the_page_foot() -> None:
-    from pubkit.document.markdown import FOOTNOTE_CLASS, _inline_notes, plain_text
+    from pubkit.document.ast import plain_text
+    from pubkit.document.paged import FOOTNOTE_CLASS, _inline_notes
 
     ast = _ast(
         "Claim.[^n]\n\n[^n]: First para.\n\n    - item one\n    - item two\n\n"
@@ -94,7 +96,7 @@ def test_a_footnote_keeps_every_word_of_its_blocks_for_the_page_foot() -> None:
 
 
 def test_a_long_takeaways_box_is_cut_where_told_and_numbered_on() -> None:
-    from pubkit.document.markdown import _TakeawaysBoxes
+    from pubkit.document.paged import _TakeawaysBoxes
 
     ast = _ast("::: takeaways\n## Key\n\n3. three\n4. four\n5. five\n:::\n")
     # Units: the heading is 0, then one per item; cut before "five" (unit 3).
@@ -327,3 +329,13 @@ def test_a_cover_of_type_keeps_its_colours_in_a_palette() -> None:
     error = ImageChops.difference(png.convert("RGB"), full).convert("L").histogram()
     assert max(value for value, count in enumerate(error) if count) <= 16  # the red word too
     assert sum(value * count for value, count in enumerate(error)) / sum(error) < 1
+
+
+def test_plain_text_walks_any_depth_without_recursing() -> None:
+    from pubkit.document.ast import plain_text
+
+    node: Any = {"t": "Para", "c": [{"t": "Str", "c": "deep"}]}
+    for _ in range(20_000):  # far beyond Python's recursion limit
+        node = {"t": "BlockQuote", "c": [node]}
+    text = plain_text([node, {"t": "RawBlock", "c": ["html", "<hr>"]}, {"t": "Plain", "c": []}])
+    assert text == "deep" + "\n" * 20_001 + "\n"

@@ -20,7 +20,8 @@ from urllib.parse import urljoin
 from markupsafe import Markup
 
 from pubkit import __version__
-from pubkit.document.markdown import TITLE_ID, rename_ids_in_blocks
+from pubkit.document.ast import rename_ids_in_blocks
+from pubkit.document.markdown import TITLE_ID
 from pubkit.document.render import Rendered, RenderJob
 from pubkit.document.sanitize import START_TAG, rename_ids
 from pubkit.document.templates import environment

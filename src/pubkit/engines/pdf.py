@@ -14,7 +14,7 @@ import pyphen
 from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 
-from pubkit.document.markdown import to_html
+from pubkit.document.paged import to_html
 from pubkit.document.render import Rendered, RenderJob
 from pubkit.document.templates import counted_right
 from pubkit.editions import COVER_STYLESHEETS, EDITIONS, MODULE_STYLESHEETS, Edition

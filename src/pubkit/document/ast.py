@@ -1,0 +1,109 @@
+"""Turn pandoc's JSON AST into what pubkit asks of it: its elements in document order,
+the words a reader reads, and its identifiers renamed.
+
+Every walk here keeps its own stack rather than recursing: a lesson has tens of thousands
+of elements, and an author's nesting must not exhaust Python's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pubkit.document.sanitize import is_raw_html, rename_ids
+
+AST = dict[str, Any]
+
+#: The pandoc elements that are blocks: each ends a line of the plain text.
+BLOCKS = frozenset(
+    {
+        *("Plain", "Para", "LineBlock", "CodeBlock", "RawBlock", "BlockQuote"),
+        *("OrderedList", "BulletList", "DefinitionList", "Header", "HorizontalRule"),
+        *("Table", "Figure", "Div"),
+    }
+)
+#: The inlines that separate words.
+BREAKS = frozenset({"Space", "SoftBreak", "LineBreak"})
+#: pandoc AST nodes and where their attributes are: [id, classes, key-values].
+ATTR_AT = dict.fromkeys(("Div", "Span", "CodeBlock", "Code", "Table", "Figure", "Link", "Image"), 0)
+ATTR_AT["Header"] = 1
+
+
+def walk(node: Any) -> Iterator[Any]:
+    """Every pandoc element in ``node``, in document order."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+        elif isinstance(item, dict) and "t" in item:
+            yield item
+            stack.append(item.get("c"))
+
+
+class _LineEnd:
+    """Pushed beneath a block's content: the line break the text takes after it."""
+
+
+_LINE_END = _LineEnd()
+
+
+def plain_text(node: Any) -> str:
+    """The words a reader reads: text, code and footnotes, not raw markup or image files."""
+    parts: list[str] = []
+    stack: list[Any] = [node]
+    while stack:
+        item = stack.pop()
+        if item is _LINE_END:
+            parts.append("\n")
+            continue
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+            continue
+        if not isinstance(item, dict) or "t" not in item:
+            continue
+        kind, content = item["t"], item.get("c", [])
+        if kind in BLOCKS:
+            stack.append(_LINE_END)
+        if kind == "Str":
+            parts.append(content)
+        elif kind in BREAKS:
+            parts.append(" ")
+        elif kind in ("Code", "CodeBlock", "Math"):
+            parts.append(f" {content[-1]} ")
+        elif kind in ("RawBlock", "RawInline", "Image"):
+            if kind == "RawBlock":
+                stack.pop()  # no text, and no line of its own
+        elif kind == "Link":
+            stack.append(content[-2])
+        elif kind in ("Span", "Quoted", "Cite"):
+            stack.append(content[-1])
+        elif kind == "Header":
+            stack.append(content[2])
+        elif kind == "Div":
+            stack.append(content[1])
+        else:
+            stack.append(content)
+    return "".join(parts)
+
+
+def list_items(block: Any) -> list[Any]:
+    """The items of a ``BulletList`` or ``OrderedList``."""
+    items: list[Any] = block["c"] if block["t"] == "BulletList" else block["c"][1]
+    return items
+
+
+def rename_ids_in_blocks(blocks: list[Any], rename: Callable[[str], str]) -> None:
+    """Rename, in place, every identifier the elements of ``blocks`` give (in pandoc's
+    attributes and in raw HTML), and every link to one, by ``rename``; an element without
+    an identifier keeps none."""
+    for node in walk(blocks):
+        kind, content = node["t"], node.get("c")
+        if kind in ATTR_AT:
+            at = ATTR_AT[kind]
+            identifier, *rest = content[at]  # a list, or a tuple made by pubkit
+            content[at] = [rename(identifier) if identifier else "", *rest]
+            if kind == "Link" and content[2][0].startswith("#"):
+                content[2][0] = "#" + rename(content[2][0][1:])
+        elif is_raw_html(node):
+            content[1] = rename_ids(content[1], rename)
