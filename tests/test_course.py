@@ -501,7 +501,7 @@ def test_progress_on_a_terminal_is_a_live_display(tmp_path: Path) -> None:
 def test_check_epub_also_checks_each_collected_epub_chapter_by_lesson(tmp_path: Path) -> None:
     """A message in the collected EPUB's second chapter points at the second lesson's
     manuscript line; a collected EPUB not built is an error at its module.yaml."""
-    from pubkit.build import check_epubs
+    from pubkit.check import check, check_epubs
 
     broken = "## Part\n\nWords here.\n\nSee [the lost part](#nowhere) again.\n"
     root = make_project(
@@ -514,14 +514,15 @@ def test_check_epub_also_checks_each_collected_epub_chapter_by_lesson(tmp_path: 
     assert build(root, formats=["pdf", "epub"]).ok
     second = root / "manuscript/01-module/02-b.md"
     line = second.read_text().splitlines().index("See [the lost part](#nowhere) again.") + 1
-    _, diagnostics, findings = check_epubs(root)
-    assert not diagnostics
+    checked = check(root)
+    findings = check_epubs(checked)
+    assert not checked.diagnostics
     places = sorted((d.path, d.line, d.message.split(":")[0]) for d in findings)
     assert places == [(second, line, "collections/01-module.epub"), (second, line, "epub")]
     assert "EPUB/text/ch002.xhtml" in findings[1].message
 
     (root / "build/collections/01-module.epub").unlink()
-    _, _, findings = check_epubs(root)
+    findings = check_epubs(check(root))
     assert [(d.path.name, d.message) for d in findings if d.path.name == "module.yaml"] == [
         ("module.yaml", "no collected EPUB built for this module; run `pubkit build`")
     ]

@@ -18,8 +18,8 @@ import pytest
 from pypdf import PdfReader
 
 from conftest import PROJECTS, lesson_text, make_project, run_pubkit
-from pubkit import build as build_module
 from pubkit.build import build
+from pubkit.course import lessons as lessons_module
 from pubkit.course import workers
 from pubkit.document import markdown as markdown_module
 from pubkit.document import pandoc as pandoc_module
@@ -368,14 +368,14 @@ def test_a_lesson_that_hangs_exhausts_memory_or_crashes_fails_alone(
     root = make_project(
         tmp_path, {f"0{n}-l.md": lesson_text(n, f"Lesson {n}", "Words.\n") for n in (1, 2, 3)}
     )
-    real = build_module._render_editions
+    real = lessons_module._render_editions
 
     def faulty_second(lesson, *args):  # type: ignore[no-untyped-def]
         if lesson.number == 2:
             fault()  # as an engine would, set off by this manuscript
         return real(lesson, *args)
 
-    monkeypatch.setattr(build_module, "_render_editions", faulty_second)
+    monkeypatch.setattr(lessons_module, "_render_editions", faulty_second)
     monkeypatch.setattr(workers, "MEMORY_LIMIT_BYTES", 1 << 30)
     monkeypatch.setattr(workers, "TIMEOUT_SECONDS", 3.0)
     started = time.monotonic()
@@ -405,7 +405,7 @@ def test_a_lesson_set_alone_fails_whole_when_its_handout_fails(
     """With cores to spare, the handout is set beside the lesson in a worker of its own
     (one process per part: the pids differ); a crash there fails the lesson, whole."""
     root = make_project(tmp_path, {"01-l.md": lesson_text(1, "L", "Words.\n")})
-    real = build_module._render_aside
+    real = lessons_module._render_aside
 
     def crashing_handout(lesson, config, theme, name, date):  # type: ignore[no-untyped-def]
         os.kill(os.getpid(), signal.SIGSEGV)
@@ -417,20 +417,20 @@ def test_a_lesson_set_alone_fails_whole_when_its_handout_fails(
         (pids / f"{name}-{os.getpid()}").touch()
         return real(lesson, config, theme, name, date)
 
-    real_editions = build_module._render_editions
+    real_editions = lessons_module._render_editions
 
     def noting_editions(lesson, config, theme, names, date):  # type: ignore[no-untyped-def]
         (pids / f"{'+'.join(names)}-{os.getpid()}").touch()
         return real_editions(lesson, config, theme, names, date)
 
-    monkeypatch.setattr(build_module, "_render_editions", noting_editions)
-    monkeypatch.setattr(build_module, "_render_aside", noting_handout)
+    monkeypatch.setattr(lessons_module, "_render_editions", noting_editions)
+    monkeypatch.setattr(lessons_module, "_render_aside", noting_handout)
     assert build(root, jobs=2).ok
     parts = dict(path.name.rsplit("-", 1) for path in pids.iterdir())
     assert set(parts) == {"pdf+epub", "handout"} and len(set(parts.values())) == 2
     assert (root / "build/handout/01-module/01-l.pdf").is_file()
 
-    monkeypatch.setattr(build_module, "_render_aside", crashing_handout)
+    monkeypatch.setattr(lessons_module, "_render_aside", crashing_handout)
     before = _outputs(root / "build")
     (root / "manuscript/01-module/01-l.md").write_text(lesson_text(1, "L", "Other words.\n"))
     result = build(root, jobs=2)

@@ -11,29 +11,32 @@ import pytest
 from pypdf import PdfReader
 
 from conftest import PROJECTS, REPO, run_pubkit
-from pubkit.build import build, check_layout
+from pubkit.build import build
+from pubkit.check import check, check_layout
 
 FAULTS = PROJECTS / "layout-faults"
 FOLDER = FAULTS / "manuscript" / "01-faults"
 
 
 def test_seed_lesson_comes_out_clean() -> None:
-    collection, diagnostics, findings = check_layout(REPO)
-    assert len(collection.lessons) == 1
+    checked = check(REPO)
+    diagnostics, findings = check_layout(checked)
+    assert len(checked.manuscripts.lessons) == 1
+    assert not checked.diagnostics
     assert not diagnostics
     assert findings == []
 
 
 def test_sample_projects_come_out_clean() -> None:
     for name in ("basic", "typography"):
-        _, diagnostics, findings = check_layout(PROJECTS / name)
+        diagnostics, findings = check_layout(check(PROJECTS / name))
         assert not [d for d in diagnostics if d.is_error]
         assert findings == [], name
 
 
 @pytest.fixture(scope="module")
 def findings() -> dict[str, list[tuple[int | None, str]]]:
-    _, diagnostics, found = check_layout(FAULTS)
+    diagnostics, found = check_layout(check(FAULTS))
     assert not diagnostics
     by_file: dict[str, list[tuple[int | None, str]]] = {}
     for finding in found:
@@ -114,7 +117,6 @@ def test_the_page_count_is_printed_by_the_layout_engine_in_one_layout(
     from weasyprint import HTML
 
     from conftest import lesson_text, make_project
-    from pubkit.build import check
     from pubkit.document.markdown import convert
     from pubkit.document.metrics import Figures, count_words
     from pubkit.document.render import RenderJob
@@ -123,8 +125,8 @@ def test_the_page_count_is_printed_by_the_layout_engine_in_one_layout(
     from pubkit.sources.theme import load_theme
 
     root = make_project(tmp_path, {"01-l.md": lesson_text(1, "L", body)})
-    config, collection, _ = check(root)
-    (lesson,) = collection.lessons
+    checked = check(root)
+    config, (lesson,) = checked.config, checked.manuscripts.lessons
     document = convert(lesson, root)
     figures = Figures(count_words(document.text), 1)
     calls: list[int] = []

@@ -24,6 +24,11 @@ class Edition:
     pdf_variant: str | None = None
     #: Takes the print-shop settings (handout.bleed, handout.marks).
     print_shop: bool = False
+    #: Sets the pages every edition counts: its page count is the "N pages" reading figure
+    #: in every edition's header, its pages are the EPUB's page list, and a module's
+    #: collected PDF is set as it is. So it is set for every lesson, first, even when it
+    #: was not asked for. One edition has this role (:data:`PAGES`).
+    sets_pages: bool = False
 
     @property
     def paged(self) -> bool:
@@ -48,6 +53,7 @@ EDITIONS: dict[str, Edition] = {
             "pubkit.engines.pdf:render_paged",
             ("base.css", "print.css", "pdf.css"),
             pdf_variant="pdf/ua-1",
+            sets_pages=True,
         ),
         Edition(
             "handout",
@@ -66,3 +72,6 @@ EDITIONS: dict[str, Edition] = {
         ),
     )
 }
+
+#: The edition that sets the pages every edition counts (:attr:`Edition.sets_pages`).
+(PAGES,) = (edition for edition in EDITIONS.values() if edition.sets_pages)

@@ -1,4 +1,9 @@
-"""Turn rendered editions into files: atomic writes, the build state and the manifest."""
+"""Turn rendered editions into files: atomic writes, the build record and the manifest.
+
+The build record (:data:`STATE_NAME`) keeps, for each lesson and module collection, the
+content hash of everything its outputs were made from (:class:`Inputs`) and its manifest
+entry: what is unchanged and intact is not built again.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,29 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
+from pubkit import __version__
+from pubkit.course import downloads
+from pubkit.course.lessons import LessonOutcome
+from pubkit.course.modulebook import Fragment
+from pubkit.document.render import Rendered
+from pubkit.editions import EDITIONS
+from pubkit.sources.config import Config, load_config
+from pubkit.sources.manuscript import Lesson
+from pubkit.sources.theme import Theme
+
 MANIFEST_NAME = "manifest.json"
 STATE_NAME = ".pubkit-state.json"
+#: Where pubkit keeps what it needs between builds, inside the output folder.
+CACHE_DIR = ".pubkit"
+#: The build record's layout; a record of another layout is ignored (everything rebuilds).
+STATE_FORMAT = 2
 
 
 def sha256(data: bytes) -> str:
@@ -84,3 +106,174 @@ def fingerprint(parts: Iterable[bytes | str]) -> str:
         digest.update(len(data).to_bytes(8, "big"))
         digest.update(data)
     return digest.hexdigest()
+
+
+def output_path(lesson: Lesson, edition: str) -> Path:
+    """Where a lesson's edition goes, relative to the output folder."""
+    suffix = EDITIONS[edition].suffix
+    return Path(edition) / lesson.module.folder.name / (lesson.path.stem + suffix)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What every output of this build depends on, besides its own manuscripts."""
+
+    config: Config
+    theme: Theme
+    names: tuple[str, ...]
+    date: str | None
+    strict: bool
+    jobs: int
+
+    @cached_property
+    def digest(self) -> str:
+        """pubkit's code and version, the theme's files, the settings and editions asked for
+        (and ``--strict``, which looks at every lesson's warnings afresh)."""
+        parts: list[bytes | str] = [__version__, code_digest(), theme_digest(self.theme)]
+        parts += [",".join(self.names), self.date or "", "strict" if self.strict else ""]
+        parts.append(repr(replace(self.config, lines={})))  # pubkit.yaml and settings
+        return fingerprint(parts)
+
+    def key(self, lesson: Lesson) -> str:
+        """The lesson's content hash: a change to any input rebuilds it."""
+        source = (lesson.path.read_bytes(), lesson.module.source.read_bytes())
+        return fingerprint([self.digest, *source])
+
+
+def write_output(out: Path, relative: Path, rendered: Rendered) -> dict[str, Any]:
+    """Write one output file; its manifest record."""
+    write_atomic(out / relative, rendered.data)
+    record: dict[str, Any] = {
+        "path": relative.as_posix(),
+        "bytes": len(rendered.data),
+        "sha256": sha256(rendered.data),
+    }
+    if rendered.pages is not None:
+        record["pages"] = rendered.pages
+    return record
+
+
+def write_lesson(lesson: Lesson, out: Path, outcome: LessonOutcome) -> dict[str, Any]:
+    """Write the lesson's editions, thumbnail and cached fragment; its manifest entry."""
+    editions = {
+        name: write_output(out, output_path(lesson, name), result)
+        for name, result in outcome.rendered.items()
+    }
+    thumbnail = Path("thumbnails") / lesson.module.folder.name / (lesson.path.stem + ".png")
+    write_atomic(out / fragment_path(lesson.id), outcome.fragment.to_json())
+    figures = outcome.figures
+    return {
+        "id": lesson.id,
+        "module": {"number": lesson.module.number, "title": lesson.module.title},
+        "lesson": lesson.number,
+        "title": lesson.title,
+        "subtitle": lesson.subtitle,
+        "language": outcome.fragment.language,
+        "words": figures.words,
+        "minutes": figures.minutes,
+        "pages": figures.pages,
+        "has_takeaways": outcome.document.has_takeaways,
+        "editions": editions,
+        "thumbnail": write_output(out, thumbnail, Rendered(outcome.thumbnail)),
+    }
+
+
+def entry_files(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """Every file a lesson's manifest entry records: its editions and its thumbnail."""
+    return {**entry["editions"], "thumbnail": entry["thumbnail"]}
+
+
+def fragment_path(lesson_id: str) -> Path:
+    return Path(CACHE_DIR) / "fragments" / f"{lesson_id}.json"
+
+
+def read_fragment(out: Path, lesson_id: str) -> Fragment:
+    return Fragment.from_json((out / fragment_path(lesson_id)).read_bytes())
+
+
+def read_state(out: Path) -> dict[str, Any]:
+    """The previous build's record of what it built from what; empty when there is none,
+    or when it was written by another version of this format."""
+    state = read_json(out / STATE_NAME)
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        return {"format": STATE_FORMAT, "lessons": {}, "collections": {}}
+    return state
+
+
+def theme_digest(theme: Theme) -> str:
+    """One digest of every file of the theme (stylesheets, templates, fonts)."""
+    parts: list[bytes | str] = []
+    for folder in theme.folders:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            parts += [path.relative_to(folder).as_posix(), path.read_bytes()]
+    return fingerprint(parts)
+
+
+@cache
+def code_digest() -> str:
+    """One digest of pubkit's own code, so that a changed pubkit rebuilds everything even
+    before its version number changes."""
+    package = Path(__file__).parent
+    files = sorted(p for p in package.rglob("*") if p.suffix in {".py", ".lua"} and p.is_file())
+    return fingerprint(
+        part for path in files for part in (path.relative_to(package).as_posix(), path.read_bytes())
+    )
+
+
+def manifest(
+    config: Config,
+    out: Path,
+    entries: dict[str, Mapping[str, Any]],
+    state: Mapping[str, Any],
+    kept: set[str] | None,
+) -> dict[str, Any]:
+    """This run's lessons' ``entries`` (by id), plus earlier outputs still on disk, and
+    the module collections.
+
+    ``kept`` limits the earlier outputs to those ids (a whole-course build keeps only
+    lessons that failed this time); None keeps every one (a build of some lessons).
+    """
+    entries = dict(entries)
+    for lesson_id, record in state["lessons"].items():
+        if lesson_id in entries or (kept is not None and lesson_id not in kept):
+            continue
+        if outputs_intact(out, entry_files(record["entry"])):
+            entries[lesson_id] = record["entry"]
+    collections = [
+        record["entry"]
+        for record in state["collections"].values()
+        if outputs_intact(out, record["entry"]["editions"])
+    ]
+    return {
+        "generator": f"pubkit {__version__}",
+        "course": {
+            "title": config.title,
+            "publisher": config.publisher,
+            "language": config.language,
+        },
+        "lessons": sorted(entries.values(), key=lambda e: (e["module"]["number"], e["lesson"])),
+        "collections": sorted(collections, key=lambda e: e["module"]["number"]),
+    }
+
+
+def clean(root: Path, out: Path | None = None) -> list[Path]:
+    """Remove what pubkit writes to the output folder (and the folder, if that empties it);
+    anything else there stays. Returns what was removed."""
+    config, _warnings = load_config(root)
+    out = (out or config.output_dir).resolve()
+    made = [*EDITIONS, "collections", "thumbnails", downloads.FONTS_DIR.as_posix(), CACHE_DIR]
+    made += [downloads.INDEX_NAME, MANIFEST_NAME, STATE_NAME]
+    removed = []
+    for name in made:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+        else:
+            continue
+        removed.append(path)
+    for folder in (out / downloads.FONTS_DIR.parent, out):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    return removed

@@ -25,7 +25,7 @@ from pubkit.document.markdown import TITLE_ID
 from pubkit.document.render import Rendered, RenderJob
 from pubkit.document.sanitize import START_TAG, rename_ids
 from pubkit.document.templates import environment
-from pubkit.editions import EDITIONS, MODULE_STYLESHEETS
+from pubkit.editions import EDITIONS, MODULE_STYLESHEETS, PAGES
 from pubkit.engines.pagelist import PrintPages
 from pubkit.sources.config import Config
 from pubkit.sources.manuscript import Module
@@ -40,7 +40,7 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 #: The collected editions, by the lesson edition each one collects.
-COLLECTED = ("pdf", "epub")
+COLLECTED = (PAGES.name, "epub")
 
 
 @dataclass(frozen=True)
@@ -162,13 +162,13 @@ def render(
 
     rendered: dict[str, Rendered] = {}
     if "epub" not in names:
-        rendered["pdf"], _ = _render_pdf(module, fragments, config, theme, date)
+        rendered[PAGES.name], _ = _render_pdf(module, fragments, config, theme, date)
         return rendered
     book = _book(module, fragments, config, theme, date)
     with writing(book, theme, config, EDITIONS["epub"], date) as finish:
         pages = None
-        if "pdf" in names:
-            rendered["pdf"], pages = _render_pdf(module, fragments, config, theme, date)
+        if PAGES.name in names:
+            rendered[PAGES.name], pages = _render_pdf(module, fragments, config, theme, date)
         rendered["epub"] = finish(_cover(module, fragments, config, theme, date), pages)
     return rendered
 
@@ -184,12 +184,12 @@ def _render_pdf(
     from pubkit.engines.layout import page_starts
     from pubkit.engines.pdf import finisher, font_config, stylesheet, weasyprint_warnings
 
-    edition = EDITIONS["pdf"]
+    edition = PAGES
     env = environment(theme, config.language)
     html = env.get_template("module.html.j2").render(
-        _context(module, fragments, config, "pdf", date)
+        _context(module, fragments, config, PAGES.name, date)
     )
-    css = stylesheet(theme, MODULE_STYLESHEETS, "pdf", config.paper, "")
+    css = stylesheet(theme, MODULE_STYLESHEETS, PAGES.name, config.paper, "")
     fetcher = ProjectFetcher([config.root, *theme.folders], project=config.root)
     base_url = project_url(config.root, module.folder) + "/"
     with weasyprint_warnings():  # each lesson's own build has reported them already

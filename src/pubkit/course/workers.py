@@ -20,6 +20,7 @@ import os
 import pickle
 import resource
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -121,7 +122,19 @@ def _on_roomy_stack(function: Callable[[Any], Any], item: Any) -> Any:
 #: The frame of :func:`_on_roomy_stack`: just over 1 MB (a code object's evaluation stack
 #: is reserved in its frame, and a block is a power of two large enough for its frame).
 _ROOMY_FRAME = (1 << 20) // 8 + 1
-_on_roomy_stack.__code__ = _on_roomy_stack.__code__.replace(co_stacksize=_ROOMY_FRAME)
+
+
+def frame_blocks_churn(
+    version: tuple[int, ...] = sys.version_info[:3],
+    implementation: str = sys.implementation.name,
+) -> bool:
+    """Whether this Python maps and unmaps frame blocks as calls cross their ends: CPython
+    3.11 and 3.12 (gh-142183). Elsewhere :func:`_on_roomy_stack` is left as written."""
+    return implementation == "cpython" and (3, 11) <= version[:2] < (3, 13)
+
+
+if frame_blocks_churn():
+    _on_roomy_stack.__code__ = _on_roomy_stack.__code__.replace(co_stacksize=_ROOMY_FRAME)
 
 
 def _serve(connection: Connection, function: Callable[[Any], Any], items: Sequence[Any]) -> None:

@@ -17,7 +17,7 @@ from weasyprint.text.fonts import FontConfiguration
 from pubkit.document.paged import to_html
 from pubkit.document.render import Rendered, RenderJob
 from pubkit.document.templates import counted_right
-from pubkit.editions import COVER_STYLESHEETS, EDITIONS, MODULE_STYLESHEETS, Edition
+from pubkit.editions import COVER_STYLESHEETS, EDITIONS, MODULE_STYLESHEETS, PAGES, Edition
 from pubkit.engines import layout
 from pubkit.engines.fetcher import ProjectFetcher, project_url
 from pubkit.errors import Diagnostic, LessonError, warning
@@ -110,15 +110,15 @@ def warm(
     for language in dict.fromkeys(languages):
         if fallback := pyphen.language_fallback(language):
             pyphen.Pyphen(lang=fallback)  # pyphen keeps what it has read
-    for name in ("pdf", *names) if not collections else ():
+    for name in (PAGES.name, *names) if not collections else ():
         edition = EDITIONS[name]
         if edition.paged:
             page_rule = _print_shop(edition, config)
             stylesheet(theme, edition.stylesheets, name, config.paper, page_rule)
     if "epub" in names:  # the cover, of a lesson or a module
         stylesheet(theme, COVER_STYLESHEETS, "cover", config.paper, "")
-    if collections and "pdf" in names:
-        stylesheet(theme, MODULE_STYLESHEETS, "pdf", config.paper, "")
+    if collections and PAGES.name in names:
+        stylesheet(theme, MODULE_STYLESHEETS, PAGES.name, config.paper, "")
 
 
 def machine_notices() -> list[Diagnostic]:

@@ -169,7 +169,7 @@ def load_lesson(path: Path, module: Module) -> tuple[Lesson | None, list[Diagnos
 
 
 @dataclass(frozen=True)
-class Collection:
+class Manuscripts:
     """What :func:`collect` found: valid lessons in course order, and every diagnostic."""
 
     lessons: tuple[Lesson, ...]
@@ -178,7 +178,7 @@ class Collection:
     failed: tuple[Path, ...]
 
 
-def strictly(collection: Collection) -> Collection:
+def strictly(collection: Manuscripts) -> Manuscripts:
     """``--strict``: every warning is an error, and a lesson warned about fails."""
     warned = {d.path for d in collection.diagnostics if not d.is_error}
     keep = [
@@ -186,7 +186,7 @@ def strictly(collection: Collection) -> Collection:
         for lesson in collection.lessons
         if lesson.path not in warned and lesson.module.source not in warned
     ]
-    return Collection(
+    return Manuscripts(
         lessons=tuple(keep),
         diagnostics=tuple(d.as_error() for d in collection.diagnostics),
         failed=(*collection.failed, *(x.path for x in collection.lessons if x not in keep)),
@@ -226,7 +226,7 @@ def _lesson_files(config: Config, targets: Iterable[Path]) -> tuple[list[Path], 
     return inside, problems
 
 
-def collect(config: Config, targets: Iterable[Path] = ()) -> Collection:
+def collect(config: Config, targets: Iterable[Path] = ()) -> Manuscripts:
     """Find, read and validate lessons under ``targets`` (default: the manuscript folder)."""
     targets = list(targets) or [config.manuscript_dir]
     files, diagnostics = _lesson_files(config, targets)
@@ -270,4 +270,4 @@ def collect(config: Config, targets: Iterable[Path] = ()) -> Collection:
         seen[key] = lesson
         unique.append(lesson)
     unique.sort(key=lambda le: (le.module.number, le.module.folder.name, le.number))
-    return Collection(tuple(unique), tuple(diagnostics), tuple(failed))
+    return Manuscripts(tuple(unique), tuple(diagnostics), tuple(failed))

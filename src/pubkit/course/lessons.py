@@ -1,0 +1,200 @@
+"""Turn a course's lessons into their editions, set in memory on bounded workers.
+
+Each lesson is parsed, measured and rendered in every edition asked for, in a worker
+process of its own (:mod:`pubkit.course.workers`); nothing is written here. The edition
+that sets pages (:data:`pubkit.editions.PAGES`) is always set first: its page count is
+a reading figure of every edition, and its pages are the EPUB's page list.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
+
+from pubkit.course import downloads, modulebook
+from pubkit.course.modulebook import Fragment
+from pubkit.course.workers import Usage, default_jobs, render_isolated
+from pubkit.document.markdown import NESTS_TOO_DEEPLY, Document, convert, read_ahead
+from pubkit.document.metrics import Figures, count_words, reading_minutes
+from pubkit.document.render import Rendered, RenderJob
+from pubkit.editions import EDITIONS, PAGES, Edition
+from pubkit.engines import renderer
+from pubkit.errors import LessonError, PubkitError
+from pubkit.sources.config import Config
+from pubkit.sources.manuscript import Lesson, Manuscripts, Module
+from pubkit.sources.theme import Theme
+
+
+@dataclass(frozen=True)
+class LessonOutcome:
+    """One lesson set in memory, before anything is written."""
+
+    rendered: dict[str, Rendered]
+    figures: Figures
+    document: Document
+    #: The first page of the PDF edition, for the downloads page.
+    thumbnail: bytes
+    #: The lesson as its module's collection sets it.
+    fragment: Fragment
+
+
+def modules_of(manuscripts: Manuscripts) -> dict[Module, list[Lesson]]:
+    """Each module's lessons in lesson order: what its collection holds. A module with a
+    lesson that cannot be read is left out; its collection would be missing that lesson."""
+    broken = {path.parent.resolve() for path in manuscripts.failed}
+    modules: dict[Module, list[Lesson]] = {}
+    for lesson in manuscripts.lessons:
+        if lesson.module.folder.resolve() not in broken:
+            modules.setdefault(lesson.module, []).append(lesson)
+    for members in modules.values():
+        members.sort(key=lambda lesson: lesson.number)
+    return dict(sorted(modules.items(), key=lambda item: item[0].number))
+
+
+def set_lessons(
+    lessons: Sequence[Lesson],
+    config: Config,
+    theme: Theme,
+    names: tuple[str, ...],
+    date: str | None,
+    jobs: int | None = None,
+    usage: Usage | None = None,
+) -> Iterator[tuple[Lesson, LessonOutcome | LessonError]]:
+    """Set ``lessons`` in bounded worker processes (:mod:`pubkit.course.workers`), in order.
+
+    Fonts, stylesheets and hyphenation dictionaries are loaded here first, so the forked
+    workers share them. With fewer lessons than jobs (``pubkit build LESSON``), the cores
+    to spare set each lesson's handout beside it (:func:`_aside`), and pandoc reads the
+    lessons while WeasyPrint loads (:func:`pubkit.document.markdown.read_ahead`): each is converted
+    here, once, for both of its workers.
+    """
+    if not lessons:
+        return iter(())
+    jobs = jobs or default_jobs()
+    few = len(lessons) < jobs  # cores to spare
+    # A few lessons are read by pandoc while WeasyPrint loads (a course's, in the workers).
+    read = read_ahead(lessons if few else (), config.root)
+    from pubkit.engines.pdf import warm  # WeasyPrint is loaded only when a lesson is to be set
+
+    aside = _aside(names) if few else ()
+    main = tuple(name for name in names if name not in aside)
+    # What is set aside prepares in its own worker, meanwhile.
+    warm(theme, config, main, (lesson.language or config.language for lesson in lessons))
+    read()
+    parts: list[_Part] = [(lesson, None) for lesson in lessons]
+    parts += [(lesson, name) for lesson in lessons for name in aside]
+    set_part = partial(_render_part, config=config, theme=theme, names=main, date=date)
+    results = render_isolated(parts, set_part, jobs, where=lambda part: part[0].path, usage=usage)
+    if not aside:  # every part is a whole lesson
+        return ((lesson, outcome) for (lesson, _), outcome in results)  # type: ignore[misc]
+    return _rejoined(list(results), names)
+
+
+#: A lesson's share of work for one worker: the lesson and every edition that follows the
+#: edition that sets its pages (None), or one edition set beside it (:func:`_aside`).
+_Part = tuple[Lesson, str | None]
+
+
+def _aside(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The editions that can be set beside the edition that sets pages, in a worker of
+    their own, when there are cores to spare (fewer lessons than jobs): the other paged
+    editions, which need nothing from it. The EPUB follows its pages, so stays with it."""
+    return tuple(name for name in names if name != PAGES.name and EDITIONS[name].paged)
+
+
+def _rejoined(
+    results: Sequence[tuple[_Part, LessonOutcome | Rendered | LessonError]], names: tuple[str, ...]
+) -> Iterator[tuple[Lesson, LessonOutcome | LessonError]]:
+    """Each lesson's outcome, with the editions set beside it back in their place; the
+    lesson fails if any of its parts did."""
+    beside: dict[str, list[tuple[str, Rendered | LessonError]]] = {}
+    for (lesson, name), outcome in results:
+        if name is not None:
+            assert not isinstance(outcome, LessonOutcome)
+            beside.setdefault(lesson.id, []).append((name, outcome))
+    for (lesson, name), outcome in results:
+        if name is not None:
+            continue
+        assert not isinstance(outcome, Rendered)
+        others = dict(beside.get(lesson.id, ()))
+        failures = [o for o in others.values() if isinstance(o, LessonError)]
+        if isinstance(outcome, LessonOutcome) and failures:
+            outcome = failures[0]
+        if isinstance(outcome, LessonOutcome):
+            done = {
+                **outcome.rendered,
+                **{n: r for n, r in others.items() if isinstance(r, Rendered)},
+            }
+            outcome = replace(outcome, rendered={n: done[n] for n in names if n in done})
+        yield lesson, outcome
+
+
+def _render_part(
+    part: _Part, config: Config, theme: Theme, names: tuple[str, ...], date: str | None
+) -> LessonOutcome | Rendered:
+    """Parse, measure and render one lesson's editions ``names``, or the one edition
+    set beside them, all in memory.
+
+    Whatever goes wrong fails this lesson only: an unexpected exception (a fault in pubkit
+    or an engine, set off by this manuscript) becomes an error naming it, and the rest of
+    the course is still built. PUBKIT_DEBUG=1 lets it through, with its traceback.
+    """
+    lesson, aside = part
+    try:
+        if aside is not None:
+            return _render_aside(lesson, config, theme, aside, date)
+        return _render_editions(lesson, config, theme, names, date)
+    except (PubkitError, MemoryError):  # a lesson's memory bound: see pubkit.course.workers
+        raise
+    except RecursionError:
+        raise LessonError.at(lesson.path, None, NESTS_TOO_DEEPLY) from None
+    except Exception as exc:
+        if os.environ.get("PUBKIT_DEBUG"):
+            raise
+        message = f"internal error ({type(exc).__name__}: {exc}); this is a bug in pubkit"
+        raise LessonError.at(lesson.path, None, message) from exc
+
+
+def _render_editions(
+    lesson: Lesson, config: Config, theme: Theme, names: tuple[str, ...], date: str | None
+) -> LessonOutcome:
+    document = convert(lesson, config.root)
+    figures = _figures(lesson, document, config)
+
+    def job(edition: Edition, figures: Figures, pages: Rendered | None = None) -> RenderJob:
+        return RenderJob(lesson, document, figures, config, theme, edition, date, pages)
+
+    # The page count is a reading figure of every edition, so the edition that sets pages
+    # is always rendered, even when only the EPUB was asked for.
+    paged = renderer(PAGES)(job(PAGES, figures))
+    assert paged.pages is not None
+    figures = figures.with_pages(paged.pages)
+    rendered = {PAGES.name: paged} if PAGES.name in names else {}
+    for name in names:
+        if name != PAGES.name:
+            rendered[name] = renderer(EDITIONS[name])(job(EDITIONS[name], figures, paged))
+    return LessonOutcome(
+        rendered,
+        figures,
+        document,
+        thumbnail=downloads.thumbnail(paged.data),
+        fragment=modulebook.fragment(job(PAGES, figures, paged)),
+    )
+
+
+def _figures(lesson: Lesson, document: Document, config: Config) -> Figures:
+    """Words and minutes; the pages are known once the edition that sets them is set."""
+    words = count_words(document.text)
+    return Figures(words, reading_minutes(words, config.words_per_minute, lesson.reading_minutes))
+
+
+def _render_aside(
+    lesson: Lesson, config: Config, theme: Theme, name: str, date: str | None
+) -> Rendered:
+    """Edition ``name`` of the lesson by itself (see :func:`_aside`)."""
+    document = convert(lesson, config.root)
+    figures = _figures(lesson, document, config)
+    edition = EDITIONS[name]
+    return renderer(edition)(RenderJob(lesson, document, figures, config, theme, edition, date))
