@@ -289,7 +289,7 @@ def test_the_pdfs_streams_are_deflated_whole_and_only_once() -> None:
     import pydyf
     from pypdf import PdfReader
 
-    from pubkit.engines.pdf import finisher
+    from pubkit.engines.weasy import finisher
 
     pdf = pydyf.PDF()
     content = pydyf.Stream(["BT", b"/F1 12 Tf", pydyf.Dictionary({"MCID": 0}), "(stream) Tj ET"])

@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 from rich.console import Console
 from rich.table import Table
 
-from pubkit.engines.pdf import machine_notices
+from pubkit.engines.weasy import machine_notices
 from pubkit.sources.config import builtin_styles
 
 ROOT = Path(__file__).resolve().parent.parent

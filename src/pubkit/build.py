@@ -131,7 +131,7 @@ def _machine_notices(run: _Run) -> list[Diagnostic]:
     """What the machine lacks that the outputs this build set are worse for."""
     if not run.rendered:
         return []
-    from pubkit.engines.pdf import machine_notices  # WeasyPrint is loaded once anything was set
+    from pubkit.engines.weasy import machine_notices  # WeasyPrint is loaded once anything was set
 
     return machine_notices()
 

@@ -178,11 +178,8 @@ def _render_pdf(
 ) -> tuple[Rendered, PrintPages]:
     """The collected PDF, in one layout (the contents' page numbers are the lessons'
     pages), and each lesson's pages in it, by the id of its title in the EPUB."""
-    from weasyprint import HTML
-
-    from pubkit.engines.fetcher import ProjectFetcher, project_url
     from pubkit.engines.layout import page_starts
-    from pubkit.engines.pdf import finisher, font_config, stylesheet, weasyprint_warnings
+    from pubkit.engines.weasy import Resources, lay_out, stylesheet, weasyprint_warnings, write_pdf
 
     edition = PAGES
     env = environment(theme, config.language)
@@ -190,13 +187,9 @@ def _render_pdf(
         _context(module, fragments, config, PAGES.name, date)
     )
     css = stylesheet(theme, MODULE_STYLESHEETS, PAGES.name, config.paper, "")
-    fetcher = ProjectFetcher([config.root, *theme.folders], project=config.root)
-    base_url = project_url(config.root, module.folder) + "/"
     with weasyprint_warnings():  # each lesson's own build has reported them already
-        document = HTML(string=html, base_url=base_url, url_fetcher=fetcher).render(
-            stylesheets=[css], font_config=font_config()
-        )
-        data = document.write_pdf(pdf_variant=edition.pdf_variant, finisher=finisher())
+        document = lay_out(html, css, Resources.of_project(config, theme, module.folder))
+        data = write_pdf(document, edition.pdf_variant)
     starts = page_starts(document)
     # Where each lesson opens (its article's id, on each of its pages), and so which
     # pages are its own.

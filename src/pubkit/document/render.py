@@ -90,5 +90,5 @@ class Rendered:
     #: paged editions.
     page_starts: tuple[str, ...] = ()
     #: The body as laid out, for paged editions: with its takeaways boxes cut where their
-    #: pages end (:func:`pubkit.document.markdown.to_html`), which a module's collection keeps.
+    #: pages end (:func:`pubkit.document.paged.to_html`), which a module's collection keeps.
     body: str | None = None

@@ -7,12 +7,10 @@ from functools import cache
 
 import pypdfium2 as pdfium
 from PIL import Image
-from weasyprint import HTML
 
 from pubkit.document.render import RenderJob
 from pubkit.editions import COVER_STYLESHEETS
-from pubkit.engines.fetcher import ProjectFetcher
-from pubkit.engines.pdf import font_config, stylesheet
+from pubkit.engines.weasy import Resources, first_page_pdf, lay_out, stylesheet
 from pubkit.sources.theme import Theme
 
 #: Cover width in pixels: what e-reader stores ask for (at least 1400 on the short side).
@@ -31,12 +29,8 @@ def render_cover(job: RenderJob) -> bytes:
 def cover_png(html: str, theme: Theme, paper: str) -> bytes:
     """The first page of ``html``, set with the cover's stylesheets, as a PNG cover."""
     css = stylesheet(theme, COVER_STYLESHEETS, "cover", paper, "")
-    fetcher = ProjectFetcher(list(theme.folders))
-    document = HTML(
-        string=html, base_url=theme.folders[0].as_uri() + "/", url_fetcher=fetcher
-    ).render(stylesheets=[css], font_config=font_config())
-    page = document.copy(document.pages[:1]).write_pdf(uncompressed_pdf=True)  # read once
-    return first_page_png(page, WIDTH)
+    document = lay_out(html, css, Resources.of_theme(theme))
+    return first_page_png(first_page_pdf(document), WIDTH)
 
 
 @cache
