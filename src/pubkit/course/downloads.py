@@ -13,7 +13,7 @@ from markupsafe import Markup
 
 from pubkit import __version__
 from pubkit.sources.config import Config
-from pubkit.sources.theme import Theme
+from pubkit.sources.theme import FontFace, Theme
 
 INDEX_NAME = "index.html"
 FONTS_DIR = Path("assets") / "fonts"
@@ -49,15 +49,10 @@ def render_index(manifest: Mapping[str, Any], theme: Theme, config: Config) -> d
     """The downloads page and its fonts, by path relative to the output folder."""
     from pubkit.document.templates import environment
     from pubkit.engines.fonts import subset_font
+    from pubkit.engines.glyphs import faces_for
 
     language = config.language
     env = environment(theme, language)
-    css = theme.stylesheet(
-        ("downloads.css",),
-        "downloads",
-        config.paper,
-        font_url=lambda face: (FONTS_DIR / face.path.name).as_posix(),
-    )
     context = {
         "course": config,
         "language": language,
@@ -65,9 +60,22 @@ def render_index(manifest: Mapping[str, Any], theme: Theme, config: Config) -> d
         "lessons": manifest["lessons"],
         "version": __version__,
     }
-    context["css"] = Markup(css.replace("</", "<\\/"))  # nothing in it may close <style>
-    html = env.get_template("index.html.j2").render(context)
+
+    def page(faces: tuple[FontFace, ...]) -> str:
+        css = theme.stylesheet(
+            ("downloads.css",),
+            "downloads",
+            config.paper,
+            font_url=lambda face: (FONTS_DIR / face.path.name).as_posix(),
+            faces=faces,
+        )
+        context["css"] = Markup(css.replace("</", "<\\/"))  # nothing in it may close <style>
+        return env.get_template("index.html.j2").render(context)
+
+    # A fallback font is declared and shipped only when the page's words need it.
+    faces = faces_for(theme, page(theme.fonts))
+    html = page(faces)
     files: dict[Path, bytes] = {Path(INDEX_NAME): html.encode("utf-8")}
-    for face in theme.fonts:
+    for face in faces:
         files[FONTS_DIR / face.path.name] = subset_font(face, html)
     return files

@@ -21,6 +21,7 @@ from pubkit.document.metrics import Figures, count_words, reading_minutes
 from pubkit.document.render import Rendered, RenderJob
 from pubkit.editions import EDITIONS, PAGES, Edition
 from pubkit.engines import renderer
+from pubkit.engines.glyphs import missing_glyphs
 from pubkit.errors import LessonError, PubkitError
 from pubkit.sources.config import Config
 from pubkit.sources.manuscript import Lesson, Manuscripts, Module
@@ -161,6 +162,9 @@ def _render_editions(
     lesson: Lesson, config: Config, theme: Theme, names: tuple[str, ...], date: str | None
 ) -> LessonOutcome:
     document = convert(lesson, config.root)
+    header = (lesson.module.title, lesson.title, lesson.subtitle or "", *lesson.authors)
+    if unset := missing_glyphs(lesson, (*header, document.text), theme):
+        document = replace(document, warnings=(*document.warnings, *unset))
     figures = _figures(lesson, document, config)
 
     def job(edition: Edition, figures: Figures, pages: Rendered | None = None) -> RenderJob:

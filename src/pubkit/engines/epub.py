@@ -23,6 +23,7 @@ from pubkit.engines import a11y
 from pubkit.engines import epubparts as parts
 from pubkit.engines.cover import placeholder_png, render_cover
 from pubkit.engines.fonts import subset_font
+from pubkit.engines.glyphs import faces_for
 from pubkit.engines.namespaces import OPF, tag
 from pubkit.engines.pagelist import PageMarker, PrintPages, mark_pages
 from pubkit.errors import Diagnostic, warning
@@ -300,7 +301,8 @@ def writing(
         folder = Path(tmp)
         (folder / "fonts").mkdir()
         fonts = []
-        for face in theme.fonts:
+        faces = faces_for(theme, book.text)
+        for face in faces:
             fonts.append(folder / "fonts" / face.path.name)
             fonts[-1].write_bytes(subset_font(face, book.text))
         css = theme.stylesheet(
@@ -308,6 +310,7 @@ def writing(
             edition.name,
             config.paper,
             font_url=lambda face: f"../fonts/{face.path.name}",
+            faces=faces,
         )
         (folder / "pubkit.css").write_text(css, encoding="utf-8")
         (folder / "cover.png").write_bytes(placeholder_png())  # replaced in _repack

@@ -10,6 +10,8 @@ Every document is laid out by :func:`lay_out` with the fonts loaded once
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,8 +29,9 @@ from pubkit.errors import Diagnostic, warning
 from pubkit.sources.config import Config
 from pubkit.sources.theme import Theme
 
-#: Engine notices about the machine, not about the lesson; never shown to authors.
-_ENGINE_NOTICES = ("HarfBuzz-Subset",)
+#: Engine notices never shown to authors: about the machine, not the lesson; and the
+#: glyphs missing from the fonts, which pubkit reports itself, once, at the line.
+_ENGINE_NOTICES = ("HarfBuzz-Subset", ".notdef glyph")
 _PT_PER_MM = 72 / 25.4
 #: zlib level of the PDFs' streams. pydyf would use 9, which takes three and a half times
 #: as long as 6 on a lesson's pages and fonts, for streams 1.4 % smaller.
@@ -75,9 +78,33 @@ def first_page_pdf(document: Document) -> bytes:
     return document.copy(document.pages[:1]).write_pdf(uncompressed_pdf=True)  # type: ignore[no-any-return]
 
 
+#: fontconfig's configuration for pubkit: no font folder, so that only the theme's fonts
+#: (added by their @font-face rules) are ever set, whatever the machine has installed.
+_CLOSED_FONTCONFIG = """<?xml version="1.0"?>
+<!DOCTYPE fontconfig SYSTEM "urn:fontconfig:fonts.dtd">
+<fontconfig></fontconfig>
+"""
+
+
 @cache
 def font_config() -> FontConfiguration:
-    return FontConfiguration()
+    """WeasyPrint's fonts, once per process: the theme's alone. WeasyPrint starts from the
+    configuration fontconfig finds (``FONTCONFIG_FILE``, else the machine's, with every
+    system font), so it is pointed at an empty one while the configuration loads: two
+    machines with different fonts installed set the same bytes, and a glyph no theme font
+    has is reported (:mod:`pubkit.engines.glyphs`), never borrowed from the machine."""
+    with tempfile.TemporaryDirectory(prefix="pubkit-fontconfig-") as folder:
+        closed = Path(folder) / "fonts.conf"
+        closed.write_text(_CLOSED_FONTCONFIG, encoding="utf-8")
+        given = os.environ.get("FONTCONFIG_FILE")
+        os.environ["FONTCONFIG_FILE"] = str(closed)
+        try:
+            return FontConfiguration()
+        finally:
+            if given is None:
+                del os.environ["FONTCONFIG_FILE"]
+            else:
+                os.environ["FONTCONFIG_FILE"] = given
 
 
 @cache

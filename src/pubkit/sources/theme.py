@@ -30,6 +30,8 @@ class FontFace:
     path: Path
     weight: int
     style: str
+    #: Set only where the families before it lack a glyph (``fallback: true``).
+    fallback: bool = False
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity, so caches can key on it
@@ -61,9 +63,11 @@ class Theme:
         overrides = self.tokens.get("editions", {}).get(edition, {})
         properties.update(_flatten(overrides, exclude=set()))
         properties["print-page-size"] = paper
-        for role, font in self.tokens.get(_FONT_GROUP, {}).items():
+        fonts = self.tokens.get(_FONT_GROUP, {})
+        fallbacks = "".join(f'"{f["family"]}", ' for f in fonts.values() if f.get("fallback"))
+        for role, font in fonts.items():
             generic = font.get("generic", "serif")
-            properties[f"font-{role}"] = f'"{font["family"]}", {generic}'
+            properties[f"font-{role}"] = f'"{font["family"]}", {fallbacks}{generic}'
         return properties
 
     def stylesheet(
@@ -72,14 +76,16 @@ class Theme:
         edition: str,
         paper: str,
         font_url: Callable[[FontFace], str],
+        faces: tuple[FontFace, ...] | None = None,
     ) -> str:
-        """Concatenate ``names`` with @font-face rules, custom properties substituted.
+        """Concatenate ``names`` with @font-face rules (for ``faces``, default every face
+        of the theme), custom properties substituted.
 
         Substituting rather than leaving ``var()`` keeps the CSS usable in @page rules
         and on e-readers whose engines have no custom properties.
         """
         properties = self.properties(edition, paper)
-        parts = [_font_faces(self.fonts, font_url)]
+        parts = [_font_faces(self.fonts if faces is None else faces, font_url)]
         for name in names:
             path = self.find(name)
             parts.append(f"/* {name} */\n" + _substitute(path, properties))
@@ -167,6 +173,7 @@ def _load_fonts(tokens: Mapping[str, Any], folders: tuple[Path, ...]) -> tuple[F
                     path=found.resolve(),
                     weight=int(face.get("weight", 400)),
                     style=str(face.get("style", "normal")),
+                    fallback=bool(font.get("fallback", False)),
                 )
             )
     if problems:

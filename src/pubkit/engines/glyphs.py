@@ -1,0 +1,84 @@
+"""Turn a lesson's text into the characters none of the theme's fonts can set, reported
+once, at the line where the first of them appears.
+
+pubkit sets type with the theme's fonts alone (:func:`pubkit.engines.weasy.font_config`),
+so such a character would print as an empty box in every edition.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+from functools import cache
+
+import uharfbuzz as hb
+
+from pubkit.errors import Diagnostic, warning
+from pubkit.sources.manuscript import Lesson
+from pubkit.sources.theme import FontFace, Theme
+
+#: What needs no glyph of its own: controls, invisible format characters (joiners, the
+#: soft hyphen, bidirectional marks), separators, and variation selectors.
+_INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+_SELECTORS = (range(0xFE00, 0xFE10), range(0xE0100, 0xE01F0))
+#: How many characters a message names before it says "and N more".
+_NAMED = 8
+
+
+@cache
+def _face_coverage(face: FontFace) -> frozenset[int]:
+    return frozenset(hb.Face(hb.Blob.from_file_path(str(face.path))).unicodes)
+
+
+def coverage(theme: Theme) -> frozenset[int]:
+    """Every code point some font of the theme has a glyph for."""
+    return frozenset().union(*(_face_coverage(face) for face in theme.fonts))
+
+
+def faces_for(theme: Theme, text: str) -> tuple[FontFace, ...]:
+    """The faces a file that sets ``text`` embeds (an EPUB, the downloads page): every
+    face of the theme's own families, and a fallback face only when ``text`` has a
+    character that it has and one of those families lacks (a reader falls back family by
+    family, so a character the serif lacks is set from the fallback, even if the mono
+    has it)."""
+    own = [_face_coverage(face) for face in theme.fonts if not face.fallback]
+    everywhere = frozenset.intersection(*own) if own else frozenset()
+    wanted = {ord(char) for char in set(text) if _needs_glyph(char)} - everywhere
+    return tuple(face for face in theme.fonts if not face.fallback or wanted & _face_coverage(face))
+
+
+def _needs_glyph(char: str) -> bool:
+    code = ord(char)
+    return unicodedata.category(char) not in _INVISIBLE and not any(
+        code in selectors for selectors in _SELECTORS
+    )
+
+
+def missing(text: str, theme: Theme) -> list[str]:
+    """The characters of ``text`` that no font of the theme has, in order of appearance."""
+    covered = coverage(theme)
+    return [c for c in dict.fromkeys(text) if ord(c) not in covered and _needs_glyph(c)]
+
+
+def missing_glyphs(lesson: Lesson, texts: Iterable[str], theme: Theme) -> list[Diagnostic]:
+    """One warning for the lesson if any of ``texts`` (its body's text, its header) holds
+    characters no theme font has: at the manuscript line where the first appears."""
+    chars = missing("".join(texts), theme)
+    if not chars:
+        return []
+    named = ", ".join(f"{c} (U+{ord(c):04X})" for c in chars[:_NAMED])
+    more = f" and {len(chars) - _NAMED} more" if len(chars) > _NAMED else ""
+    noun = "character has" if len(chars) == 1 else "characters have"
+    message = f"{len(chars)} {noun} no glyph in the theme's fonts: {named}{more}"
+    return [warning(lesson.path, _line_of(lesson, chars), message)]
+
+
+def _line_of(lesson: Lesson, chars: list[str]) -> int | None:
+    """The line where the first of ``chars`` appears in the body, else in the front matter."""
+    places = [index for c in chars if (index := lesson.body.find(c)) >= 0]
+    if places:
+        return lesson.line_at(min(places))
+    for name in ("title", "subtitle"):
+        if any(c in (getattr(lesson, name) or "") for c in chars):
+            return lesson.field_lines.get(name)
+    return None

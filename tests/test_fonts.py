@@ -1,0 +1,125 @@
+"""A closed font world: type is set with the theme's fonts and its fallbacks alone, never
+the machine's, and a character none of them has is reported once, at its line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from fontTools.ttLib import TTFont
+
+from conftest import lesson_text, make_project
+from pdfinfo import fonts, page_texts
+from pubkit.build import build
+from pubkit.course.validate import run_epubcheck
+from pubkit.sources.config import builtin_styles
+
+SYMBOLS = "## Lists\n\n- one\n    - two: x ∈ A → B ★ ✓\n        - three\n"
+#: Egyptian hieroglyph A001: in no font of the theme.
+HIEROGLYPH = "\U00013000"
+
+
+def test_symbols_and_list_markers_come_from_the_theme_and_nothing_else(tmp_path: Path) -> None:
+    root = make_project(tmp_path, {"01-l.md": lesson_text(1, "Symbols", SYMBOLS)})
+    result = build(root, formats=["pdf", "epub"])
+    assert result.ok and not result.diagnostics, [str(d) for d in result.diagnostics]
+    pdf = root / "build/pdf/01-module/01-l.pdf"
+    used = fonts(pdf)
+    assert set(used) >= {"Noto-Serif", "Noto-Sans-Math", "Noto-Sans-Symbols2"}, used
+    assert all(name.startswith("Noto-") for name in used), used  # no DejaVu, no machine font
+    assert "x ∈ A → B ★ ✓" in page_texts(pdf)[0]
+    epub = root / "build/epub/01-module/01-l.epub"
+    with zipfile.ZipFile(epub) as archive:
+        embedded = {Path(n).name for n in archive.namelist() if n.endswith(".ttf")}
+        css = archive.read("EPUB/styles/stylesheet1.css").decode()
+    assert {"NotoSansMath-Regular.ttf", "NotoSansSymbols2-Regular.ttf"} <= embedded
+    assert '"Noto Serif", "Noto Sans Math", "Noto Sans Symbols2", serif' in css
+    messages = run_epubcheck(epub)
+    assert not messages, messages
+
+
+def test_fallback_fonts_are_embedded_only_where_the_text_needs_them(tmp_path: Path) -> None:
+    root = make_project(tmp_path, {"01-l.md": lesson_text(1, "Plain", "Only words.\n")})
+    assert build(root, formats=["epub"]).ok
+    with zipfile.ZipFile(root / "build/epub/01-module/01-l.epub") as archive:
+        names = archive.namelist()
+        css = archive.read("EPUB/styles/stylesheet1.css").decode()
+    assert not [n for n in names if "Math" in n or "Symbols" in n]
+    assert "NotoSansMath" not in css  # no @font-face for a file that is not there
+    assert not list((root / "build/assets/fonts").glob("NotoSans[MS][ay]*"))
+
+
+def test_a_character_no_font_has_is_reported_once_at_its_first_line(tmp_path: Path) -> None:
+    body = f"Plain words.\n\nA sign {HIEROGLYPH} and 〄 here.\n\nAgain {HIEROGLYPH}.\n"
+    root = make_project(tmp_path, {"01-l.md": lesson_text(1, "Glyphs", body)})
+    result = build(root)  # every edition
+    assert result.ok
+    problems = [d for d in result.diagnostics if "glyph" in d.message]
+    assert [(d.line, d.is_error) for d in problems] == [(8, False)]
+    assert problems[0].message == (
+        f"2 characters have no glyph in the theme's fonts: {HIEROGLYPH} (U+13000), 〄 (U+3004)"
+    )
+    assert not [d for d in result.diagnostics if "notdef" in d.message]
+    strict = build(root, strict=True, force=True)
+    assert not strict.ok
+    assert [d.line for d in strict.diagnostics if d.is_error and "glyph" in d.message] == [8]
+
+
+def test_a_character_in_the_title_is_reported_at_the_title(tmp_path: Path) -> None:
+    root = make_project(tmp_path, {"01-l.md": lesson_text(1, f"Title {HIEROGLYPH}")})
+    result = build(root, formats=["pdf"])
+    (problem,) = [d for d in result.diagnostics if "glyph" in d.message]
+    assert problem.line == 3 and problem.message.startswith("1 character has no glyph")
+
+
+def _intruder(folder: Path) -> None:
+    """A machine font that would win if pubkit let the machine's fonts in: it has the
+    Japanese postal mark no theme font has (drawn as an A)."""
+    font = TTFont(builtin_styles() / "fonts/NotoSans-Regular.ttf")
+    for record in font["name"].names:
+        if record.nameID in (1, 4, 6, 16):
+            record.string = "Intruder Sans"
+    for table in font["cmap"].tables:
+        if table.isUnicode():
+            table.cmap[0x3004] = table.cmap[ord("A")]
+    folder.mkdir()
+    font.save(folder / "Intruder.ttf")
+
+
+def _build_on_a_machine(tmp_path: Path, name: str, font_folder: Path | None) -> dict[str, bytes]:
+    """The lesson's PDFs, built by the real command under a fontconfig configuration that
+    stands for a machine: with no fonts at all, or with ``font_folder``'s."""
+    body = "Words, a list marker ◦ and a postal mark 〄.\n\n- a\n    - b\n"
+    root = make_project(tmp_path / name, {"01-l.md": lesson_text(1, "Fonts", body)})
+    conf = tmp_path / f"{name}.conf"
+    folders = f"<dir>{font_folder}</dir>" if font_folder else ""
+    conf.write_text(f'<?xml version="1.0"?><fontconfig>{folders}</fontconfig>')
+    env = {**os.environ, "FONTCONFIG_FILE": str(conf), "SOURCE_DATE_EPOCH": "1767225600"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pubkit", "build", "--format", "pdf,handout"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "〄 (U+3004)" in done.stderr and "notdef" not in done.stderr
+    return {
+        path.relative_to(root / "build").as_posix(): path.read_bytes()
+        for path in sorted((root / "build").glob("*/01-module/*.pdf"))
+    }
+
+
+def test_the_machines_fonts_never_change_a_byte(tmp_path: Path) -> None:
+    _intruder(tmp_path / "intruder-fonts")
+    bare = _build_on_a_machine(tmp_path, "bare", None)
+    intruded = _build_on_a_machine(tmp_path, "intruded", tmp_path / "intruder-fonts")
+    assert sorted(bare) == ["handout/01-module/01-l.pdf", "pdf/01-module/01-l.pdf"]
+    assert bare == intruded
+    used = fonts(tmp_path / "intruded/build/pdf/01-module/01-l.pdf")
+    assert all(name.startswith("Noto-") for name in used), used
