@@ -123,3 +123,76 @@ def test_the_machines_fonts_never_change_a_byte(tmp_path: Path) -> None:
     assert bare == intruded
     used = fonts(tmp_path / "intruded/build/pdf/01-module/01-l.pdf")
     assert all(name.startswith("Noto-") for name in used), used
+
+
+SCRIPTS = {
+    "Noto-Serif-Devanagari": "हिन्दी एक भारतीय भाषा है।",
+    "Noto-Naskh-Arabic": "اللغة العربية لغة جميلة.",
+    "Noto-Serif-Hebrew": "עברית היא שפה.",
+    "Noto-Serif-Thai": "ภาษาไทยเป็นภาษาที่สวยงาม",
+    "Noto-Serif-Bengali": "বাংলা ভাষা",
+    "Noto-Serif-Tamil": "தமிழ் மொழி",
+    "Noto-Serif-Telugu": "తెలుగు భాష",
+}
+
+
+def test_each_script_is_set_with_the_themes_font_for_it(tmp_path: Path) -> None:
+    body = "".join(f"## {name}\n\n{text} **{text}**\n\n" for name, text in SCRIPTS.items())
+    root = make_project(tmp_path, {"01-l.md": lesson_text(1, "Scripts", body)})
+    result = build(root, formats=["pdf", "handout", "epub"])
+    assert result.ok and not result.diagnostics, [str(d) for d in result.diagnostics]
+    used = fonts(root / "build/pdf/01-module/01-l.pdf")
+    for family in SCRIPTS:  # the serif's own, in regular and bold, for body text
+        assert {family, f"{family}-Bold"} <= set(used), (family, used)
+    assert all(name.startswith("Noto-") for name in used), used
+    text = " ".join(page_texts(root / "build/pdf/01-module/01-l.pdf"))
+    assert "עברית היא שפה" in text and "ภาษาไทย" in text
+    epub = root / "build/epub/01-module/01-l.epub"
+    assert not run_epubcheck(epub)
+    with zipfile.ZipFile(epub) as archive:
+        embedded = {Path(n).name for n in archive.namelist() if n.endswith(".ttf")}
+    assert {"NotoSerifDevanagari-Regular.ttf", "NotoNaskhArabic-Bold.ttf"} <= embedded
+
+
+def _render_in_child(text: str, connection) -> None:  # type: ignore[no-untyped-def]
+    from pubkit.editions import EDITIONS
+    from pubkit.engines.glyphs import faces_for
+    from pubkit.engines.weasy import Resources, lay_out, stylesheet, write_pdf
+    from pubkit.sources.theme import load_theme
+
+    theme = load_theme(builtin_styles())
+    edition = EDITIONS["pdf"]
+    css = stylesheet(theme, edition.stylesheets, "pdf", "A4", "", faces_for(theme, text))
+    document = lay_out(f"<main><p>{text}</p></main>", css, Resources.of_theme(theme))
+    connection.send(write_pdf(document))
+    connection.close()
+
+
+def test_workers_forked_from_one_build_each_register_the_fonts_they_add(
+    tmp_path: Path,
+) -> None:
+    """Workers inherit WeasyPrint's font folder from the build: a second worker adding a
+    script's font that a first one added already must still register it for itself."""
+    import multiprocessing
+
+    from pubkit.engines.glyphs import primary_faces
+    from pubkit.engines.weasy import stylesheet
+    from pubkit.sources.theme import load_theme
+
+    theme = load_theme(builtin_styles())
+    stylesheet(theme, ("base.css",), "pdf", "A4", "", primary_faces(theme))  # the build warm
+    context = multiprocessing.get_context("fork")
+    outputs = []
+    for _ in range(2):  # one after the other: the second finds the first one's files
+        receiving, sending = context.Pipe(duplex=False)
+        child = context.Process(
+            target=_render_in_child, args=(SCRIPTS["Noto-Serif-Tamil"], sending)
+        )
+        child.start()
+        outputs.append(receiving.recv())
+        child.join()
+    for number, data in enumerate(outputs):
+        pdf = tmp_path / f"{number}.pdf"
+        pdf.write_bytes(data)
+        assert "Noto-Serif-Tamil" in fonts(pdf), (number, fonts(pdf))
+    assert outputs[0] == outputs[1]

@@ -178,6 +178,7 @@ def _render_pdf(
 ) -> tuple[Rendered, PrintPages]:
     """The collected PDF, in one layout (the contents' page numbers are the lessons'
     pages), and each lesson's pages in it, by the id of its title in the EPUB."""
+    from pubkit.engines.glyphs import faces_for
     from pubkit.engines.layout import page_starts
     from pubkit.engines.weasy import Resources, lay_out, stylesheet, weasyprint_warnings, write_pdf
 
@@ -186,7 +187,8 @@ def _render_pdf(
     html = env.get_template("module.html.j2").render(
         _context(module, fragments, config, PAGES.name, date)
     )
-    css = stylesheet(theme, MODULE_STYLESHEETS, PAGES.name, config.paper, "")
+    faces = faces_for(theme, html)
+    css = stylesheet(theme, MODULE_STYLESHEETS, PAGES.name, config.paper, "", faces)
     with weasyprint_warnings():  # each lesson's own build has reported them already
         document = lay_out(html, css, Resources.of_project(config, theme, module.folder))
         data = write_pdf(document, edition.pdf_variant)

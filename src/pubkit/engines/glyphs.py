@@ -35,6 +35,11 @@ def coverage(theme: Theme) -> frozenset[int]:
     return frozenset().union(*(_face_coverage(face) for face in theme.fonts))
 
 
+def primary_faces(theme: Theme) -> tuple[FontFace, ...]:
+    """The faces of the theme's own families: what a text in their scripts needs."""
+    return tuple(face for face in theme.fonts if not face.fallback)
+
+
 def faces_for(theme: Theme, text: str) -> tuple[FontFace, ...]:
     """The faces a file that sets ``text`` embeds (an EPUB, the downloads page): every
     face of the theme's own families, and a fallback face only when ``text`` has a

@@ -11,6 +11,7 @@ from pubkit.document.render import Rendered, RenderJob
 from pubkit.document.templates import counted_right
 from pubkit.editions import COVER_STYLESHEETS, EDITIONS, MODULE_STYLESHEETS, PAGES, Edition
 from pubkit.engines import layout
+from pubkit.engines.glyphs import faces_for, primary_faces
 from pubkit.engines.weasy import Resources, lay_out, stylesheet, weasyprint_warnings, write_pdf
 from pubkit.errors import LessonError, warning
 from pubkit.sources.config import Config
@@ -51,15 +52,16 @@ def warm(
     for language in dict.fromkeys(languages):
         if fallback := pyphen.language_fallback(language):
             pyphen.Pyphen(lang=fallback)  # pyphen keeps what it has read
+    faces = primary_faces(theme)  # a lesson in another script loads its fonts itself
     for name in (PAGES.name, *names) if not collections else ():
         edition = EDITIONS[name]
         if edition.paged:
             page_rule = _print_shop(edition, config)
-            stylesheet(theme, edition.stylesheets, name, config.paper, page_rule)
+            stylesheet(theme, edition.stylesheets, name, config.paper, page_rule, faces)
     if "epub" in names:  # the cover, of a lesson or a module
-        stylesheet(theme, COVER_STYLESHEETS, "cover", config.paper, "")
+        stylesheet(theme, COVER_STYLESHEETS, "cover", config.paper, "", faces)
     if collections and PAGES.name in names:
-        stylesheet(theme, MODULE_STYLESHEETS, PAGES.name, config.paper, "")
+        stylesheet(theme, MODULE_STYLESHEETS, PAGES.name, config.paper, "", faces)
 
 
 def render_paged(job: RenderJob) -> Rendered:
@@ -75,11 +77,13 @@ def render_paged(job: RenderJob) -> Rendered:
     lesson = job.lesson
     resources = Resources.of_project(job.config, job.theme, lesson.path.parent)
     print_shop = _print_shop(job.edition, job.config)
-    css = stylesheet(
-        job.theme, job.edition.stylesheets, job.edition.name, job.config.paper, print_shop
-    )
     pages = job.figures.pages or max(1, round(job.figures.words / WORDS_PER_PAGE))
     body = job.document.html
+    # The fonts its words need: the first pass's HTML holds them all (header, boxes, body).
+    first = job.render_template("lesson.html.j2", job.figures.with_pages(pages), body)
+    faces = faces_for(job.theme, first)
+    edition, paper = job.edition, job.config.paper
+    css = stylesheet(job.theme, edition.stylesheets, edition.name, paper, print_shop, faces)
     words = job.theme.words(job.language)
     breaks: dict[int, frozenset[int]] = {}
     tried: list[int] = []

@@ -27,7 +27,7 @@ from weasyprint.text.fonts import FontConfiguration
 from pubkit.engines.fetcher import ProjectFetcher, project_url
 from pubkit.errors import Diagnostic, warning
 from pubkit.sources.config import Config
-from pubkit.sources.theme import Theme
+from pubkit.sources.theme import FontFace, Theme
 
 #: Engine notices never shown to authors: about the machine, not the lesson; and the
 #: glyphs missing from the fonts, which pubkit reports itself, once, at the line.
@@ -86,6 +86,36 @@ _CLOSED_FONTCONFIG = """<?xml version="1.0"?>
 """
 
 
+class _ForkSafeFonts(FontConfiguration):  # type: ignore[misc]
+    """WeasyPrint's font configuration, safe to share with forked workers.
+
+    WeasyPrint copies each @font-face font into one folder under a name made from its
+    rule, and takes a font already there for one it has registered. Workers forked from
+    the build inherit that folder: two of them adding the same new font (a script's,
+    loaded only for the lessons that need it) would see each other's file and skip
+    registering it, and set the text with another face. So what this process has
+    registered is remembered in memory, and a worker writes its new fonts into a folder
+    of its own inside the build's (removed with it).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._owner = os.getpid()
+        self._registered: set[str] = set()
+
+    def add_font_face(self, rule_descriptors: Any, url_fetcher: Any) -> Any:
+        key = str(rule_descriptors)
+        if key in self._registered:
+            return None
+        if os.getpid() != self._owner:  # a forked worker's first font of its own
+            self._owner = os.getpid()
+            shared: Path | None = getattr(self, "_folder", None)  # the build's, if any
+            if shared is not None:
+                self._folder = Path(tempfile.mkdtemp(prefix=f"worker-{self._owner}-", dir=shared))
+        self._registered.add(key)
+        return super().add_font_face(rule_descriptors, url_fetcher)
+
+
 @cache
 def font_config() -> FontConfiguration:
     """WeasyPrint's fonts, once per process: the theme's alone. WeasyPrint starts from the
@@ -99,7 +129,7 @@ def font_config() -> FontConfiguration:
         given = os.environ.get("FONTCONFIG_FILE")
         os.environ["FONTCONFIG_FILE"] = str(closed)
         try:
-            return FontConfiguration()
+            return _ForkSafeFonts()
         finally:
             if given is None:
                 del os.environ["FONTCONFIG_FILE"]
@@ -109,10 +139,19 @@ def font_config() -> FontConfiguration:
 
 @cache
 def stylesheet(
-    theme: Theme, names: tuple[str, ...], edition: str, paper: str, page_rule: str
+    theme: Theme,
+    names: tuple[str, ...],
+    edition: str,
+    paper: str,
+    page_rule: str,
+    faces: tuple[FontFace, ...],
 ) -> CSS:
-    """The theme's stylesheets ``names`` for ``edition``, parsed once per build."""
-    css = theme.stylesheet(names, edition, paper, font_url=lambda face: face.path.as_uri())
+    """The theme's stylesheets ``names`` for ``edition`` with @font-face rules for
+    ``faces`` (:func:`pubkit.engines.glyphs.faces_for`: a script's font is loaded only
+    for a text in that script), parsed once per build."""
+    css = theme.stylesheet(
+        names, edition, paper, font_url=lambda face: face.path.as_uri(), faces=faces
+    )
     css += page_rule
     resources = Resources.of_theme(theme)
     return CSS(

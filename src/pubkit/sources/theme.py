@@ -57,15 +57,23 @@ class Theme:
     def template_folders(self) -> list[Path]:
         return [f / "templates" for f in self.folders if (f / "templates").is_dir()]
 
-    def properties(self, edition: str, paper: str) -> dict[str, str]:
-        """Design tokens as custom-property values (``color-accent`` → ``#1d5b8c``)."""
+    def properties(
+        self, edition: str, paper: str, loaded: frozenset[str] | None = None
+    ) -> dict[str, str]:
+        """Design tokens as custom-property values (``color-accent`` → ``#1d5b8c``); each
+        font stack lists the fallback families among ``loaded`` (default: all)."""
         properties = _flatten(self.tokens, exclude={_FONT_GROUP, "editions"})
         overrides = self.tokens.get("editions", {}).get(edition, {})
         properties.update(_flatten(overrides, exclude=set()))
         properties["print-page-size"] = paper
         fonts = self.tokens.get(_FONT_GROUP, {})
-        fallbacks = "".join(f'"{f["family"]}", ' for f in fonts.values() if f.get("fallback"))
         for role, font in fonts.items():
+            fallbacks = "".join(
+                f'"{other["family"]}", '
+                for other in fonts.values()
+                if (other.get("fallback") is True or role in (other.get("fallback") or ()))
+                and (loaded is None or other["family"] in loaded)
+            )
             generic = font.get("generic", "serif")
             properties[f"font-{role}"] = f'"{font["family"]}", {fallbacks}{generic}'
         return properties
@@ -84,8 +92,9 @@ class Theme:
         Substituting rather than leaving ``var()`` keeps the CSS usable in @page rules
         and on e-readers whose engines have no custom properties.
         """
-        properties = self.properties(edition, paper)
-        parts = [_font_faces(self.fonts if faces is None else faces, font_url)]
+        faces = self.fonts if faces is None else faces
+        properties = self.properties(edition, paper, frozenset(f.family for f in faces))
+        parts = [_font_faces(faces, font_url)]
         for name in names:
             path = self.find(name)
             parts.append(f"/* {name} */\n" + _substitute(path, properties))
