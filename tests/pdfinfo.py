@@ -96,3 +96,19 @@ def char_height(path: Path, page: int, text: str) -> float:
         return float(top - bottom)
     finally:
         document.close()
+
+
+def text_span(path: Path, page: int, text: str) -> tuple[float, float, float] | None:
+    """Where ``text`` sits on the page, if there: (left, right) of its characters and the
+    page's width, in points."""
+    document = pdfium.PdfDocument(path)
+    try:
+        textpage = document[page].get_textpage()
+        found = textpage.search(text).get_next()
+        if not found:
+            return None
+        boxes = [textpage.get_charbox(i) for i in range(found[0], found[0] + found[1])]
+        width = float(document[page].get_width())
+        return min(b[0] for b in boxes), max(b[2] for b in boxes), width
+    finally:
+        document.close()

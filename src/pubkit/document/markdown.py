@@ -15,6 +15,7 @@ from pubkit.document.ast import AST, ATTR_AT, plain_text, rename_ids_in_blocks, 
 from pubkit.document.paged import is_takeaways, to_html
 from pubkit.document.sanitize import html_ids, is_raw_html, sanitize
 from pubkit.errors import Diagnostic, LessonError, warning
+from pubkit.sources.config import text_direction
 from pubkit.sources.manuscript import Lesson
 from pubkit.sources.resources import check_resources, line_of
 
@@ -108,6 +109,7 @@ def read(lesson: Lesson, root: Path) -> tuple[AST, tuple[Diagnostic, ...]]:
         ast["blocks"], removed = sanitize(ast["blocks"], lambda source: line_of(lesson, source))
         skips = outline(ast["blocks"])
         unreserve(ast["blocks"])
+        mark_directions(ast["blocks"])
     except RecursionError:
         raise LessonError.at(lesson.path, None, NESTS_TOO_DEEPLY) from None
     undescribed = [
@@ -178,6 +180,20 @@ def unreserve(blocks: list[Any]) -> None:
         taken.add(renamed[name])
     if renamed:
         rename_ids_in_blocks(blocks, lambda name: renamed.get(name, name))
+
+
+def mark_directions(blocks: list[Any]) -> None:
+    """Give, in place, each span or block the author set in another language
+    (``[…]{lang=ar}``) the direction its language is written in, unless the author gave
+    one: its text is then set as a run of its own (the bidirectional algorithm isolates
+    it), right to left in a left-to-right lesson and the other way round."""
+    for node in walk(blocks):
+        if node["t"] in ("Span", "Div"):
+            attributes = node["c"][0][2]
+            names = {name for name, _ in attributes}
+            language = next((value for name, value in attributes if name == "lang"), None)
+            if language and "dir" not in names:
+                attributes.append(["dir", text_direction(language)])
 
 
 def outline(blocks: list[Any]) -> list[tuple[str, int, int, int]]:

@@ -9,6 +9,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
+from pubkit.sources.config import text_direction
 from pubkit.sources.theme import Theme
 
 #: Where a paged edition's layout engine prints the lesson's page count itself (the CSS
@@ -62,6 +63,15 @@ def _count_filter(words: Mapping[str, Any]) -> Callable[..., str]:
 
 
 @cache
+def _dir_attribute(language: str, around: str | None = None) -> str:
+    """`` dir="rtl"`` for an element in ``language`` when it is written the other way than
+    the text ``around`` it (default: left to right); nothing when they agree."""
+    direction = text_direction(language)
+    if direction == (text_direction(around) if around else "ltr"):
+        return ""
+    return Markup(f' dir="{direction}"')
+
+
 def environment(theme: Theme, language: str) -> jinja2.Environment:
     """One environment per theme and language; every filter is registered here."""
     env = jinja2.Environment(
@@ -74,4 +84,5 @@ def environment(theme: Theme, language: str) -> jinja2.Environment:
     env.filters["count"] = _count_filter(words)
     env.filters["size"] = lambda n: file_size(int(n), str(words.get("decimal", ".")))
     env.globals["strings"] = words
+    env.filters["dir"] = _dir_attribute
     return env

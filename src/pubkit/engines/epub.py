@@ -27,7 +27,7 @@ from pubkit.engines.glyphs import faces_for
 from pubkit.engines.namespaces import OPF, tag
 from pubkit.engines.pagelist import PageMarker, PrintPages, mark_pages
 from pubkit.errors import Diagnostic, warning
-from pubkit.sources.config import Config
+from pubkit.sources.config import Config, text_direction
 from pubkit.sources.theme import Theme
 
 #: Fixed zip entry time: the EPUB's bytes depend on its content only.
@@ -97,6 +97,8 @@ def book_metadata(
         "publisher": config.publisher,
         **optional,
     }
+    if text_direction(language) == "rtl":  # pandoc sets dir on every chapter and the spine
+        meta.update({"dir": "rtl", "page-progression-direction": "rtl"})
     return {k: meta_value(v) for k, v in meta.items() if v}
 
 

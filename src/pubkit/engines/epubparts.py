@@ -15,6 +15,7 @@ from xml.etree import ElementTree as ET
 from pubkit.engines import a11y
 from pubkit.engines.namespaces import EPUB, NCX, OPF, SVG, XLINK, XML_LANG, tag, to_string
 from pubkit.engines.pagelist import PageMarker
+from pubkit.sources.config import text_direction
 
 #: How deep the contents go: lessons, their sections, and those sections' own.
 CONTENTS_DEPTH = 3
@@ -90,15 +91,24 @@ def _number_notes(root: ET.Element) -> None:
             note.insert(0, back)
 
 
+def set_direction(root: ET.Element) -> None:
+    """``dir="rtl"`` on an XHTML document whose language is written right to left."""
+    if text_direction(root.get("lang", "")) == "rtl":
+        root.set("dir", "rtl")
+
+
 def finish_chapter(root: ET.Element, title: str) -> None:
     """Put pandoc's chapter in pubkit's shape: the header as in print, takeaways as asides,
     numbered notes, and the lesson's title (not pandoc's file name) as the document title."""
     for element in root.iter(tag("title")):
         element.text = title
+    set_direction(root)
     for element in list(root.iter()):
         classes = _classes(element)
         if "lang" in element.attrib:  # XHTML reading systems look for xml:lang
             element.set(XML_LANG, element.attrib["lang"])
+            if element is not root and "dir" not in element.attrib:  # a lesson in a book
+                element.set("dir", text_direction(element.attrib["lang"]))
         if "lesson" in classes:
             _finish_header(element)
         if "takeaways" in classes:
@@ -119,6 +129,7 @@ def xhtml(root: ET.Element) -> bytes:
 
 def finish_cover(root: ET.Element, alt: str) -> None:
     """An <img> with a text alternative in place of pandoc's unlabelled SVG wrapper."""
+    set_direction(root)
     body = root.find(tag("body"))
     assert body is not None
     image = next(body.iter(tag("image", SVG)))
@@ -233,6 +244,7 @@ def finish_nav(
     list of ``markers`` (each in its chapter), when there are any, and the landmarks
     reading systems look for: the cover, and ``chapter`` (where the body begins) under
     ``title``."""
+    set_direction(root)
     body = root.find(tag("body"))
     assert body is not None
     for toc in _navs(body, "toc"):

@@ -102,6 +102,24 @@ def _text_list(value: Any) -> tuple[str, ...]:
         raise ValueError("expected a text or a list of texts, without control characters") from None
 
 
+#: Languages written right to left (ISO 639), unless a script subtag says otherwise.
+RTL_LANGUAGES = frozenset(
+    {"ar", "arc", "ckb", "dv", "fa", "he", "iw", "ks", "ku", "ps", "sd", "syr", "ug", "ur", "yi"}
+)
+#: Scripts written right to left (ISO 15924), for a tag such as ``az-Arab`` or ``pa-Arab``.
+RTL_SCRIPTS = frozenset({"arab", "hebr", "thaa", "syrc", "nkoo", "adlm", "rohg", "samr", "mand"})
+
+
+def text_direction(language: str) -> str:
+    """``rtl`` for a language tag written right to left (``ar``, ``he-IL``, ``pa-Arab``),
+    else ``ltr``; a script subtag wins over the language (``ku-Latn`` is ``ltr``)."""
+    subtags = language.lower().replace("_", "-").split("-")
+    script = next((s for s in subtags[1:] if len(s) == 4 and s.isalpha()), None)
+    if script is not None:
+        return "rtl" if script in RTL_SCRIPTS else "ltr"
+    return "rtl" if subtags[0] in RTL_LANGUAGES else "ltr"
+
+
 def parse_language(value: Any) -> str:
     if not isinstance(value, str) or not _LANGUAGE_TAG.match(value):
         raise ValueError("expected a language tag such as en, en-GB or pt-BR")
