@@ -46,6 +46,17 @@ def typography_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return project / "build"
 
 
+@pytest.fixture(scope="session")
+def scripts_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Lessons in Arabic (right to left), Hindi, and English quoting many scripts."""
+    project = tmp_path_factory.mktemp("scripts") / "scripts"
+    shutil.copytree(PROJECTS / "scripts", project)
+    result = build(project, force=True)
+    assert result.ok, [str(d) for d in result.diagnostics]
+    assert not result.diagnostics, [str(d) for d in result.diagnostics]
+    return project / "build"
+
+
 def run_pubkit(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """The real ``pubkit`` command, as a user runs it; its output, not raised on failure."""
     return subprocess.run(

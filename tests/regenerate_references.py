@@ -1,4 +1,4 @@
-"""Rebuild the seed lesson and write the visual-regression references (``make references``).
+"""Rebuild the sample lessons and write the visual-regression references (``make references``).
 
 Run it only after looking at the new pages: the references are what "right" looks like.
 """
@@ -11,19 +11,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import REPO, SEED_ID
+from conftest import PROJECTS, REPO
 from pubkit.build import build
-from visual_pages import save_reference
+from visual_pages import PAGES, save_references
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
-        out = Path(folder)
-        result = build(REPO, out=out, force=True)
-        if not result.ok:
-            sys.exit("the seed lesson does not build; fix that first")
-        pdfs = {name: out / name / f"{SEED_ID}.pdf" for name in ("pdf", "handout")}
-        for path in save_reference(pdfs):
+        outputs: dict[str | None, Path] = {}
+        for project in dict.fromkeys(project for _, project, *_ in PAGES):
+            out = Path(folder) / (project or "seed")
+            result = build(PROJECTS / project if project else REPO, out=out, force=True)
+            if not result.ok:
+                sys.exit(f"{project or 'the seed course'} does not build; fix that first")
+            outputs[project] = out
+        for path in save_references(outputs):
             print(f"wrote {path.relative_to(REPO)}")
 
 

@@ -23,6 +23,10 @@ ARABIC = """## Python
 
 اقتباس: [the quick brown fox]{lang=en}.
 
+```
+print("مرحبا")
+```
+
 [^1]: حاشية قصيرة.
 
 ::: takeaways
@@ -99,6 +103,7 @@ def test_the_epub_reads_right_to_left(arabic: Path) -> None:
     with zipfile.ZipFile(arabic / "epub/01-module/01-l.epub") as epub:
         chapter = epub.read("EPUB/text/ch001.xhtml").decode()
     assert 'lang="en" dir="ltr"' in chapter  # the English quotation, isolated
+    assert '<pre dir="ltr">' in chapter  # program code reads left to right
 
 
 def test_a_right_to_left_quotation_in_an_english_lesson_is_isolated(tmp_path: Path) -> None:

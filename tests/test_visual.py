@@ -1,4 +1,4 @@
-"""The seed lesson's pages look as they did when a person last approved them."""
+"""Sample lessons' pages look as they did when a person last approved them."""
 
 from __future__ import annotations
 
@@ -18,13 +18,20 @@ from visual_pages import (
 )
 
 
-@pytest.mark.parametrize(("edition", "page"), PAGES)
+@pytest.mark.parametrize(("name", "project", "lesson", "edition", "page"), PAGES)
 def test_page_matches_its_reference(
-    seed_build: tuple[BuildResult, Path], edition: str, page: int, tmp_path: Path
+    seed_build: tuple[BuildResult, Path],
+    scripts_build: Path,
+    name: str,
+    project: str | None,
+    lesson: str,
+    edition: str,
+    page: int,
+    tmp_path: Path,
 ) -> None:
-    _, out = seed_build
-    image = render_page(out / edition / f"{SEED_ID}.pdf", page)
-    reference = reference_path(edition, page)
+    out = scripts_build if project == "scripts" else seed_build[1]
+    image = render_page(out / edition / f"{lesson}.pdf", page)
+    reference = reference_path(name, edition, page)
     assert reference.is_file(), f"no reference {reference.name}: run make references"
     changed = difference(image, load(reference))
     if changed > PIXELS_ALLOWED:

@@ -1,4 +1,4 @@
-"""Visual regression: chosen pages of the seed lesson against committed reference PNGs.
+"""Visual regression: chosen pages of sample lessons against committed reference PNGs.
 
 The fonts are bundled and the renderer (pypdfium2) is pinned, so on this machine kind a
 page renders to the same pixels; the tolerance absorbs anti-aliasing noise only.
@@ -15,8 +15,19 @@ from PIL import Image, ImageChops
 from pdfinfo import render
 
 REFERENCES = Path(__file__).resolve().parent / "visual"
-#: (edition, 0-based page): the header page, a body page, the takeaways page, a handout verso.
-PAGES = (("pdf", 0), ("pdf", 2), ("pdf", 6), ("handout", 1))
+#: (reference, project, lesson, edition, 0-based page). The seed lesson (project None, the
+#: repository's course): the header page, a body page, the takeaways page, a handout
+#: verso. The scripts sample (tests/projects/scripts): an Arabic lesson, right to left, in
+#: both paged editions, and a Hindi one.
+PAGES = (
+    ("seed", None, "09-the-human-craft/50-career-growth-for-product-managers", "pdf", 0),
+    ("seed", None, "09-the-human-craft/50-career-growth-for-product-managers", "pdf", 2),
+    ("seed", None, "09-the-human-craft/50-career-growth-for-product-managers", "pdf", 6),
+    ("seed", None, "09-the-human-craft/50-career-growth-for-product-managers", "handout", 1),
+    ("arabic", "scripts", "01-languages/01-arabic", "pdf", 0),
+    ("arabic", "scripts", "01-languages/01-arabic", "handout", 0),
+    ("hindi", "scripts", "01-languages/02-hindi", "pdf", 0),
+)
 SCALE = 0.75  # 54 dpi: enough to see every line, small enough to commit
 #: A pixel differs when a channel moves by more than this (anti-aliasing stays below it).
 PIXEL_TOLERANCE = 48
@@ -25,8 +36,8 @@ PIXEL_TOLERANCE = 48
 PIXELS_ALLOWED = 12
 
 
-def reference_path(edition: str, page: int) -> Path:
-    return REFERENCES / f"seed-{edition}-page{page + 1}.png"
+def reference_path(name: str, edition: str, page: int) -> Path:
+    return REFERENCES / f"{name}-{edition}-page{page + 1}.png"
 
 
 def render_page(pdf: Path, page: int) -> Any:
@@ -41,11 +52,12 @@ def difference(image: Any, reference: Any) -> int:
     return int(delta.point(lambda v: 255 if v > PIXEL_TOLERANCE else 0).histogram()[255])
 
 
-def save_reference(pdf_by_edition: dict[str, Path]) -> list[Path]:
+def save_references(outputs: dict[str | None, Path]) -> list[Path]:
+    """Render every page of :data:`PAGES` from the build folders ``outputs`` (by project)."""
     written = []
-    for edition, page in PAGES:
-        path = reference_path(edition, page)
-        render_page(pdf_by_edition[edition], page).save(path, optimize=True)
+    for name, project, lesson, edition, page in PAGES:
+        path = reference_path(name, edition, page)
+        render_page(outputs[project] / edition / f"{lesson}.pdf", page).save(path, optimize=True)
         written.append(path)
     return written
 

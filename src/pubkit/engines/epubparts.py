@@ -92,9 +92,12 @@ def _number_notes(root: ET.Element) -> None:
 
 
 def set_direction(root: ET.Element) -> None:
-    """``dir="rtl"`` on an XHTML document whose language is written right to left."""
+    """``dir="rtl"`` on an XHTML document whose language is written right to left, and
+    ``dir="ltr"`` on its program code, which reads left to right in any lesson."""
     if text_direction(root.get("lang", "")) == "rtl":
         root.set("dir", "rtl")
+        for block in root.iter(tag("pre")):
+            block.set("dir", "ltr")
 
 
 def finish_chapter(root: ET.Element, title: str) -> None:
