@@ -13,7 +13,7 @@ from pubkit.sources.config import Config, load_config
 def test_no_config_file_means_defaults(tmp_path: Path) -> None:
     config, warnings = load_config(tmp_path)
     assert warnings == []
-    assert (config.paper, config.language, config.words_per_minute) == ("A4", "en", 238)
+    assert (config.paper, config.language, config.words_per_minute) == ("A4", "en", None)
     assert config.editions == ("pdf", "handout", "epub")
     assert config.manuscript_dir == tmp_path.resolve() / "manuscript"
     assert (config.styles_dir / "tokens.yaml").is_file()  # pubkit's own theme

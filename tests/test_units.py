@@ -339,3 +339,40 @@ def test_plain_text_walks_any_depth_without_recursing() -> None:
         node = {"t": "BlockQuote", "c": [node]}
     text = plain_text([node, {"t": "RawBlock", "c": ["html", "<hr>"]}, {"t": "Plain", "c": []}])
     assert text == "deep" + "\n" * 20_001 + "\n"
+
+
+@pytest.mark.parametrize(
+    ("language", "rate"),
+    [
+        ("en", 238),
+        ("en-GB", 238),
+        ("fr", 238),
+        ("ar", 144),
+        ("he", 195),
+        ("zh-Hans", 266),
+        ("ja", 373),
+    ],
+)
+def test_reading_rates_follow_the_language(language: str, rate: int) -> None:
+    from pubkit.document.metrics import reading_rate
+
+    assert reading_rate(language) == rate
+
+
+def test_an_arabic_lesson_reads_slower_unless_the_course_sets_a_rate(tmp_path: Path) -> None:
+    from conftest import lesson_text, make_project
+    from pubkit.check import check
+    from pubkit.course.lessons import _figures
+    from pubkit.document.markdown import convert
+
+    words = " ".join(["كلمة"] * 600)
+    root = make_project(tmp_path, {"01-l.md": lesson_text(1, "L", words + "\n")})
+    (root / "pubkit.yaml").write_text("course:\n  language: ar\n")
+    checked = check(root)
+    (lesson,) = checked.manuscripts.lessons
+    assert _figures(lesson, convert(lesson, root), checked.config).minutes == 5  # 600 / 144
+    (root / "pubkit.yaml").write_text(
+        "course:\n  language: ar\nreading:\n  words_per_minute: 300\n"
+    )
+    checked = check(root)
+    assert _figures(lesson, convert(lesson, root), checked.config).minutes == 2

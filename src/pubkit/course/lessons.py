@@ -17,7 +17,7 @@ from pubkit.course import downloads, modulebook
 from pubkit.course.modulebook import Fragment
 from pubkit.course.workers import Usage, default_jobs, render_isolated
 from pubkit.document.markdown import NESTS_TOO_DEEPLY, Document, convert, read_ahead
-from pubkit.document.metrics import Figures, count_words, reading_minutes
+from pubkit.document.metrics import Figures, count_words, reading_minutes, reading_rate
 from pubkit.document.render import Rendered, RenderJob
 from pubkit.editions import EDITIONS, PAGES, Edition
 from pubkit.engines import renderer
@@ -191,7 +191,8 @@ def _render_editions(
 def _figures(lesson: Lesson, document: Document, config: Config) -> Figures:
     """Words and minutes; the pages are known once the edition that sets them is set."""
     words = count_words(document.text)
-    return Figures(words, reading_minutes(words, config.words_per_minute, lesson.reading_minutes))
+    rate = config.words_per_minute or reading_rate(lesson.language or config.language)
+    return Figures(words, reading_minutes(words, rate, lesson.reading_minutes))
 
 
 def _render_aside(

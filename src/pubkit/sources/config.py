@@ -49,8 +49,9 @@ class Config:
     #: course.date: the date stamped on every edition (YYYY-MM-DD), so that rebuilds of
     #: unchanged sources are byte-identical; SOURCE_DATE_EPOCH, when set, wins.
     date: str | None = None
-    #: reading.words_per_minute: reading speed used for "N min read".
-    words_per_minute: int = 238
+    #: reading.words_per_minute: reading speed used for "N min read"; None: the rate of
+    #: each lesson's language (:func:`pubkit.document.metrics.reading_rate`).
+    words_per_minute: int | None = None
     #: pdf.paper: page size of the pdf and handout editions.
     paper: str = "A4"
     #: handout.bleed: bleed around each handout page for a commercial printer, in mm
