@@ -9,6 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 from fontTools.ttLib import TTFont
 
 from conftest import lesson_text, make_project
@@ -196,3 +197,30 @@ def test_workers_forked_from_one_build_each_register_the_fonts_they_add(
         pdf.write_bytes(data)
         assert "Noto-Serif-Tamil" in fonts(pdf), (number, fonts(pdf))
     assert outputs[0] == outputs[1]
+
+
+CJK = [
+    ("ja", "プログラミングは技能です。", "Noto-Sans-JP", "ページ"),
+    ("zh-Hans", "编程是一种技能。", "Noto-Sans-SC", "页"),
+    ("zh-TW", "程式設計是一種技能。", "Noto-Sans-TC", "頁"),
+    ("ko", "프로그래밍은 기술입니다.", "Noto-Sans-KR", "쪽"),
+]
+
+
+@pytest.mark.parametrize(("language", "text", "font", "pages_word"), CJK)
+def test_chinese_japanese_and_korean_take_their_regions_fonts_and_words(
+    tmp_path: Path, language: str, text: str, font: str, pages_word: str
+) -> None:
+    body = f"## {text}\n\n{text} **{text}**\n"
+    lesson = lesson_text(1, text, body).replace("---\n\n", f"language: {language}\n---\n\n", 1)
+    root = make_project(tmp_path, {"01-l.md": lesson})
+    result = build(root, formats=["pdf", "epub"])
+    assert result.ok and not result.diagnostics, [str(d) for d in result.diagnostics]
+    used = fonts(root / "build/pdf/01-module/01-l.pdf")
+    cjk = {name for name in used if name.startswith("Noto-Sans-") and name[10:12].isupper()}
+    assert cjk == {font, f"{font}-Bold"}, used  # the region's forms, and no other region's
+    epub = root / "build/epub/01-module/01-l.epub"
+    with zipfile.ZipFile(epub) as archive:
+        chapter = archive.read("EPUB/text/ch001.xhtml").decode()
+    assert pages_word in chapter  # the header speaks the lesson's language
+    assert not run_epubcheck(epub)

@@ -68,6 +68,7 @@ def render_index(manifest: Mapping[str, Any], theme: Theme, config: Config) -> d
             config.paper,
             font_url=lambda face: (FONTS_DIR / face.path.name).as_posix(),
             faces=faces,
+            language=language,
         )
         context["css"] = Markup(css.replace("</", "<\\/"))  # nothing in it may close <style>
         return env.get_template("index.html.j2").render(context)

@@ -188,7 +188,9 @@ def _render_pdf(
         _context(module, fragments, config, PAGES.name, date)
     )
     faces = faces_for(theme, html)
-    css = stylesheet(theme, MODULE_STYLESHEETS, PAGES.name, config.paper, "", faces)
+    css = stylesheet(
+        theme, MODULE_STYLESHEETS, PAGES.name, config.paper, "", faces, config.language
+    )
     with weasyprint_warnings():  # each lesson's own build has reported them already
         document = lay_out(html, css, Resources.of_project(config, theme, module.folder))
         data = write_pdf(document, edition.pdf_variant)
@@ -247,7 +249,7 @@ def _cover(
 
     context = _context(module, fragments, config, "cover", date)
     html = environment(theme, config.language).get_template("module-cover.html.j2").render(context)
-    return cover_png(html, theme, config.paper)
+    return cover_png(html, theme, config.paper, config.language)
 
 
 def _title(module: Module, config: Config, theme: Theme) -> str:

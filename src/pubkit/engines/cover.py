@@ -24,12 +24,14 @@ PALETTE_LIMIT = 4096
 
 def render_cover(job: RenderJob) -> bytes:
     """The cover as PNG bytes: module, lesson number, title, dek and reading figures."""
-    return cover_png(job.render_template("cover.html.j2"), job.theme, job.config.paper)
+    html = job.render_template("cover.html.j2")
+    return cover_png(html, job.theme, job.config.paper, job.language)
 
 
-def cover_png(html: str, theme: Theme, paper: str) -> bytes:
+def cover_png(html: str, theme: Theme, paper: str, language: str) -> bytes:
     """The first page of ``html``, set with the cover's stylesheets, as a PNG cover."""
-    css = stylesheet(theme, COVER_STYLESHEETS, "cover", paper, "", faces_for(theme, html))
+    faces = faces_for(theme, html)
+    css = stylesheet(theme, COVER_STYLESHEETS, "cover", paper, "", faces, language)
     document = lay_out(html, css, Resources.of_theme(theme))
     return first_page_png(first_page_pdf(document), WIDTH)
 

@@ -313,6 +313,7 @@ def writing(
             config.paper,
             font_url=lambda face: f"../fonts/{face.path.name}",
             faces=faces,
+            language=book.language,
         )
         (folder / "pubkit.css").write_text(css, encoding="utf-8")
         (folder / "cover.png").write_bytes(placeholder_png())  # replaced in _repack

@@ -53,15 +53,16 @@ def warm(
         if fallback := pyphen.language_fallback(language):
             pyphen.Pyphen(lang=fallback)  # pyphen keeps what it has read
     faces = primary_faces(theme)  # a lesson in another script loads its fonts itself
+    language = config.language
     for name in (PAGES.name, *names) if not collections else ():
         edition = EDITIONS[name]
         if edition.paged:
             page_rule = _print_shop(edition, config)
-            stylesheet(theme, edition.stylesheets, name, config.paper, page_rule, faces)
+            stylesheet(theme, edition.stylesheets, name, config.paper, page_rule, faces, language)
     if "epub" in names:  # the cover, of a lesson or a module
-        stylesheet(theme, COVER_STYLESHEETS, "cover", config.paper, "", faces)
+        stylesheet(theme, COVER_STYLESHEETS, "cover", config.paper, "", faces, language)
     if collections and PAGES.name in names:
-        stylesheet(theme, MODULE_STYLESHEETS, PAGES.name, config.paper, "", faces)
+        stylesheet(theme, MODULE_STYLESHEETS, PAGES.name, config.paper, "", faces, language)
 
 
 def render_paged(job: RenderJob) -> Rendered:
@@ -83,7 +84,9 @@ def render_paged(job: RenderJob) -> Rendered:
     first = job.render_template("lesson.html.j2", job.figures.with_pages(pages), body)
     faces = faces_for(job.theme, first)
     edition, paper = job.edition, job.config.paper
-    css = stylesheet(job.theme, edition.stylesheets, edition.name, paper, print_shop, faces)
+    css = stylesheet(
+        job.theme, edition.stylesheets, edition.name, paper, print_shop, faces, job.language
+    )
     words = job.theme.words(job.language)
     breaks: dict[int, frozenset[int]] = {}
     tried: list[int] = []

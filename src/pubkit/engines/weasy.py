@@ -145,12 +145,13 @@ def stylesheet(
     paper: str,
     page_rule: str,
     faces: tuple[FontFace, ...],
+    language: str | None = None,
 ) -> CSS:
     """The theme's stylesheets ``names`` for ``edition`` with @font-face rules for
     ``faces`` (:func:`pubkit.engines.glyphs.faces_for`: a script's font is loaded only
-    for a text in that script), parsed once per build."""
+    for a text in that script) in the order ``language`` wants, parsed once per build."""
     css = theme.stylesheet(
-        names, edition, paper, font_url=lambda face: face.path.as_uri(), faces=faces
+        names, edition, paper, lambda face: face.path.as_uri(), faces=faces, language=language
     )
     css += page_rule
     resources = Resources.of_theme(theme)

@@ -58,15 +58,22 @@ class Theme:
         return [f / "templates" for f in self.folders if (f / "templates").is_dir()]
 
     def properties(
-        self, edition: str, paper: str, loaded: frozenset[str] | None = None
+        self,
+        edition: str,
+        paper: str,
+        loaded: frozenset[str] | None = None,
+        language: str | None = None,
     ) -> dict[str, str]:
         """Design tokens as custom-property values (``color-accent`` → ``#1d5b8c``); each
-        font stack lists the fallback families among ``loaded`` (default: all)."""
+        font stack lists the fallback families among ``loaded`` (default: all), those made
+        for ``language`` first (``languages:``: Han characters in their regional forms)."""
         properties = _flatten(self.tokens, exclude={_FONT_GROUP, "editions"})
         overrides = self.tokens.get("editions", {}).get(edition, {})
         properties.update(_flatten(overrides, exclude=set()))
         properties["print-page-size"] = paper
         fonts = self.tokens.get(_FONT_GROUP, {})
+        if language:  # a stable sort: the fonts made for the language move to the front
+            fonts = dict(sorted(fonts.items(), key=lambda item: _affinity(item[1], language)))
         for role, font in fonts.items():
             fallbacks = "".join(
                 f'"{other["family"]}", '
@@ -85,6 +92,7 @@ class Theme:
         paper: str,
         font_url: Callable[[FontFace], str],
         faces: tuple[FontFace, ...] | None = None,
+        language: str | None = None,
     ) -> str:
         """Concatenate ``names`` with @font-face rules (for ``faces``, default every face
         of the theme), custom properties substituted.
@@ -93,7 +101,8 @@ class Theme:
         and on e-readers whose engines have no custom properties.
         """
         faces = self.fonts if faces is None else faces
-        properties = self.properties(edition, paper, frozenset(f.family for f in faces))
+        loaded = frozenset(f.family for f in faces)
+        properties = self.properties(edition, paper, loaded, language)
         parts = [_font_faces(faces, font_url)]
         for name in names:
             path = self.find(name)
@@ -106,10 +115,20 @@ class Theme:
         """The UI strings for ``language``: exact tag, then base language, then English."""
         base = language.split("-")[0].lower()
         english = self.strings.get("en", {})
-        for tag in (language, language.lower(), base):
+        traditional = base == "zh" and language.lower().endswith(("-tw", "-hk", "-mo"))
+        for tag in (language, language.lower(), *(["zh-Hant"] if traditional else []), base):
             if tag in self.strings:
                 return {**english, **self.strings[tag]}
         return english
+
+
+def _affinity(font: Mapping[str, Any], language: str) -> int:
+    """0 when a font's ``languages`` name ``language`` (``zh-TW``), 1 when they name its
+    base language (``zh``), else 2: the order its stack takes the fonts in."""
+    made = {str(tag).lower() for tag in font.get("languages") or ()}
+    if language.lower() in made:
+        return 0
+    return 1 if language.split("-")[0].lower() in made else 2
 
 
 def _flatten(tokens: Mapping[str, Any], exclude: set[str], prefix: str = "") -> dict[str, str]:
@@ -173,6 +192,8 @@ def _load_fonts(tokens: Mapping[str, Any], folders: tuple[Path, ...]) -> tuple[F
             continue
         for face in font.get("faces", []):
             found = next((f / face["file"] for f in folders if (f / face["file"]).is_file()), None)
+            if found is None and font.get("optional"):
+                continue  # not installed: its characters are reported as without a glyph
             if found is None:
                 problems.append(error(source, None, f"fonts.{role}: no font file {face['file']}"))
                 continue
