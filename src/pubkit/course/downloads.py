@@ -74,7 +74,7 @@ def render_index(manifest: Mapping[str, Any], theme: Theme, config: Config) -> d
         return env.get_template("index.html.j2").render(context)
 
     # A fallback font is declared and shipped only when the page's words need it.
-    faces = faces_for(theme, page(theme.fonts))
+    faces = faces_for(theme, page(theme.fonts), language)
     html = page(faces)
     files: dict[Path, bytes] = {Path(INDEX_NAME): html.encode("utf-8")}
     for face in faces:

@@ -187,7 +187,7 @@ def _render_pdf(
     html = env.get_template("module.html.j2").render(
         _context(module, fragments, config, PAGES.name, date)
     )
-    faces = faces_for(theme, html)
+    faces = faces_for(theme, html, config.language)
     css = stylesheet(
         theme, MODULE_STYLESHEETS, PAGES.name, config.paper, "", faces, config.language
     )

@@ -8,11 +8,19 @@ Imports :mod:`pubkit.document` and below. :func:`renderer` is the registry's way
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from pubkit.document.render import Rendered, RenderJob
     from pubkit.editions import Edition
+
+
+# WeasyPrint looks for the machine's fonts as it is imported, and warns on a machine with
+# none ("Expect ugly output"): pubkit sets only its theme's fonts (engines.weasy).
+warnings.filterwarnings(
+    "ignore", "(No fonts configured in|cannot load default config file)", UserWarning
+)
 
 
 class Renderer(Protocol):

@@ -30,7 +30,7 @@ def render_cover(job: RenderJob) -> bytes:
 
 def cover_png(html: str, theme: Theme, paper: str, language: str) -> bytes:
     """The first page of ``html``, set with the cover's stylesheets, as a PNG cover."""
-    faces = faces_for(theme, html)
+    faces = faces_for(theme, html, language)
     css = stylesheet(theme, COVER_STYLESHEETS, "cover", paper, "", faces, language)
     document = lay_out(html, css, Resources.of_theme(theme))
     return first_page_png(first_page_pdf(document), WIDTH)

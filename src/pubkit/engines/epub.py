@@ -303,7 +303,7 @@ def writing(
         folder = Path(tmp)
         (folder / "fonts").mkdir()
         fonts = []
-        faces = faces_for(theme, book.text)
+        faces = faces_for(theme, book.text, book.language)
         for face in faces:
             fonts.append(folder / "fonts" / face.path.name)
             fonts[-1].write_bytes(subset_font(face, book.text))

@@ -40,16 +40,31 @@ def primary_faces(theme: Theme) -> tuple[FontFace, ...]:
     return tuple(face for face in theme.fonts if not face.fallback)
 
 
-def faces_for(theme: Theme, text: str) -> tuple[FontFace, ...]:
-    """The faces a file that sets ``text`` embeds (an EPUB, the downloads page): every
-    face of the theme's own families, and a fallback face only when ``text`` has a
-    character that it has and one of those families lacks (a reader falls back family by
-    family, so a character the serif lacks is set from the fallback, even if the mono
-    has it)."""
-    own = [_face_coverage(face) for face in theme.fonts if not face.fallback]
-    everywhere = frozenset.intersection(*own) if own else frozenset()
-    wanted = {ord(char) for char in set(text) if _needs_glyph(char)} - everywhere
-    return tuple(face for face in theme.fonts if not face.fallback or wanted & _face_coverage(face))
+def faces_for(theme: Theme, text: str, language: str | None = None) -> tuple[FontFace, ...]:
+    """The faces a document that sets ``text`` loads (a PDF) or embeds (an EPUB, the
+    downloads page): every face of the theme's own families, and of the fallback families
+    only those that set one of its characters: for each stack, the first fallback in the
+    stack's order (``language``'s first) that has a character the stack's own family lacks,
+    as a reader or WeasyPrint would take it. So a lesson with a ∈ loads Noto Sans Math, not
+    a 10 MB Chinese font that has one too."""
+    wanted = {ord(char) for char in set(text) if _needs_glyph(char)}
+    own = {face.family for face in theme.fonts if not face.fallback}
+    by_family: dict[str, frozenset[int]] = {}
+    for face in theme.fonts:
+        by_family[face.family] = by_family.get(face.family, frozenset()) | _face_coverage(face)
+    chosen: set[str] = set()
+    for role, fallbacks in theme.fallbacks(language).items():
+        family = theme.family(role)
+        if family not in own:
+            continue
+        missing = wanted - by_family.get(family, frozenset())
+        for fallback in fallbacks:
+            if not missing:
+                break
+            if found := missing & by_family.get(fallback, frozenset()):
+                chosen.add(fallback)
+                missing -= found
+    return tuple(face for face in theme.fonts if not face.fallback or face.family in chosen)
 
 
 def _needs_glyph(char: str) -> bool:

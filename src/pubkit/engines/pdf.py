@@ -82,7 +82,7 @@ def render_paged(job: RenderJob) -> Rendered:
     body = job.document.html
     # The fonts its words need: the first pass's HTML holds them all (header, boxes, body).
     first = job.render_template("lesson.html.j2", job.figures.with_pages(pages), body)
-    faces = faces_for(job.theme, first)
+    faces = faces_for(job.theme, first, job.language)
     edition, paper = job.edition, job.config.paper
     css = stylesheet(
         job.theme, edition.stylesheets, edition.name, paper, print_shop, faces, job.language

@@ -72,18 +72,27 @@ class Theme:
         properties.update(_flatten(overrides, exclude=set()))
         properties["print-page-size"] = paper
         fonts = self.tokens.get(_FONT_GROUP, {})
+        for role, fallbacks in self.fallbacks(language).items():
+            listed = "".join(f'"{f}", ' for f in fallbacks if loaded is None or f in loaded)
+            generic = fonts[role].get("generic", "serif")
+            properties[f"font-{role}"] = f'"{fonts[role]["family"]}", {listed}{generic}'
+        return properties
+
+    def fallbacks(self, language: str | None = None) -> dict[str, list[str]]:
+        """Each font role's fallback families, in the order its stack lists them: the
+        theme's, with those made for ``language`` first (``languages:``: Han characters in
+        their regional forms). Every role has an entry, fallbacks' own included."""
+        fonts = self.tokens.get(_FONT_GROUP, {})
         if language:  # a stable sort: the fonts made for the language move to the front
             fonts = dict(sorted(fonts.items(), key=lambda item: _affinity(item[1], language)))
-        for role, font in fonts.items():
-            fallbacks = "".join(
-                f'"{other["family"]}", '
+        return {
+            role: [
+                str(other["family"])
                 for other in fonts.values()
-                if (other.get("fallback") is True or role in (other.get("fallback") or ()))
-                and (loaded is None or other["family"] in loaded)
-            )
-            generic = font.get("generic", "serif")
-            properties[f"font-{role}"] = f'"{font["family"]}", {fallbacks}{generic}'
-        return properties
+                if other.get("fallback") is True or role in (other.get("fallback") or ())
+            ]
+            for role in fonts
+        }
 
     def stylesheet(
         self,
@@ -110,6 +119,10 @@ class Theme:
         if custom := self.locate(CUSTOM_CSS):
             parts.append(f"/* {CUSTOM_CSS} */\n" + _substitute(custom, properties))
         return "\n".join(parts)
+
+    def family(self, role: str) -> str:
+        """The family of a font role (``serif`` → ``Noto Serif``)."""
+        return str(self.tokens[_FONT_GROUP][role]["family"])
 
     def words(self, language: str) -> Mapping[str, Any]:
         """The UI strings for ``language``: exact tag, then base language, then English."""
