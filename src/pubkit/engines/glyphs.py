@@ -11,8 +11,6 @@ import unicodedata
 from collections.abc import Iterable
 from functools import cache
 
-import uharfbuzz as hb
-
 from pubkit.errors import Diagnostic, warning
 from pubkit.sources.manuscript import Lesson
 from pubkit.sources.theme import FontFace, Theme
@@ -27,12 +25,23 @@ _NAMED = 8
 
 @cache
 def _face_coverage(face: FontFace) -> frozenset[int]:
+    import uharfbuzz as hb  # loaded when a text is first checked, not with the CLI
+
     return frozenset(hb.Face(hb.Blob.from_file_path(str(face.path))).unicodes)
+
+
+@cache
+def _family_coverage(theme: Theme, family: str) -> frozenset[int]:
+    """Every code point some face of ``family`` has a glyph for (read on first need: the
+    CJK fonts take a tenth of a second)."""
+    faces = [face for face in theme.fonts if face.family == family]
+    return frozenset().union(*(_face_coverage(face) for face in faces))
 
 
 def coverage(theme: Theme) -> frozenset[int]:
     """Every code point some font of the theme has a glyph for."""
-    return frozenset().union(*(_face_coverage(face) for face in theme.fonts))
+    families = dict.fromkeys(face.family for face in theme.fonts)
+    return frozenset().union(*(_family_coverage(theme, family) for family in families))
 
 
 def primary_faces(theme: Theme) -> tuple[FontFace, ...]:
@@ -49,19 +58,17 @@ def faces_for(theme: Theme, text: str, language: str | None = None) -> tuple[Fon
     a 10 MB Chinese font that has one too."""
     wanted = {ord(char) for char in set(text) if _needs_glyph(char)}
     own = {face.family for face in theme.fonts if not face.fallback}
-    by_family: dict[str, frozenset[int]] = {}
-    for face in theme.fonts:
-        by_family[face.family] = by_family.get(face.family, frozenset()) | _face_coverage(face)
+    installed = {face.family for face in theme.fonts}
     chosen: set[str] = set()
     for role, fallbacks in theme.fallbacks(language).items():
         family = theme.family(role)
         if family not in own:
             continue
-        missing = wanted - by_family.get(family, frozenset())
+        missing = wanted - _family_coverage(theme, family)
         for fallback in fallbacks:
             if not missing:
                 break
-            if found := missing & by_family.get(fallback, frozenset()):
+            if fallback in installed and (found := missing & _family_coverage(theme, fallback)):
                 chosen.add(fallback)
                 missing -= found
     return tuple(face for face in theme.fonts if not face.fallback or face.family in chosen)
@@ -76,8 +83,13 @@ def _needs_glyph(char: str) -> bool:
 
 def missing(text: str, theme: Theme) -> list[str]:
     """The characters of ``text`` that no font of the theme has, in order of appearance."""
+    own = dict.fromkeys(face.family for face in theme.fonts if not face.fallback)
+    covered = frozenset().union(*(_family_coverage(theme, family) for family in own))
+    rest = [c for c in dict.fromkeys(text) if ord(c) not in covered and _needs_glyph(c)]
+    if not rest:  # the common case: the fallbacks are not even read
+        return []
     covered = coverage(theme)
-    return [c for c in dict.fromkeys(text) if ord(c) not in covered and _needs_glyph(c)]
+    return [c for c in rest if ord(c) not in covered]
 
 
 def missing_glyphs(lesson: Lesson, texts: Iterable[str], theme: Theme) -> list[Diagnostic]:

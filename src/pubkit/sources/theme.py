@@ -14,7 +14,7 @@ from pubkit.editions import COVER_STYLESHEETS, EDITIONS, MODULE_STYLESHEETS
 from pubkit.errors import ConfigError, Diagnostic, PubkitError, error
 from pubkit.sources.config import Config, builtin_styles
 from pubkit.sources.resources import css_references
-from pubkit.sources.yamlsrc import load_mapping
+from pubkit.sources.yamlsrc import FAST_LOADER, load_mapping
 
 TOKENS_FILE = "tokens.yaml"
 #: A publisher's own additions, cascaded after every edition's stylesheets when present.
@@ -224,6 +224,10 @@ def _load_fonts(tokens: Mapping[str, Any], folders: tuple[Path, ...]) -> tuple[F
     return tuple(faces)
 
 
+def _load(path: Path) -> Mapping[str, Any]:
+    return load_mapping(path.read_text(encoding="utf-8"), path, loader_class=FAST_LOADER).values
+
+
 @cache
 def load_theme(folder: Path) -> Theme:
     """Read the theme in ``folder``; files it lacks come from pubkit's built-in theme."""
@@ -232,8 +236,8 @@ def load_theme(folder: Path) -> Theme:
     try:
         tokens_path = next(f / TOKENS_FILE for f in folders if (f / TOKENS_FILE).is_file())
         strings_path = next(f / STRINGS_FILE for f in folders if (f / STRINGS_FILE).is_file())
-        tokens = load_mapping(tokens_path.read_text(encoding="utf-8"), tokens_path).values
-        strings = load_mapping(strings_path.read_text(encoding="utf-8"), strings_path).values
+        tokens = _load(tokens_path)
+        strings = _load(strings_path)
     except StopIteration:
         raise ConfigError([error(folder, None, "theme has no tokens.yaml")]) from None
     except PubkitError as exc:
