@@ -11,6 +11,8 @@ import unicodedata
 from collections.abc import Iterable
 from functools import cache
 
+import uharfbuzz as hb
+
 from pubkit.errors import Diagnostic, warning
 from pubkit.sources.manuscript import Lesson
 from pubkit.sources.theme import FontFace, Theme
@@ -25,8 +27,6 @@ _NAMED = 8
 
 @cache
 def _face_coverage(face: FontFace) -> frozenset[int]:
-    import uharfbuzz as hb  # loaded when a text is first checked, not with the CLI
-
     return frozenset(hb.Face(hb.Blob.from_file_path(str(face.path))).unicodes)
 
 
