@@ -38,19 +38,19 @@ def basic_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[BuildResult, 
 @pytest.fixture(scope="session")
 def typography_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every element pubkit sets (notes, tables, figures) and a German lesson."""
-    project = tmp_path_factory.mktemp("typography") / "typography"
-    shutil.copytree(PROJECTS / "typography", project)
-    result = build(project, force=True)
-    assert result.ok, [str(d) for d in result.diagnostics]
-    assert not result.diagnostics, [str(d) for d in result.diagnostics]
-    return project / "build"
+    return _clean_build(tmp_path_factory, "typography")
 
 
 @pytest.fixture(scope="session")
 def scripts_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Lessons in Arabic (right to left), Hindi, and English quoting many scripts."""
-    project = tmp_path_factory.mktemp("scripts") / "scripts"
-    shutil.copytree(PROJECTS / "scripts", project)
+    return _clean_build(tmp_path_factory, "scripts")
+
+
+def _clean_build(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A copy of sample project ``name`` built whole, without a single warning."""
+    project = tmp_path_factory.mktemp(name) / name
+    shutil.copytree(PROJECTS / name, project)
     result = build(project, force=True)
     assert result.ok, [str(d) for d in result.diagnostics]
     assert not result.diagnostics, [str(d) for d in result.diagnostics]
