@@ -74,3 +74,30 @@ def test_yaml_syntax_error_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         load_config(tmp_path)
     assert "YAML syntax" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("https://courses.example.org/pm", "https://courses.example.org/pm/"),
+        ("http://example.org/", "http://example.org/"),
+    ],
+)
+def test_the_course_address_is_a_folder(tmp_path: Path, written: str, read: str) -> None:
+    (tmp_path / "pubkit.yaml").write_text(f"course:\n  url: {written}\n")
+    config, _ = load_config(tmp_path)
+    assert config.url == read
+
+
+@pytest.mark.parametrize(
+    "written", ["courses.example.org", "ftp://example.org/", "https://x.org/?a=1", "/local/"]
+)
+def test_a_course_address_that_is_not_a_web_folder_is_an_error(
+    tmp_path: Path, written: str
+) -> None:
+    (tmp_path / "pubkit.yaml").write_text(f"course:\n  title: T\n  url: '{written}'\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(tmp_path)
+    (problem,) = raised.value.diagnostics
+    assert problem.line == 3
+    assert problem.message.startswith("course.url: expected the web address the course is")

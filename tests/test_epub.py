@@ -3,8 +3,10 @@ the page list against the PDF, the cover, accessibility metadata read off the co
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import io
+import json
 import shutil
 import subprocess
 import zipfile
@@ -39,9 +41,11 @@ from pubkit.sources.config import builtin_styles
 
 @pytest.fixture(scope="module")
 def faults_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[BuildResult, Path]:
+    """The faults project built without EPUBCheck (``--no-validate``), so that its
+    invalid EPUB is written for ``check --epub`` to read."""
     project = tmp_path_factory.mktemp("epub-faults") / "epub-faults"
     shutil.copytree(PROJECTS / "epub-faults", project)
-    return build(project, force=True), project
+    return build(project, force=True, validate=False), project
 
 
 def every_epub(seed: Path, *others: Path) -> list[Path]:
@@ -72,17 +76,53 @@ def test_check_epub_names_the_manuscript_line_behind_a_message(
     run = run_pubkit("check", "--epub", cwd=project)
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
-    lines = [line for line in run.stderr.splitlines() if "EPUBCheck" in line]
-    # The only EPUBCheck message, in the lesson's EPUB and in its module's collected one:
-    # the link to a section that is not there, at its line.
+    lines = [line for line in run.stderr.splitlines() if "EPUBCheck" in line and "error" in line]
+    # The only EPUBCheck error, in the lesson's EPUB and in its module's collected one:
+    # a JPEG saved as .png, at the line of the image (its file is not what the author wrote).
     assert len(lines) == 2, run.stderr
     assert lines[0].startswith(
-        "manuscript/01-links/01-dangling.md:12: error: epub: EPUBCheck RSC-012"
+        "manuscript/01-links/01-dangling.md:22: error: epub: EPUBCheck OPF-029"
     )
     assert lines[1].startswith(
-        "manuscript/01-links/01-dangling.md:12: error: collections/01-links.epub: EPUBCheck RSC-012"
+        "manuscript/01-links/01-dangling.md:22: error: collections/01-links.epub: EPUBCheck OPF-029"
     )
-    assert "EPUB/text/ch001.xhtml" in lines[0]  # what EPUBCheck read, for the curious
+    assert "EPUB/media/file0.png" in lines[0]  # what EPUBCheck read, for the curious
+    # The dangling section link is pubkit's own warning, and the link is gone.
+    assert not any("RSC-012" in line for line in run.stderr.splitlines()), run.stderr
+
+
+def test_build_writes_no_epub_that_epubcheck_rejects(tmp_path: Path) -> None:
+    project = tmp_path / "epub-faults"
+    shutil.copytree(PROJECTS / "epub-faults", project)
+    lesson = project / "manuscript/01-links/01-dangling.md"
+    epub = project / "build/epub/01-links/01-dangling.epub"
+    written = lesson.read_text(encoding="utf-8")
+    # First without the mislabelled photo: valid, and built.
+    lesson.write_text(written.split("## A photo")[0], encoding="utf-8")
+    first = run_pubkit("build", "--quiet", cwd=project)
+    assert first.returncode == 0, first.stderr
+    good = epub.read_bytes()
+    # Then with it: EPUBCheck rejects the EPUB, so the lesson fails and keeps its last
+    # good outputs; the progress and the summary say so, never "built".
+    lesson.write_text(written, encoding="utf-8")
+    second = run_pubkit("build", cwd=project)
+    assert second.returncode == 1, second.stderr
+    assert "failed: 01-links/01-dangling" in second.stdout + second.stderr
+    assert "built: 01-links/01-dangling" not in second.stdout + second.stderr
+    assert "01-dangling.md:22: error: epub: EPUBCheck OPF-029" in second.stderr
+    assert "0 built, 1 up to date, 1 failed" in second.stderr, second.stderr
+    assert epub.read_bytes() == good
+    assert "Traceback" not in second.stderr
+    # The downloads manifest still offers the last good EPUB.
+    listing = json.loads((project / "build/manifest.json").read_text(encoding="utf-8"))
+    (entry,) = [e for e in listing["lessons"] if e["id"] == "01-links/01-dangling"]
+    assert entry["editions"]["epub"]["sha256"] == hashlib.sha256(good).hexdigest()
+    # --no-validate writes it (a draft), and a validating build then checks it again.
+    draft = run_pubkit("build", "--quiet", "--no-validate", cwd=project)
+    assert draft.returncode == 0, draft.stderr
+    assert epub.read_bytes() != good
+    again = run_pubkit("build", "--quiet", cwd=project)
+    assert again.returncode == 1 and "OPF-029" in again.stderr, again.stderr
 
 
 def test_check_epub_is_clean_on_the_seed(seed_build: tuple[BuildResult, Path]) -> None:

@@ -57,6 +57,61 @@ def test_a_figure_that_is_not_a_project_file_is_refused(tmp_path: Path, make, wh
     assert [r.lesson.path.name for r in result.built] == ["02-ok.md"]
 
 
+SVG = '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">{}</svg>'
+
+
+@pytest.mark.parametrize(
+    ("inside", "why"),
+    [
+        ("<script>alert(1)</script>", "an SVG with <script>"),
+        ('<rect width="5" height="5" onclick="steal()"/>', "event handler (onclick)"),
+        ("<foreignObject><p>HTML</p></foreignObject>", "an SVG with <foreignObject>"),
+        ('<image href="https://example.org/x.png"/>', "refers to 'https://example.org/x.png'"),
+        ('<use xlink:href="/etc/passwd#x"/>', "refers to '/etc/passwd#x'"),
+        ("<style>rect { fill: url(https://example.org/p.svg#g) }</style>", "style sheet fetches"),
+        ('<rect style="fill: url(other.svg#g)"/>', "whose style fetches a file"),
+        ("<rect", "not well-formed SVG"),
+    ],
+    ids=["script", "handler", "foreign", "remote-image", "local-use", "css", "style", "broken"],
+)
+def test_an_svg_figure_that_runs_or_fetches_something_is_refused(
+    tmp_path: Path, inside: str, why: str
+) -> None:
+    root = make_project(
+        tmp_path, {"01-bad.md": figure_lesson(1, "bad.svg"), "02-ok.md": lesson_text(2)}
+    )
+    (root / "manuscript/01-module/bad.svg").write_text(SVG.format(inside), encoding="utf-8")
+    result = build(root, force=True)
+    assert [p.name for p in result.failed] == ["01-bad.md"]
+    (problem,) = [d for d in result.diagnostics if d.is_error]
+    assert problem.line == 8 and "'bad.svg': " in problem.message, problem
+    assert why in problem.message, problem
+    assert not (root / "build/epub/01-module/01-bad.epub").exists()
+
+
+def test_an_svg_with_entities_is_refused_before_it_is_expanded(tmp_path: Path) -> None:
+    laughs = '<!DOCTYPE svg [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]>'
+    root = make_project(tmp_path, {"01-bad.md": figure_lesson(1, "bad.svg")})
+    svg = laughs + SVG.format("<text>&b;</text>")
+    (root / "manuscript/01-module/bad.svg").write_text(svg, encoding="utf-8")
+    result = build(root, force=True)
+    (problem,) = result.diagnostics
+    assert "DOCTYPE or entities" in problem.message and not result.ok
+
+
+def test_a_safe_svg_figure_is_set_in_every_edition(tmp_path: Path) -> None:
+    gradient = (
+        '<defs><linearGradient id="g"><stop offset="0" stop-color="#1a5490"/></linearGradient>'
+        '</defs><rect width="80" height="40" style="fill: url(#g)"/><use href="#g"/>'
+    )
+    root = make_project(tmp_path, {"01-ok.md": figure_lesson(1, "ok.svg")})
+    (root / "manuscript/01-module/ok.svg").write_text(SVG.format(gradient), encoding="utf-8")
+    result = build(root, force=True)  # the EPUB through EPUBCheck, too
+    assert result.ok and not result.diagnostics, [str(d) for d in result.diagnostics]
+    for edition in ("pdf/01-module/01-ok.pdf", "handout/01-module/01-ok.pdf"):
+        assert PdfReader(root / "build" / edition).pages[0].get("/Resources")
+
+
 def test_the_fetcher_reads_regular_project_files_only(tmp_path: Path) -> None:
     project = tmp_path / "project"
     project.mkdir()
@@ -407,21 +462,21 @@ def test_a_lesson_set_alone_fails_whole_when_its_handout_fails(
     root = make_project(tmp_path, {"01-l.md": lesson_text(1, "L", "Words.\n")})
     real = lessons_module._render_aside
 
-    def crashing_handout(lesson, config, theme, name, date):  # type: ignore[no-untyped-def]
+    def crashing_handout(lesson, config, theme, name, date, course):  # type: ignore[no-untyped-def]
         os.kill(os.getpid(), signal.SIGSEGV)
 
     pids = tmp_path / "pids"
     pids.mkdir()
 
-    def noting_handout(lesson, config, theme, name, date):  # type: ignore[no-untyped-def]
+    def noting_handout(lesson, config, theme, name, date, course):  # type: ignore[no-untyped-def]
         (pids / f"{name}-{os.getpid()}").touch()
-        return real(lesson, config, theme, name, date)
+        return real(lesson, config, theme, name, date, course)
 
     real_editions = lessons_module._render_editions
 
-    def noting_editions(lesson, config, theme, names, date):  # type: ignore[no-untyped-def]
+    def noting_editions(lesson, config, theme, names, date, course):  # type: ignore[no-untyped-def]
         (pids / f"{'+'.join(names)}-{os.getpid()}").touch()
-        return real_editions(lesson, config, theme, names, date)
+        return real_editions(lesson, config, theme, names, date, course)
 
     monkeypatch.setattr(lessons_module, "_render_editions", noting_editions)
     monkeypatch.setattr(lessons_module, "_render_aside", noting_handout)
@@ -450,9 +505,9 @@ def test_a_lesson_set_alone_is_converted_once_before_the_workers_fork(
     calls = tmp_path / "calls"
     real = markdown_module.read
 
-    def noting(lesson, root):  # type: ignore[no-untyped-def]
+    def noting(lesson, root, course):  # type: ignore[no-untyped-def]
         (calls / f"{os.getpid()}-{time.monotonic_ns()}").touch()
-        return real(lesson, root)
+        return real(lesson, root, course)
 
     def readers() -> list[str]:
         found = sorted(path.name.split("-")[0] for path in calls.iterdir())
@@ -469,7 +524,7 @@ def test_a_lesson_set_alone_is_converted_once_before_the_workers_fork(
     found = readers()
     assert len(set(found)) == 2 and str(os.getpid()) not in found
 
-    def failing(lesson, root):  # type: ignore[no-untyped-def]
+    def failing(lesson, root, course):  # type: ignore[no-untyped-def]
         raise RuntimeError("a fault")
 
     monkeypatch.setattr(markdown_module, "CONVERT_AHEAD_BYTES", 4 << 20)

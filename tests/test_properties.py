@@ -108,3 +108,96 @@ def test_any_lesson_builds_or_fails_cleanly_and_writes_only_to_build(
     for entry in result.built:
         for record in entry.entry["editions"].values():
             assert (root / "build" / record["path"]).resolve().is_relative_to(root / "build")
+
+
+#: What authors put in lessons that link to each other: links to the other lesson, its
+#: sections, sections of this one (some missing), outside pages, raw HTML with ids (some
+#: repeated, some equal to a heading's), described and undescribed images.
+LINKED_PIECES = st.sampled_from(
+    [
+        "[next](02-other.md)",
+        "[its part](02-other.md#part-two)",
+        "[back](01-this.md#our-part)",
+        "[our part](#our-part)",
+        "[missing here](#not-here)",
+        "[raw part](#raw)",
+        "[about](/about/)",
+        "[notes](notes/page.html)",
+        "[web](https://example.org/a?b=c#d)",
+        '<a href="02-other.md#part-two">raw link</a>',
+        '<a href="#our-part">raw local</a>',
+        '<span id="raw">raw span</span>',
+        '<div id="our-part">a raw block with a heading\'s id</div>',
+        '<span id="fn1">a footnote\'s id</span>',
+        "![A figure](fig.png)",
+        '![](fig.png){alt="Described by its attribute" width=40%}',
+        '![Caption](fig.svg){alt="An SVG, described"}',
+        "Words[^n].\n\n[^n]: A note.",
+        "\n\n## Our part {#our-part}\n\n",
+        "\n\n## Part two\n\n",
+        "\n\n### Nested\n\n",
+        "\n\n",
+        " and ",
+    ]
+)
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],  # a build per example: no shrinking
+)
+@given(
+    this=st.lists(LINKED_PIECES, min_size=1, max_size=14).map(" ".join),
+    other=st.lists(LINKED_PIECES, max_size=8).map(" ".join),
+)
+def test_linked_lessons_come_out_valid_with_every_link_landing(
+    tmp_path_factory: object, this: str, other: str
+) -> None:
+    from pypdf import PdfReader
+
+    from pubkit.course.validate import run_epubcheck
+
+    def text(number: int, title: str, body: str) -> str:
+        ends = "## Our part {#our-part}\n\nMiddle.\n\n## Part two\n\nEnd.\n"
+        return f"---\nlesson: {number}\ntitle: {title}\n---\n\n{body}\n\n{ends}"
+
+    root = make_project(
+        tmp_path_factory.mktemp("linked"),  # type: ignore[attr-defined]
+        {"01-this.md": text(1, "This", this), "02-other.md": text(2, "Other", other)},
+    )
+    figures = Path(__file__).parent / "projects/links/manuscript/01-basics/fig"
+    (root / "manuscript/01-module/fig.png").write_bytes((figures / "swatch.png").read_bytes())
+    (root / "manuscript/01-module/fig.svg").write_bytes((figures / "plot.svg").read_bytes())
+    result = build(root, force=True)
+    # Every lesson is built (nothing an author wrote here is an error) and valid: the
+    # build ran EPUBCheck; its own messages would be among the diagnostics.
+    assert result.ok, [str(d) for d in result.diagnostics]
+    assert not any("EPUBCheck" in d.message for d in result.diagnostics)
+    out = root / "build"
+    epubs = [*out.glob("epub/*/*.epub"), *out.glob("collections/*.epub")]
+    assert len(epubs) == 3
+    for epub in epubs[:1]:  # checked again outside the build, with its own JVM
+        assert run_epubcheck(epub) == []
+    for pdf in [
+        *out.glob("pdf/*/*.pdf"),
+        *out.glob("handout/*/*.pdf"),
+        *out.glob("collections/*.pdf"),
+    ]:
+        reader = PdfReader(pdf)
+        names = set(reader.named_destinations)
+        for page in reader.pages:
+            for annotation in page.get("/Annots") or []:
+                annotation = annotation.get_object()
+                if "/Dest" in annotation:
+                    assert str(annotation["/Dest"]) in names, (pdf.name, annotation)
+                elif annotation["/A"]["/S"] == "/GoToR":
+                    action = annotation["/A"]
+                    target = (pdf.parent / str(action["/F"])).resolve()
+                    assert target.is_file(), (pdf.name, action)
+                    if isinstance(action["/D"], str):
+                        assert action["/D"] in PdfReader(target).named_destinations
+                else:
+                    uri = str(annotation["/A"]["/URI"])
+                    assert uri.startswith(("https://", "mailto:")), (pdf.name, uri)

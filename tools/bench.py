@@ -21,6 +21,9 @@ in a temporary folder. Every figure comes from a fresh process, as a user runs p
   worker's pandoc session is one);
 - the course's lessons alone (``pubkit build manuscript``: no module collections), cold,
   ``--jobs 2``, reported without a target, to show what the collections cost;
+- what validation costs (every EPUB through EPUBCheck, in one JVM): each cold course
+  round is followed by the same build with ``--no-validate``, and each one-lesson round
+  likewise; the median of the rounds' shares is reported (target: 15 % of the course);
 - whether WeasyPrint has HarfBuzz's subsetter (``libharfbuzz-subset``), without which
   every PDF is about three times slower to write.
 
@@ -61,6 +64,7 @@ TARGETS = {
     "lesson_over_floor": 1.6,  # one lesson cold ÷ floor cold
     "noop_seconds": 1.0,
     "worker_mb": 400.0,
+    "validation_share": 0.15,  # (validated − unvalidated) ÷ validated, course cold
 }
 
 FLOOR = textwrap.dedent(
@@ -99,7 +103,12 @@ RUNNER = textwrap.dedent(
     start = time.perf_counter()
     from pathlib import Path
     from pubkit.build import build
-    result = build(Path(sys.argv[1]), map(Path, sys.argv[3:]), jobs=int(sys.argv[2]) or None)
+    result = build(
+        Path(sys.argv[1]),
+        map(Path, sys.argv[4:]),
+        jobs=int(sys.argv[2]) or None,
+        validate=sys.argv[3] == "validate",
+    )
     used = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     print(json.dumps({
         "seconds": time.perf_counter() - start,
@@ -144,8 +153,10 @@ def run_json(args: list[str], cwd: Path | None = None) -> dict[str, Any]:
     return data
 
 
-def pubkit_build(project: Path, jobs: int, *targets: Path) -> dict[str, Any]:
-    result = run_json([sys.executable, "-c", RUNNER, str(project), str(jobs), *map(str, targets)])
+def pubkit_build(project: Path, jobs: int, *targets: Path, validate: bool = True) -> dict[str, Any]:
+    checks = "validate" if validate else "no-validate"
+    command = [sys.executable, "-c", RUNNER, str(project), str(jobs), checks, *map(str, targets)]
+    result = run_json(command)
     if not result["ok"]:
         sys.exit(f"bench: the build of {project} failed")
     return result
@@ -230,26 +241,33 @@ def main() -> None:
         floor_warm = statistics.median(warm)
         console.print(f"floor, per lesson warm: {floor_warm:.2f} s")
 
-        ones = []
+        ones, one_shares = [], []
         for number in range(ROUNDS):
             clean(single)
             floor = floor_cold(theme, epub, lesson)
             ones.append(Round(floor, pubkit_build(single, 0, lesson), 1))  # 0: a job per core
+            clean(single)
+            unchecked = pubkit_build(single, 0, lesson, validate=False)["seconds"]
+            one_shares.append(1 - unchecked / ones[-1].seconds)
             console.print(
                 f"one lesson, round {number + 1}: {ones[-1].seconds:.2f} s"
-                f" against a floor of {floor:.2f} s: {ones[-1].ratio:.2f} ×"
+                f" against a floor of {floor:.2f} s: {ones[-1].ratio:.2f} ×;"
+                f" {unchecked:.2f} s unvalidated"
             )
-        rounds = []
+        rounds, shares = [], []
         for number in range(ROUNDS):
             clean(course)
             before = floor_cold(theme, epub, lessons[0])
             built = pubkit_build(course, JOBS)
             after = floor_cold(theme, epub, lessons[0])
             rounds.append(Round((before + after) / 2, built, len(lessons) / JOBS))
+            clean(course)
+            unchecked = pubkit_build(course, JOBS, validate=False)["seconds"]
+            shares.append(1 - unchecked / built["seconds"])
             console.print(
                 f"course, cold, round {number + 1}: {rounds[-1].seconds:.2f} s against a"
                 f" floor of {rounds[-1].floor:.2f} s ({before:.2f} s before it, {after:.2f} s"
-                f" after): {rounds[-1].ratio:.2f} ×"
+                f" after): {rounds[-1].ratio:.2f} ×; {unchecked:.2f} s unvalidated"
             )
         lessons_only = pubkit_build(alone, JOBS, alone / "manuscript")["seconds"]
         console.print(f"course's lessons alone, cold: {lessons_only:.2f} s")
@@ -287,6 +305,9 @@ def main() -> None:
         "course_over_floor": round(median.ratio, 2),
         "course_over_warm_floor": round(cold["seconds"] / warm_budget, 2),
         "lessons_only_over_floor": round(lessons_only / (floor * lessons_n / JOBS), 2),
+        "validation_share": round(statistics.median(shares), 3),
+        "validation_shares": [round(share, 3) for share in shares],
+        "one_lesson_validation_share": round(statistics.median(one_shares), 3),
         "harfbuzz_subset": not machine_notices(),
     }
     checks = {
@@ -294,6 +315,7 @@ def main() -> None:
         "course_over_floor": figures["course_over_floor"] <= TARGETS["course_over_floor"],
         "noop_seconds": noop < TARGETS["noop_seconds"],
         "worker_mb": figures["worker_peak_mb"] < TARGETS["worker_mb"],
+        "validation_share": figures["validation_share"] <= TARGETS["validation_share"],
     }
     figures["targets"] = TARGETS
     figures["met"] = checks
@@ -375,6 +397,24 @@ def main() -> None:
         "no-op rebuild (pubkit build)", f"{noop:.2f} s", "< 1 s", mark(checks["noop_seconds"])
     )
     table.add_row("one lesson changed", f"{changed['seconds']:.2f} s", "", "")
+    table.add_row(
+        "EPUBCheck's share of a cold course (median round)",
+        f"{figures['validation_share']:.0%}",
+        f"≤ {TARGETS['validation_share']:.0%}",
+        mark(checks["validation_share"]),
+    )
+    table.add_row(
+        "  every round",
+        ", ".join(f"{share:.0%}" for share in figures["validation_shares"]),
+        "",
+        "",
+    )
+    table.add_row(
+        "  of one lesson, cold (no target)",
+        f"{figures['one_lesson_validation_share']:.0%}",
+        "",
+        "",
+    )
     table.add_row(
         "peak memory per worker",
         f"{figures['worker_peak_mb']:.0f} MB",

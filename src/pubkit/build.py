@@ -8,18 +8,23 @@ page), and :mod:`pubkit.output` (atomic writes, the build record, the manifest).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pubkit.check import check
 from pubkit.course import downloads, modulebook
-from pubkit.course.lessons import modules_of, set_lessons
+from pubkit.course.lessons import LessonOutcome, modules_of, set_lessons
+from pubkit.course.links import course_links, link_key
 from pubkit.course.modulebook import Fragment
+from pubkit.course.validate import Run, check_collected_epub, check_epub, shared_checker
 from pubkit.course.workers import Usage, default_jobs, render_isolated
 from pubkit.document.render import Rendered
-from pubkit.errors import Diagnostic, PubkitError
+from pubkit.errors import Diagnostic, PubkitError, warning
 from pubkit.output import (
     MANIFEST_NAME,
     STATE_NAME,
@@ -37,11 +42,14 @@ from pubkit.output import (
     write_output,
 )
 from pubkit.sources.config import source_date
-from pubkit.sources.manuscript import Lesson, Manuscripts, Module
+from pubkit.sources.manuscript import Lesson, Manuscripts, Module, collect
 from pubkit.sources.theme import load_theme
 
-#: Called as each lesson or module collection is done: (what, done, total, up to date).
-Progress = Callable[[str, int, int, bool], None]
+#: Called as each lesson or module collection is done: (what, done, total, how), how being
+#: :data:`BUILT`, :data:`UP_TO_DATE`, :data:`FAILED` or :data:`KEPT` (a collection left
+#: as it was, since a lesson of its module failed).
+Progress = Callable[[str, int, int, str], None]
+BUILT, UP_TO_DATE, FAILED, KEPT = "built", "up to date", "failed", "kept"
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,7 @@ def build(
     settings: Mapping[str, Any] | None = None,
     strict: bool = False,
     jobs: int | None = None,
+    validate: bool = True,
 ) -> BuildResult:
     """Build every lesson under ``targets`` (default: the whole course), then each module's
     collected editions and the downloads page.
@@ -91,6 +100,8 @@ def build(
     ``strict`` makes every warning an error, failing the lesson it is about. Lessons are
     set ``jobs`` at a time (default: one per core), each in its own bounded process
     (:mod:`pubkit.course.workers`); the output is the same for any number of jobs.
+    Every EPUB is run through EPUBCheck before it is written (unless not ``validate``):
+    one it rejects fails its lesson, or leaves its module's last good collection.
     """
     # Gather and check everything first: pubkit.yaml, the theme, every manuscript.
     checked = check(root, targets, settings=settings, strict=strict)
@@ -99,14 +110,17 @@ def build(
     names = tuple(formats) if formats else config.editions
     out = (out or config.output_dir).resolve()
     date = source_date() or config.date
-    inputs = Inputs(config, theme, names, date, strict, jobs or default_jobs())
+    inputs = Inputs(config, theme, names, date, strict, jobs or default_jobs(), validate)
     modules = {} if checked.targets else modules_of(manuscripts)
-    run = _Run(inputs, out, read_state(out), manuscripts, modules, force, progress)
+    # Links lead to any lesson of the course, built now or not.
+    course = collect(config).lessons if checked.targets else manuscripts.lessons
+    run = _Run(inputs, out, read_state(out), manuscripts, course, modules, force, progress)
 
-    # Set each lesson that is not up to date, writing it once it is whole; then collect
-    # each module whose lessons changed.
-    lessons = _build_lessons(manuscripts, run)
-    collected = _build_collections(modules, lessons, run)
+    # Set each lesson that is not up to date, writing it once it is whole and its EPUB
+    # valid; then collect each module whose lessons changed.
+    with _Validator(validate and "epub" in names) as validator:
+        lessons = _build_lessons(manuscripts, run, validator)
+        collected = _build_collections(modules, lessons, run, validator)
 
     # The manifest and the downloads page, from this run and what earlier runs left.
     kept = None if checked.targets else {f"{p.parent.name}/{p.stem}" for p in lessons.failed}
@@ -121,7 +135,7 @@ def build(
         failed=tuple(dict.fromkeys(lessons.failed)),
         diagnostics=(*lessons.diagnostics, *collected),
         manifest=out / MANIFEST_NAME,
-        warnings=(*checked.warnings, *_machine_notices(run)),
+        warnings=(*checked.warnings, *_machine_notices(run), *validator.notices),
         collected=tuple(modules),
         peak_worker_bytes=run.usage.peak_bytes,
     )
@@ -146,6 +160,8 @@ class _Run:
     #: The build record (:data:`STATE_NAME`), updated as outputs are written.
     state: dict[str, Any]
     manuscripts: Manuscripts
+    #: Every lesson of the course, which links may lead to.
+    course: Sequence[Lesson]
     #: The modules to collect, each with its lessons.
     modules: Mapping[Module, list[Lesson]]
     force: bool
@@ -158,17 +174,21 @@ class _Run:
     keys: Mapping[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.keys = {lesson.id: self.inputs.key(lesson) for lesson in self.manuscripts.lessons}
+        by_path = {lesson.path.resolve(): lesson for lesson in self.course}
+        self.keys = {
+            lesson.id: self.inputs.key(lesson, link_key(lesson, by_path))
+            for lesson in self.manuscripts.lessons
+        }
 
     @property
     def total(self) -> int:
         return len(self.manuscripts.lessons) + len(self.modules)
 
-    def tick(self, label: str, skipped: bool) -> None:
+    def tick(self, label: str, how: str) -> None:
         self.done += 1
-        self.rendered += not skipped
+        self.rendered += how != UP_TO_DATE
         if self.progress:
-            self.progress(label, self.done, self.total, skipped)
+            self.progress(label, self.done, self.total, how)
 
     def up_to_date(self, lesson: Lesson) -> bool:
         """Whether the lesson's outputs were built from what it is made of now, and are
@@ -190,44 +210,146 @@ class _Lessons:
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
 
-def _build_lessons(manuscripts: Manuscripts, run: _Run) -> _Lessons:
-    """Set and write every lesson that is not up to date; record each in ``state``."""
+def _build_lessons(manuscripts: Manuscripts, run: _Run, validator: _Validator) -> _Lessons:
+    """Set and write every lesson that is not up to date; record each in ``state``. Each
+    lesson's EPUB is checked (in the background, while the next lessons are set) before
+    the lesson is written."""
     done = _Lessons(failed=list(manuscripts.failed), diagnostics=list(manuscripts.diagnostics))
     records = run.state["lessons"]
     work = []
     for lesson in manuscripts.lessons:
         if run.up_to_date(lesson):
             done.results.append(LessonResult(lesson, records[lesson.id]["entry"], skipped=True))
-            run.tick(lesson.id, True)
+            run.tick(lesson.id, UP_TO_DATE)
         else:
             work.append(lesson)
     inputs = run.inputs
     config, theme, names, date = inputs.config, inputs.theme, inputs.names, inputs.date
-    for lesson, outcome in set_lessons(work, config, theme, names, date, inputs.jobs, run.usage):
-        run.tick(lesson.id, False)
+    if work:
+        validator.start()
+    course = course_links(config, run.course, work, names) if work else None
+    setting = set_lessons(work, config, theme, names, date, inputs.jobs, run.usage, course)
+    checks: list[tuple[Lesson, LessonOutcome, Future[list[Diagnostic]]]] = []
+    for lesson, outcome in setting:
         if isinstance(outcome, PubkitError):
             done.diagnostics.extend(outcome.diagnostics)
             done.failed.append(lesson.path)
+            run.tick(lesson.id, FAILED)
             continue
-        notes = [
-            *outcome.document.warnings,
-            *(d for r in outcome.rendered.values() for d in (*r.diagnostics, *r.findings)),
-        ]
-        if inputs.strict and notes:
-            done.diagnostics.extend(note.as_error() for note in notes)
-            done.failed.append(lesson.path)
-            continue
-        done.diagnostics.extend(notes)
-        entry = write_lesson(lesson, run.out, outcome)
-        records[lesson.id] = {"key": run.keys[lesson.id], "entry": entry}
-        done.results.append(LessonResult(lesson, entry, skipped=False))
+        checks.append((lesson, outcome, validator.lesson(lesson, outcome)))
+        while checks and checks[0][2].done():  # write what is checked, in order
+            _finish_lesson(*checks.pop(0), run, done)
+    for pending in checks:
+        _finish_lesson(*pending, run, done)
     order = {lesson.id: index for index, lesson in enumerate(manuscripts.lessons)}
     done.results.sort(key=lambda result: order[result.lesson.id])
     return done
 
 
+def _finish_lesson(
+    lesson: Lesson,
+    outcome: LessonOutcome,
+    checked: Future[list[Diagnostic]],
+    run: _Run,
+    done: _Lessons,
+) -> None:
+    """Write the lesson set as ``outcome``, unless EPUBCheck rejected its EPUB (or, under
+    ``--strict``, anyone found anything); then its earlier outputs stay as they were."""
+    found = checked.result()
+    notes = [*outcome.notes, *(d for d in found if not d.is_error)]
+    errors = [d for d in found if d.is_error]
+    if run.inputs.strict:
+        errors += [note.as_error() for note in notes]
+        notes = []
+    done.diagnostics.extend([*notes, *errors])
+    if errors:
+        done.failed.append(lesson.path)
+        run.tick(lesson.id, FAILED)
+        return
+    entry = write_lesson(lesson, run.out, outcome)
+    run.state["lessons"][lesson.id] = {"key": run.keys[lesson.id], "entry": entry}
+    done.results.append(LessonResult(lesson, entry, skipped=False))
+    run.tick(lesson.id, BUILT)
+
+
+class _Validator:
+    """EPUBCheck on every EPUB the build writes, in one JVM for the whole build (and
+    the next ones in this process: :func:`pubkit.course.validate.shared_checker`); when
+    not ``active``, nothing is checked."""
+
+    def __init__(self, active: bool) -> None:
+        self.active = active
+        self.checker = shared_checker()
+        #: What could not be checked, once for the whole build.
+        self.notices: list[Diagnostic] = []
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="epubcheck")
+        self._folder = Path(tempfile.mkdtemp(prefix="pubkit-validate-"))
+
+    def __enter__(self) -> _Validator:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._pool.shutdown(cancel_futures=True)
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+    def start(self) -> None:
+        """Start EPUBCheck's JVM, which loads while the lessons are set."""
+        if self.active:
+            try:
+                self.checker.start()
+            except PubkitError as exc:
+                self._give_up(exc)
+
+    def lesson(self, lesson: Lesson, outcome: LessonOutcome) -> Future[list[Diagnostic]]:
+        """What EPUBCheck finds in the lesson's EPUB, at its manuscript lines (soon)."""
+        epub = outcome.rendered.get("epub")
+        if not self.active or epub is None:
+            return _at_once([])
+        name = f"{lesson.module.folder.name}--{lesson.path.stem}.epub"
+        return self._pool.submit(
+            self._check, name, epub.data, lambda path, run: check_epub(lesson, path, run)
+        )
+
+    def collection(self, module: Module, members: list[Lesson], data: bytes) -> list[Diagnostic]:
+        """What EPUBCheck finds in a module's collected EPUB, at its lessons' lines."""
+        if not self.active:
+            return []
+        name = modulebook.output_path(module, "epub").name
+        return self._check(
+            name, data, lambda path, run: check_collected_epub(module.source, members, path, run)
+        )
+
+    def _check(
+        self, name: str, data: bytes, check: Callable[[Path, Run], Iterable[Diagnostic]]
+    ) -> list[Diagnostic]:
+        if not self.active:
+            return []
+        path = self._folder / name
+        path.write_bytes(data)
+        try:
+            return list(check(path, self.checker.messages))
+        except PubkitError as exc:
+            self._give_up(exc)
+            return []
+        finally:
+            path.unlink(missing_ok=True)
+
+    def _give_up(self, exc: PubkitError) -> None:
+        self.active = False
+        reasons = "; ".join(d.message for d in exc.diagnostics)
+        self.notices.append(
+            warning(None, None, f"the EPUBs were not validated: {reasons} (or pass --no-validate)")
+        )
+
+
+def _at_once(value: list[Diagnostic]) -> Future[list[Diagnostic]]:
+    future: Future[list[Diagnostic]] = Future()
+    future.set_result(value)
+    return future
+
+
 def _build_collections(
-    modules: Mapping[Module, list[Lesson]], lessons: _Lessons, run: _Run
+    modules: Mapping[Module, list[Lesson]], lessons: _Lessons, run: _Run, validator: _Validator
 ) -> list[Diagnostic]:
     """Collect each module whose lessons changed, from their lessons' cached fragments; a
     module with a lesson that failed keeps its last good collection."""
@@ -241,7 +363,7 @@ def _build_collections(
         key = fingerprint([folder, ",".join(names), *(run.keys[lesson.id] for lesson in members)])
         previous = records.get(folder)
         if not names or any(lesson.id not in ready for lesson in members):
-            run.tick(f"collections/{folder}", True)  # a lesson failed: keep the last good one
+            run.tick(f"collections/{folder}", KEPT)  # a lesson failed: keep the last good one
             continue
         if (
             not run.force
@@ -249,7 +371,7 @@ def _build_collections(
             and previous["key"] == key
             and outputs_intact(run.out, previous["entry"]["editions"])
         ):
-            run.tick(f"collections/{folder}", True)
+            run.tick(f"collections/{folder}", UP_TO_DATE)
             continue
         fragments = [read_fragment(run.out, lesson.id) for lesson in members]
         work.append((module, key, fragments))
@@ -269,10 +391,17 @@ def _build_collections(
         work, collect, run.inputs.jobs, where=lambda item: item[0].source, usage=run.usage
     )
     for (module, key, _), outcomes in results:
-        run.tick(f"collections/{module.folder.name}", False)
+        label = f"collections/{module.folder.name}"
         if isinstance(outcomes, PubkitError):  # the module keeps its last good collection
             diagnostics.extend(outcomes.diagnostics)
+            run.tick(label, FAILED)
             continue
+        if "epub" in outcomes:
+            found = validator.collection(module, modules[module], outcomes["epub"].data)
+            diagnostics.extend(found)
+            if any(d.is_error for d in found):
+                run.tick(label, FAILED)
+                continue
         entry = {
             "module": {"number": module.number, "title": module.title},
             "lessons": [lesson.id for lesson in modules[module]],
@@ -282,4 +411,5 @@ def _build_collections(
             },
         }
         records[module.folder.name] = {"key": key, "entry": entry}
+        run.tick(label, BUILT)
     return diagnostics

@@ -11,7 +11,9 @@ from typing import Any
 
 from pubkit.course import validate
 from pubkit.course.lessons import modules_of, set_lessons
+from pubkit.course.links import course_links
 from pubkit.course.modulebook import output_path as collection_path
+from pubkit.document.links import Course
 from pubkit.document.markdown import read as read_markdown
 from pubkit.editions import EDITIONS
 from pubkit.errors import ConfigError, Diagnostic, PubkitError
@@ -62,17 +64,23 @@ def check(
     check_stylesheets(load_theme(config.styles_dir), config)
     manuscripts = collect(config, targets)
     if markdown:
-        manuscripts = _read_markdown(manuscripts, config)
+        manuscripts = _read_markdown(manuscripts, config, _course(config, manuscripts, targets))
     if strict:
         manuscripts = strictly(manuscripts)
     return Checked(config, manuscripts, tuple(warnings), targets, strict)
 
 
-def _read_markdown(manuscripts: Manuscripts, config: Config) -> Manuscripts:
+def _course(config: Config, manuscripts: Manuscripts, targets: tuple[Path, ...]) -> Course:
+    """What the checked lessons' links can lead to: any lesson of the course."""
+    everyone = collect(config).lessons if targets else manuscripts.lessons
+    return course_links(config, everyone, manuscripts.lessons, config.editions)
+
+
+def _read_markdown(manuscripts: Manuscripts, config: Config, course: Course) -> Manuscripts:
     lessons, failed, diagnostics = [], list(manuscripts.failed), list(manuscripts.diagnostics)
     for lesson in manuscripts.lessons:
         try:
-            _, notes = read_markdown(lesson, config.root)
+            _, notes, _ = read_markdown(lesson, config.root, course)
         except PubkitError as exc:
             diagnostics.extend(exc.diagnostics)
             failed.append(lesson.path)
@@ -95,7 +103,9 @@ def check_layout(checked: Checked) -> tuple[list[Diagnostic], list[Diagnostic]]:
     diagnostics: list[Diagnostic] = []
     findings: list[Diagnostic] = []
     date = source_date() or config.date
-    for _lesson, outcome in set_lessons(checked.manuscripts.lessons, config, theme, paged, date):
+    lessons = checked.manuscripts.lessons
+    course = _course(config, checked.manuscripts, checked.targets)
+    for _lesson, outcome in set_lessons(lessons, config, theme, paged, date, course=course):
         if isinstance(outcome, PubkitError):
             diagnostics.extend(outcome.diagnostics)
             continue

@@ -137,6 +137,12 @@ def main() -> None:
     type=click.IntRange(min=1),
     help="Lessons set at once, each in its own process (default: one per core).",
 )
+@click.option(
+    "--no-validate",
+    "skip_validation",
+    is_flag=True,
+    help="Write EPUBs without running EPUBCheck on them (quicker drafts).",
+)
 @_guarded
 def build_command(
     paths: tuple[Path, ...],
@@ -149,6 +155,7 @@ def build_command(
     quiet: bool,
     strict: bool,
     jobs: int | None,
+    skip_validation: bool,
 ) -> None:
     """Build every lesson (or the lessons in PATHS), each module's collection and the
     downloads page into build/; what is up to date is skipped."""
@@ -165,6 +172,7 @@ def build_command(
             settings=settings,
             strict=strict,
             jobs=jobs,
+            validate=not skip_validation,
         )
     _summarise(result, quiet)
     if not result.ok:
@@ -181,8 +189,8 @@ def _progress(quiet: bool) -> Iterator[Progress | None]:
     console = Console(stderr=True)
     if not console.is_terminal:
 
-        def line(label: str, done: int, total: int, skipped: bool) -> None:
-            click.echo(f"[{done}/{total}] {'up to date' if skipped else 'built'}: {label}")
+        def line(label: str, done: int, total: int, how: str) -> None:
+            click.echo(f"[{done}/{total}] {how}: {label}")
 
         yield line
         return
@@ -198,7 +206,7 @@ def _progress(quiet: bool) -> Iterator[Progress | None]:
     )
     task = display.add_task("", total=None)
 
-    def update(label: str, done: int, total: int, skipped: bool) -> None:
+    def update(label: str, done: int, total: int, how: str) -> None:
         display.update(task, completed=done, total=total, description=escape(label))
 
     with display:

@@ -124,20 +124,25 @@ class Inputs:
     date: str | None
     strict: bool
     jobs: int
+    #: Whether each EPUB is run through EPUBCheck before it is written.
+    validate: bool = True
 
     @cached_property
     def digest(self) -> str:
         """pubkit's code and version, the theme's files, the settings and editions asked for
-        (and ``--strict``, which looks at every lesson's warnings afresh)."""
+        (and ``--strict``, which looks at every lesson's warnings afresh, and
+        ``--no-validate``, whose outputs a validating build checks again)."""
         parts: list[bytes | str] = [__version__, code_digest(), theme_digest(self.theme)]
         parts += [",".join(self.names), self.date or "", "strict" if self.strict else ""]
+        parts.append("" if self.validate else "unvalidated")
         parts.append(repr(replace(self.config, lines={})))  # pubkit.yaml and settings
         return fingerprint(parts)
 
-    def key(self, lesson: Lesson) -> str:
-        """The lesson's content hash: a change to any input rebuilds it."""
+    def key(self, lesson: Lesson, links: str = "") -> str:
+        """The lesson's content hash: a change to any input rebuilds it, ``links`` included
+        (what it takes from the lessons it links to, :func:`pubkit.course.links.link_key`)."""
         source = (lesson.path.read_bytes(), lesson.module.source.read_bytes())
-        return fingerprint([self.digest, *source])
+        return fingerprint([self.digest, *source, links])
 
 
 def write_output(out: Path, relative: Path, rendered: Rendered) -> dict[str, Any]:

@@ -16,13 +16,14 @@ from functools import partial
 from pubkit.course import downloads, modulebook
 from pubkit.course.modulebook import Fragment
 from pubkit.course.workers import Usage, default_jobs, render_isolated
+from pubkit.document.links import Course
 from pubkit.document.markdown import NESTS_TOO_DEEPLY, Document, convert, read_ahead
 from pubkit.document.metrics import Figures, count_words, reading_minutes, reading_rate
 from pubkit.document.render import Rendered, RenderJob
 from pubkit.editions import EDITIONS, PAGES, Edition
 from pubkit.engines import renderer
 from pubkit.engines.glyphs import missing_glyphs
-from pubkit.errors import LessonError, PubkitError
+from pubkit.errors import Diagnostic, LessonError, PubkitError
 from pubkit.sources.config import Config
 from pubkit.sources.manuscript import Lesson, Manuscripts, Module
 from pubkit.sources.theme import Theme
@@ -39,6 +40,29 @@ class LessonOutcome:
     thumbnail: bytes
     #: The lesson as its module's collection sets it.
     fragment: Fragment
+
+    @property
+    def notes(self) -> list[Diagnostic]:
+        """What the author should know of the lesson, each fault once: the Markdown's
+        warnings, then the editions' (one that not every edition found names the editions
+        that did), then what the pages' proofreading found."""
+        # The Markdown's own warnings stand as they are, whatever an edition also found.
+        found: dict[Diagnostic, list[str] | None] = dict.fromkeys(self.document.warnings)
+        for name, rendered in self.rendered.items():
+            for note in rendered.diagnostics:
+                if (names := found.setdefault(note, [])) is not None:
+                    names.append(name)
+        # The paged editions' messages are the same engine's; the others name their own.
+        paged = {name for name in self.rendered if EDITIONS[name].paged}
+        notes = [
+            _naming(note, names) if names and paged > set(names) else note
+            for note, names in found.items()
+        ]
+        return notes + [f for rendered in self.rendered.values() for f in rendered.findings]
+
+
+def _naming(note: Diagnostic, editions: list[str]) -> Diagnostic:
+    return replace(note, message=f"{', '.join(editions)}: {note.message}")
 
 
 def modules_of(manuscripts: Manuscripts) -> dict[Module, list[Lesson]]:
@@ -62,6 +86,7 @@ def set_lessons(
     date: str | None,
     jobs: int | None = None,
     usage: Usage | None = None,
+    course: Course | None = None,
 ) -> Iterator[tuple[Lesson, LessonOutcome | LessonError]]:
     """Set ``lessons`` in bounded worker processes (:mod:`pubkit.course.workers`), in order.
 
@@ -76,7 +101,7 @@ def set_lessons(
     jobs = jobs or default_jobs()
     few = len(lessons) < jobs  # cores to spare
     # A few lessons are read by pandoc while WeasyPrint loads (a course's, in the workers).
-    read = read_ahead(lessons if few else (), config.root)
+    read = read_ahead(lessons if few else (), config.root, course)
     from pubkit.engines.pdf import warm  # WeasyPrint is loaded only when a lesson is to be set
 
     aside = _aside(names) if few else ()
@@ -86,7 +111,9 @@ def set_lessons(
     read()
     parts: list[_Part] = [(lesson, None) for lesson in lessons]
     parts += [(lesson, name) for lesson in lessons for name in aside]
-    set_part = partial(_render_part, config=config, theme=theme, names=main, date=date)
+    set_part = partial(
+        _render_part, config=config, theme=theme, names=main, date=date, course=course
+    )
     results = render_isolated(parts, set_part, jobs, where=lambda part: part[0].path, usage=usage)
     if not aside:  # every part is a whole lesson
         return ((lesson, outcome) for (lesson, _), outcome in results)  # type: ignore[misc]
@@ -133,7 +160,12 @@ def _rejoined(
 
 
 def _render_part(
-    part: _Part, config: Config, theme: Theme, names: tuple[str, ...], date: str | None
+    part: _Part,
+    config: Config,
+    theme: Theme,
+    names: tuple[str, ...],
+    date: str | None,
+    course: Course | None,
 ) -> LessonOutcome | Rendered:
     """Parse, measure and render one lesson's editions ``names``, or the one edition
     set beside them, all in memory.
@@ -145,8 +177,8 @@ def _render_part(
     lesson, aside = part
     try:
         if aside is not None:
-            return _render_aside(lesson, config, theme, aside, date)
-        return _render_editions(lesson, config, theme, names, date)
+            return _render_aside(lesson, config, theme, aside, date, course)
+        return _render_editions(lesson, config, theme, names, date, course)
     except (PubkitError, MemoryError):  # a lesson's memory bound: see pubkit.course.workers
         raise
     except RecursionError:
@@ -159,9 +191,14 @@ def _render_part(
 
 
 def _render_editions(
-    lesson: Lesson, config: Config, theme: Theme, names: tuple[str, ...], date: str | None
+    lesson: Lesson,
+    config: Config,
+    theme: Theme,
+    names: tuple[str, ...],
+    date: str | None,
+    course: Course | None,
 ) -> LessonOutcome:
-    document = convert(lesson, config.root)
+    document = convert(lesson, config.root, course)
     header = (lesson.module.title, lesson.title, lesson.subtitle or "", *lesson.authors)
     if unset := missing_glyphs(lesson, (*header, document.text), theme):
         document = replace(document, warnings=(*document.warnings, *unset))
@@ -196,10 +233,10 @@ def _figures(lesson: Lesson, document: Document, config: Config) -> Figures:
 
 
 def _render_aside(
-    lesson: Lesson, config: Config, theme: Theme, name: str, date: str | None
+    lesson: Lesson, config: Config, theme: Theme, name: str, date: str | None, course: Course | None
 ) -> Rendered:
     """Edition ``name`` of the lesson by itself (see :func:`_aside`)."""
-    document = convert(lesson, config.root)
+    document = convert(lesson, config.root, course)
     figures = _figures(lesson, document, config)
     edition = EDITIONS[name]
     return renderer(edition)(RenderJob(lesson, document, figures, config, theme, edition, date))

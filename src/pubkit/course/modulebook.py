@@ -21,7 +21,7 @@ from markupsafe import Markup
 
 from pubkit import __version__
 from pubkit.document.ast import rename_ids_in_blocks
-from pubkit.document.markdown import TITLE_ID
+from pubkit.document.links import TITLE_ID
 from pubkit.document.render import Rendered, RenderJob
 from pubkit.document.sanitize import START_TAG, rename_ids
 from pubkit.document.templates import environment
@@ -95,10 +95,11 @@ def fragment(job: RenderJob) -> Fragment:
     base = project_url(job.config.root, job.lesson.path.parent) + "/"
     pdf = job.print_edition
     assert pdf is not None and pdf.body is not None  # the pdf edition, set first
-    blocks = lesson_blocks(job)
+    blocks = lesson_blocks(job, links=False)
     # In place, in the document's own blocks, which every edition has set already.
     # References stay relative: the collected EPUB's lessons share their module's folder.
     rename_ids_in_blocks(blocks, prefix.__add__)
+    blocks, body = _collected_links(job, blocks, _prefix_html(pdf.body, prefix, base))
     assert job.figures.pages is not None
     return Fragment(
         anchor=anchor(job),
@@ -108,11 +109,43 @@ def fragment(job: RenderJob) -> Fragment:
         words=job.figures.words,
         minutes=job.figures.minutes,
         header=_prefix_html(header, prefix, base),
-        body=_prefix_html(pdf.body, prefix, base),
+        body=body,
         blocks=blocks,
         api_version=job.document.ast["pandoc-api-version"],
         text=job.document.text + header,
     )
+
+
+def _collected_links(job: RenderJob, blocks: list[Any], body: str) -> tuple[list[Any], str]:
+    """The lesson's links to other lessons as its module's collections hold them: to a
+    lesson of the same module, its place in the same book; to another module's, in the
+    PDF its place in that module's collected PDF beside it, and in the EPUB, which cannot
+    lead into another book, its public PDF or its number and title
+    (:func:`pubkit.document.links.epub_blocks`)."""
+    from pubkit.document.links import PDF_FILE, Target, epub_blocks, lower_html
+
+    targets, course = job.document.targets, job.document.links
+    own = job.lesson.module.folder.name
+
+    def place(target: Target, section: str) -> str:
+        return f"lesson-{target.number}-{section}" if section else f"lesson-{target.number}"
+
+    def in_book(target: Target, section: str) -> str | None:
+        if target.module != own:
+            return None
+        return "#" + (place(target, section) if section else f"{place(target, '')}-{TITLE_ID}")
+
+    def in_pdf(lesson: str, section: str) -> str:
+        target = targets[lesson]
+        if target.module == own:
+            return f"#{place(target, section)}"
+        file, destination = f"{target.module}.pdf", f"#{place(target, section)}"
+        public = course.published(f"collections/{file}")
+        return f"{public}{destination}" if public else f"{PDF_FILE}{file}{destination}"
+
+    words = job.theme.words(job.language)
+    blocks = epub_blocks(blocks, targets, course, own, words, inside=in_book)
+    return blocks, lower_html(body, in_pdf)
 
 
 def _prefix_html(html: str, prefix: str, base: str) -> str:

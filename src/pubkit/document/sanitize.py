@@ -37,6 +37,14 @@ DROPPED_WITH_CONTENT = frozenset(
     }
 )
 VOID_TAGS = frozenset({"br", "col", "hr", "img", "wbr"})
+#: Block elements that raw HTML inside a paragraph may open: set there as spans.
+_BLOCKS_AS_SPANS = frozenset(
+    {
+        *("div", "p", "section", "article", "aside", "header", "footer", "nav", "main"),
+        *("figure", "figcaption", "blockquote", "address", "details", "summary"),
+        *("h1", "h2", "h3", "h4", "h5", "h6"),
+    }
+)
 _GLOBAL_ATTRIBUTES = frozenset({"id", "class", "title", "lang", "dir", "role", "hidden"})
 _TAG_ATTRIBUTES = {
     "a": {"href", "hreflang", "rel"},
@@ -131,8 +139,11 @@ class _Cleaner(HTMLParser):
     nothing is dropped, and what is still open at the end of the list is closed there.
     """
 
-    def __init__(self, dropping: str | None, open_tags: list[str]) -> None:
+    def __init__(self, dropping: str | None, open_tags: list[str], inline: bool = False) -> None:
         super().__init__(convert_charrefs=True)
+        #: Inside a paragraph (raw inline HTML): a block element there is set as a span,
+        #: which XHTML allows (an EPUB's ``<p>`` may not hold a ``<div>``).
+        self.inline = inline
         self.out: list[str] = []
         self.removed: list[str] = []
         #: Inside an element dropped with its content (it may close in a later fragment).
@@ -148,6 +159,7 @@ class _Cleaner(HTMLParser):
     def _start(self, tag: str, attrs: list[tuple[str, str | None]], closed: bool) -> None:
         if self.dropping:
             return
+        tag = self._placed(tag)
         if tag in DROPPED_WITH_CONTENT:
             self.removed.append(f"<{tag}>")
             if not closed:
@@ -167,11 +179,15 @@ class _Cleaner(HTMLParser):
         if tag not in VOID_TAGS:
             self.open_tags.append(tag)
 
+    def _placed(self, tag: str) -> str:
+        return "span" if self.inline and tag in _BLOCKS_AS_SPANS else tag
+
     def handle_endtag(self, tag: str) -> None:
         if self.dropping:
             if tag == self.dropping:
                 self.dropping = None
             return
+        tag = self._placed(tag)
         if tag in self.open_tags:
             while self.open_tags:
                 last = self.open_tags.pop()
@@ -227,7 +243,7 @@ class Sanitizer:
         form, text = item["c"]
         if form.lower() not in _RAW_HTML:
             return []  # raw LaTeX and the like: no edition writes it
-        cleaner = _Cleaner(self._dropping, open_tags)
+        cleaner = _Cleaner(self._dropping, open_tags, inline=item["t"] == "RawInline")
         cleaner.feed(text)
         cleaner.close()
         self._dropping = cleaner.dropping

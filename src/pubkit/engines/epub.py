@@ -16,7 +16,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from pubkit.document import pandoc
-from pubkit.document.markdown import TITLE_ID
+from pubkit.document.links import TITLE_ID, epub_blocks
 from pubkit.document.render import Rendered, RenderJob
 from pubkit.editions import Edition
 from pubkit.engines import a11y
@@ -119,10 +119,12 @@ def metadata(job: RenderJob) -> dict[str, Any]:
     )
 
 
-def lesson_blocks(job: RenderJob) -> list[dict[str, Any]]:
+def lesson_blocks(job: RenderJob, links: bool = True) -> list[dict[str, Any]]:
     """The lesson as one section headed by a real level-1 title, so pandoc adds no title of
     its own and keeps header and body in one chapter; :func:`finish_chapter` then gathers
-    the header parts around the title in print order."""
+    the header parts around the title in print order. With ``links``, its links to other
+    lessons take the form a lesson's EPUB can hold (a module's collection gives them its
+    own)."""
     macros = job.template_macros("header.html.j2")
     title_attr: tuple[str, list[str], list[str]] = (TITLE_ID, ["lesson-title"], [])
     header = [
@@ -130,7 +132,13 @@ def lesson_blocks(job: RenderJob) -> list[dict[str, Any]]:
         {"t": "RawBlock", "c": ["html", f"{macros.module_line()}\n{macros.lesson_number()}"]},
         {"t": "RawBlock", "c": ["html", str(macros.after_title())]},
     ]
-    blocks = [*header, *job.document.ast["blocks"]]
+    document = job.document
+    body = document.ast["blocks"]
+    if links:
+        own = job.lesson.module.folder.name
+        words = job.theme.words(job.language)
+        body = epub_blocks(body, document.targets, document.links, own, words)
+    blocks = [*header, *body]
     # A lesson in a language other than the course's says so (in a module's collection,
     # it shares the book with lessons in the course's language).
     language = [("lang", job.language)] if job.language != job.config.language else []
@@ -183,6 +191,7 @@ def _repack(
     missing: list[int] = []
     toc: list[parts.Entry] = []
     first = next(iter(chapters))  # the (first) lesson; any notes follow their lesson
+    parts.link_across(chapters)
     for name, root in chapters.items():
         toc += parts.contents(root, name.removeprefix("EPUB/"))  # pandoc's sections
         parts.finish_chapter(root, parts.chapter_title(root) or book.title)

@@ -385,3 +385,20 @@ def package_xml(package: ET.Element) -> bytes:
 
 def _xml(root: ET.Element, default: str) -> bytes:
     return ('<?xml version="1.0" encoding="UTF-8"?>\n' + to_string(root, default)).encode()
+
+
+def link_across(chapters: Mapping[str, ET.Element]) -> None:
+    """Point each ``#id`` link, in place, at the chapter that has the id, when its own
+    does not: pandoc does so for the Markdown's links, not for raw HTML's (a module's
+    collection, whose lessons are chapters, links from one to another)."""
+    owner: dict[str, str] = {}
+    for name, root in chapters.items():
+        for element in root.iter():
+            if (ident := element.get("id")) is not None:
+                owner.setdefault(ident, name.rsplit("/", 1)[-1])
+    for name, root in chapters.items():
+        here = name.rsplit("/", 1)[-1]
+        for anchor in root.iter(tag("a")):
+            href = anchor.get("href") or ""
+            if href.startswith("#") and (there := owner.get(href[1:])) and there != here:
+                anchor.set("href", f"{there}{href}")

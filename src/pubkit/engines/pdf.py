@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from urllib.parse import unquote
 
 import pyphen
 
+from pubkit.document.markdown import NO_DESCRIPTION
 from pubkit.document.paged import to_html
 from pubkit.document.render import Rendered, RenderJob
 from pubkit.document.templates import counted_right
 from pubkit.editions import COVER_STYLESHEETS, EDITIONS, MODULE_STYLESHEETS, PAGES, Edition
 from pubkit.engines import layout
+from pubkit.engines.fetcher import PROJECT_URL_ROOT
 from pubkit.engines.glyphs import faces_for, primary_faces
 from pubkit.engines.weasy import Resources, lay_out, stylesheet, weasyprint_warnings, write_pdf
-from pubkit.errors import LessonError, warning
+from pubkit.errors import Diagnostic, LessonError, warning
 from pubkit.sources.config import Config
+from pubkit.sources.manuscript import Lesson
+from pubkit.sources.resources import line_of
 from pubkit.sources.theme import Theme
 
 #: Enough passes for "N pages" to settle and long takeaways boxes to break; more is a loop.
@@ -23,6 +31,47 @@ MAX_PASSES = 6
 SLUG_MM = 10.0
 #: First guess of words per page, so that most lessons paginate in one pass.
 WORDS_PER_PAGE = 520
+
+
+#: WeasyPrint's messages about a lesson, and what pubkit says of each in its own words:
+#: the author's image, link or style at its line. A message not here is passed on as the
+#: PDF engine's.
+_ENGINE_MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r'Image "(?P<at>.*)" has no required alt description'), NO_DESCRIPTION),
+    (
+        re.compile(r"Failed to load image at '(?P<at>[^']*)': (?P<why>.*)"),
+        "image “{at}” could not be read ({why}); it is left out of the PDF",
+    ),
+    (
+        re.compile(r"No anchor #(?P<at>.*) for internal URI reference"),
+        "link to “#{at}” leads nowhere: no element has that id",
+    ),
+    (
+        re.compile(r"Anchor defined twice: '(?P<at>.*)'"),
+        "identifier “{at}” is given twice; links to it lead to the first",
+    ),
+    (
+        re.compile(r"(?:Ignored|Deprecated) `(?P<at>[^`]*)` at \d+:\d+, (?P<why>.*?)\.?$"),
+        "style “{at}” is ignored: {why}",
+    ),
+)
+
+
+def engine_notes(lesson: Lesson, root: Path, messages: Iterable[str]) -> Iterator[Diagnostic]:
+    """WeasyPrint's ``messages`` about ``lesson``, in pubkit's words at the manuscript line
+    (:data:`_ENGINE_MESSAGES`)."""
+    for message in messages:
+        for pattern, words in _ENGINE_MESSAGES:
+            if found := pattern.fullmatch(message):
+                at = found["at"]
+                if at.startswith(PROJECT_URL_ROOT.as_uri()):  # an image, as WeasyPrint saw it
+                    inside = unquote(at[len(PROJECT_URL_ROOT.as_uri()) + 1 :])
+                    at = os.path.relpath(root / inside, lesson.path.parent)
+                line = line_of(lesson, at) or line_of(lesson, f"#{at}")
+                yield warning(lesson.path, line, words.format(**{**found.groupdict(), "at": at}))
+                break
+        else:
+            yield warning(lesson.path, None, f"the PDF engine says: {message}")
 
 
 def _print_shop(edition: Edition, config: Config) -> str:
@@ -112,7 +161,7 @@ def render_paged(job: RenderJob) -> Rendered:
     if refused := resources.fetcher.refused:
         raise LessonError.at(lesson.path, None, "refused resource " + "; ".join(refused))
     name = job.edition.name
-    diagnostics = tuple(warning(lesson.path, None, f"{name}: {m}") for m in dict.fromkeys(messages))
+    diagnostics = tuple(engine_notes(lesson, job.config.root, dict.fromkeys(messages)))
     findings = tuple(
         warning(lesson.path, lesson.line_of_text(f.text), f"{name} page {f.page}: {f.message}")
         for f in layout.inspect(document)

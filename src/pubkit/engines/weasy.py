@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pydyf
 from weasyprint import CSS, HTML, Document
 from weasyprint.text.fonts import FontConfiguration
 
+from pubkit.document.links import PDF_FILE
 from pubkit.engines.fetcher import ProjectFetcher, project_url
 from pubkit.errors import Diagnostic, warning
 from pubkit.sources.config import Config
@@ -198,6 +200,8 @@ def finisher(bleed_mm: float | None = None) -> Callable[[Any, pydyf.PDF], None]:
         for item in pdf.objects:
             if isinstance(item, pydyf.Stream) and item.compress:
                 _compress(item)
+            elif _is_link(item):
+                _link_to_file(item)
             elif bleed_mm is not None and _is_page(item):
                 left, bottom, right, top = item["TrimBox"]
                 item["BleedBox"] = pydyf.Array(
@@ -205,6 +209,33 @@ def finisher(bleed_mm: float | None = None) -> Callable[[Any, pydyf.PDF], None]:
                 )
 
     return finish
+
+
+def _is_link(item: Any) -> bool:
+    return (
+        isinstance(item, pydyf.Dictionary)
+        and item.get("Subtype") == "/Link"
+        and isinstance(item.get("A"), pydyf.Dictionary)
+    )
+
+
+def _link_to_file(annotation: pydyf.Dictionary) -> None:
+    """A link to another PDF beside this one (:data:`pubkit.document.links.PDF_FILE`), made
+    a "go to a page of another file" action: to the section's named destination (WeasyPrint
+    names one after each element's id), else to the first page."""
+    action = annotation["A"]
+    uri = action.get("URI")
+    text = uri.string if isinstance(uri, pydyf.String) else str(uri or "")
+    if action.get("S") != "/URI" or not text.startswith(PDF_FILE):
+        return
+    path, _, section = unquote(text[len(PDF_FILE) :]).partition("#")
+    del action["URI"]
+    action["S"] = "/GoToR"
+    action["F"] = pydyf.String(path)
+    action["D"] = pydyf.String(section) if section else pydyf.Array([0, "/Fit"])
+    action["NewWindow"] = "false"
+    if "Contents" in annotation:  # what a screen reader says of the link (PDF/UA)
+        annotation["Contents"] = pydyf.String(path)
 
 
 def _is_page(item: Any) -> bool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pubkit.editions import EDITIONS
 from pubkit.errors import ConfigError, Diagnostic, PubkitError, error, warning
@@ -42,6 +43,10 @@ class Config:
     title: str = "Untitled course"
     #: course.publisher: the publishing house, written into every edition's metadata.
     publisher: str = ""
+    #: course.url: the public address the output folder is published at (``https://…/``,
+    #: ending in ``/``): links that leave a lesson's file (to another lesson, to a page
+    #: outside the course) become absolute against it; None: they stay within the files.
+    url: str | None = None
     #: course.authors: default authors for lessons whose front matter names none.
     authors: tuple[str, ...] = ()
     #: course.language: BCP 47 tag of the manuscripts (hyphenation, e-reader language).
@@ -91,6 +96,15 @@ def _text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or CONTROL.search(value):
         raise ValueError("expected a non-empty text without control characters")
     return value.strip()
+
+
+def _url(value: Any) -> str:
+    """An absolute http(s) address, given a trailing ``/`` so that it is a folder."""
+    text = _text(value)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError("expected the web address the course is published at, https://…/")
+    return text if text.endswith("/") else text + "/"
 
 
 def _text_list(value: Any) -> tuple[str, ...]:
@@ -207,6 +221,7 @@ class Option:
 OPTIONS = (
     Option("course.title", "title", _text),
     Option("course.publisher", "publisher", _text),
+    Option("course.url", "url", _url),
     Option("course.authors", "authors", _text_list),
     Option("course.language", "language", parse_language),
     Option("course.date", "date", _date),

@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+from xml.etree import ElementTree
 
 from pubkit.errors import Diagnostic, error
 from pubkit.sources.manuscript import Lesson
@@ -122,7 +123,56 @@ def check_reference(reference: str, lesson: Lesson, root: Path) -> str | None:
         return "no such file"
     if not stat.S_ISREG(mode):
         return "not a regular file"
+    if path.suffix.lower() == ".svg":
+        return svg_fault(path)
     return None
+
+
+#: What an SVG may not hold, as raw HTML may not (:mod:`pubkit.document.sanitize`): what
+#: runs, what embeds another document, and what fetches a file from outside it.
+_SVG_FORBIDDEN = frozenset({"script", "foreignobject", "iframe", "handler", "listener"})
+_SVG_LINKS = frozenset({"href", "{http://www.w3.org/1999/xlink}href"})
+_SVG_MAX_BYTES = 16 * 1024 * 1024
+
+
+def svg_fault(path: Path) -> str | None:
+    """Why an SVG image may not be used, or None: it must be well-formed SVG, without a
+    DTD (no entities to expand), script, event handler, ``foreignObject``, or reference
+    to anything outside itself (a ``#fragment`` or a ``data:`` image is fine)."""
+    if path.stat().st_size > _SVG_MAX_BYTES:
+        return "an SVG larger than 16 MiB"
+    data = path.read_bytes()
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        return "an SVG with a DOCTYPE or entities; save it without them"
+    try:
+        root = ElementTree.fromstring(data)
+    except ElementTree.ParseError as exc:
+        return f"not well-formed SVG ({exc})"
+    if _local(root.tag) != "svg":
+        return "not an SVG image (its root element is not <svg>)"
+    for element in root.iter():
+        tag = _local(element.tag).lower()
+        if tag in _SVG_FORBIDDEN:
+            return f"an SVG with <{_local(element.tag)}>, which pubkit does not allow"
+        for name, value in element.attrib.items():
+            if _local(name).lower().startswith("on"):
+                return f"an SVG with an event handler ({_local(name)})"
+            if name in _SVG_LINKS and not value.strip().startswith(("#", "data:image/")):
+                return f"an SVG that refers to '{value[:60]}' outside itself"
+            if name == "style" and _outside(value):
+                return "an SVG whose style fetches a file"
+        if tag == "style" and _outside(element.text or ""):
+            return "an SVG whose style sheet fetches a file"
+    return None
+
+
+def _local(name: str) -> str:
+    return name.rsplit("}", 1)[-1]
+
+
+def _outside(css: str) -> bool:
+    """Whether CSS fetches something that is not a part of the same SVG (``url(#id)``)."""
+    return any(not ref.strip().startswith("#") for ref in css_references(css))
 
 
 def check_resources(ast: Any, lesson: Lesson, root: Path) -> list[Diagnostic]:
