@@ -112,6 +112,22 @@ def test_a_safe_svg_figure_is_set_in_every_edition(tmp_path: Path) -> None:
         assert PdfReader(root / "build" / edition).pages[0].get("/Resources")
 
 
+def test_a_footnote_that_calls_itself_is_an_error_at_its_line(tmp_path: Path) -> None:
+    # pandoc's reader would expand the note into itself until it ran out of memory.
+    looping = "Words[^a].\n\n[^a]: See also[^b].\n\n[^b]: And back[^a].\n"
+    root = make_project(
+        tmp_path, {"01-loop.md": lesson_text(1, "Loop", looping), "02-ok.md": lesson_text(2)}
+    )
+    result = build(root, formats=["pdf"], force=True)
+    assert [p.name for p in result.failed] == ["01-loop.md"]
+    messages = sorted((d.line, d.message) for d in result.diagnostics)
+    assert messages == [
+        (8, "footnote [^a] refers to itself in its text"),
+        (10, "footnote [^b] refers to itself in its text"),
+    ]
+    assert [r.lesson.path.name for r in result.built] == ["02-ok.md"]
+
+
 def test_the_fetcher_reads_regular_project_files_only(tmp_path: Path) -> None:
     project = tmp_path / "project"
     project.mkdir()

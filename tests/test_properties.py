@@ -132,7 +132,7 @@ LINKED_PIECES = st.sampled_from(
         "![A figure](fig.png)",
         '![](fig.png){alt="Described by its attribute" width=40%}',
         '![Caption](fig.svg){alt="An SVG, described"}',
-        "Words[^n].\n\n[^n]: A note.",
+        "Words[^n].\n\n[^n]: A note.\n\n### After the note\n\n",
         "\n\n## Our part {#our-part}\n\n",
         "\n\n## Part two\n\n",
         "\n\n### Nested\n\n",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,9 +85,9 @@ class Course:
         return urljoin(self.url, quote(relative)) if self.url else None
 
 
-#: The course of a lesson read alone (``pubkit check`` on one file): links to other
-#: lessons are errors, since there is none.
 def lone_course(lesson: Lesson, root: Path) -> Course:
+    """The course of a lesson read by itself: a link to another lesson is an error, as
+    there is none."""
     return Course(root.resolve(), lesson.path.parent.parent.resolve(), None, {})
 
 
@@ -276,13 +276,15 @@ def epub_blocks(
         public = pdf_href(course, target, section)
         return None if public.startswith(PDF_FILE) else public
 
-    for node in _links_and_raw(blocks):
+    # All found before any is changed: a link the words stand for becomes a Span.
+    found = [node for node in walk(blocks) if lesson_link(node) or is_raw_html(node)]
+    for node in found:
         if is_raw_html(node):
             node["c"][1] = lower_html(
                 node["c"][1], lambda lesson, section: href(targets[lesson], section)
             )
             continue
-        lesson, section = lesson_link(node)  # type: ignore[misc]
+        lesson, section = lesson_link(node) or ("", "")
         target = targets[lesson]
         attr = [node["c"][0][0], node["c"][0][1], [kv for kv in node["c"][0][2] if kv[0] != LESSON]]
         node["c"][0] = attr
@@ -292,12 +294,6 @@ def epub_blocks(
             words_after = fallback_words(target, own_module, words)
             node["t"], node["c"] = "Span", [attr, [*node["c"][1], {"t": "Str", "c": words_after}]]
     return blocks
-
-
-def _links_and_raw(blocks: list[Any]) -> Iterator[dict[str, Any]]:
-    """The lesson links and raw HTML in ``blocks``, collected before any is changed."""
-    found = [node for node in walk(blocks) if lesson_link(node) or is_raw_html(node)]
-    yield from found
 
 
 def lower_html(html: str, href: Callable[[str, str], str | None]) -> str:

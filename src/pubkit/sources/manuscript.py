@@ -113,6 +113,43 @@ def check_fenced_divs(body: str, path: Path, first_line: int) -> list[Diagnostic
     ]
 
 
+_NOTE_DEFINITION = re.compile(r"^ {0,3}\[\^([^\]\s]+)\]:")
+_NOTE_REFERENCE = re.compile(r"\[\^([^\]\s]+)\](?!:)")
+
+
+def check_footnotes(body: str, path: Path, first_line: int) -> list[Diagnostic]:
+    """Report a footnote whose text calls itself, directly or through others: pandoc's
+    reader expands notes into notes without end (and runs out of its memory bound)."""
+    calls: dict[str, set[str]] = {}
+    lines: dict[str, int] = {}
+    current: str | None = None
+    blank = False
+    for number, line in enumerate(body.splitlines(), start=first_line):
+        if definition := _NOTE_DEFINITION.match(line):
+            current = definition.group(1)
+            lines.setdefault(current, number)
+            line = line[definition.end() :]
+        elif blank and line.strip() and not line.startswith((" ", "\t")):
+            current = None  # an unindented paragraph after a blank line ends the note
+        blank = not line.strip()
+        if current is not None:
+            calls.setdefault(current, set()).update(_NOTE_REFERENCE.findall(line))
+    problems = []
+    for label in calls:
+        seen, stack = set(), list(calls[label])
+        while stack:
+            other = stack.pop()
+            if other == label:
+                problems.append(
+                    error(path, lines[label], f"footnote [^{label}] refers to itself in its text")
+                )
+                break
+            if other not in seen:
+                seen.add(other)
+                stack.extend(calls.get(other, ()))
+    return problems
+
+
 # --- modules and lessons ---
 
 
@@ -151,6 +188,7 @@ def load_lesson(path: Path, module: Module) -> tuple[Lesson | None, list[Diagnos
         "language": fields.language("language"),
     }
     diagnostics = fields.problems + check_fenced_divs(body, path, body_line)
+    diagnostics += check_footnotes(body, path, body_line)
     if not body.strip():
         diagnostics.append(error(path, body_line, "the lesson has no text after its front matter"))
     if any(d.is_error for d in diagnostics) or number is None or title is None:
