@@ -14,6 +14,7 @@ from typing import Any
 from pubkit.document import pandoc
 from pubkit.document.ast import AST, ATTR_AT, plain_text, rename_ids_in_blocks, walk
 from pubkit.document.links import TITLE_ID, Course, Target, lone_course, resolve
+from pubkit.document.math import check_math, keep_prices
 from pubkit.document.paged import is_takeaways, to_html
 from pubkit.document.sanitize import html_ids, is_raw_html, rename_ids, sanitize
 from pubkit.errors import Diagnostic, LessonError, warning
@@ -23,9 +24,10 @@ from pubkit.sources.resources import check_resources, line_of
 
 #: CommonMark with pandoc's extensions (fenced divs, footnotes, pipe tables, definition
 #: lists, smart punctuation, attributes, an image alone in a paragraph as a captioned
-#: figure, bare addresses as links). Its parser is linear-time, unlike pandoc's
-#: ``markdown`` reader. Front matter is read by pubkit; ``$`` stays a currency sign.
-READER = "commonmark_x+implicit_figures+autolink_bare_uris-yaml_metadata_block-tex_math_dollars"
+#: figure, bare addresses as links, ``$…$`` TeX math: :mod:`pubkit.document.math`). Its
+#: parser is linear-time, unlike pandoc's ``markdown`` reader. Front matter is read by
+#: pubkit.
+READER = "commonmark_x+implicit_figures+autolink_bare_uris-yaml_metadata_block"
 NESTS_TOO_DEEPLY = "the manuscript nests too deeply to set"
 #: The warning about an image without a description (``{at}``: its file).
 NO_DESCRIPTION = (
@@ -133,6 +135,8 @@ def read(
             course or lone_course(lesson, root),
             lambda href: line_of(lesson, href),
         )
+        keep_prices(ast["blocks"])
+        faults += check_math(ast["blocks"], lambda tex: line_of(lesson, tex), lesson.path)
         if faults:
             raise LessonError(faults)
         mark_directions(ast["blocks"])

@@ -17,6 +17,7 @@ from xml.etree import ElementTree as ET
 
 from pubkit.document import pandoc
 from pubkit.document.links import TITLE_ID, epub_blocks
+from pubkit.document.math import for_epub, replaced
 from pubkit.document.render import Rendered, RenderJob
 from pubkit.editions import Edition
 from pubkit.engines import a11y
@@ -133,7 +134,7 @@ def lesson_blocks(job: RenderJob, links: bool = True) -> list[dict[str, Any]]:
         {"t": "RawBlock", "c": ["html", str(macros.after_title())]},
     ]
     document = job.document
-    body = document.ast["blocks"]
+    body = replaced(document.ast["blocks"], for_epub)  # formulas as MathML
     if links:
         own = job.lesson.module.folder.name
         words = job.theme.words(job.language)

@@ -14,7 +14,13 @@ XLINK = "http://www.w3.org/1999/xlink"
 NCX = "http://www.daisy.org/z3986/2005/ncx/"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
-_PREFIXES = (("", XHTML), ("epub", EPUB), ("opf", OPF), ("dc", DC))
+_PREFIXES = (
+    ("", XHTML),
+    ("epub", EPUB),
+    ("opf", OPF),
+    ("dc", DC),
+    ("m", MATHML),
+)
 
 
 def to_string(root: ET.Element, default: str = XHTML) -> str:

@@ -1,0 +1,124 @@
+"""TeX math: typeset in the PDFs (drawn on the text's baseline, the TeX as alternate text),
+MathML with ``alttext`` in the EPUB, prices kept as prices, and TeX that cannot be set an
+error at its line."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+
+import pypdf
+import pytest
+
+from conftest import lesson_text, make_project
+from pubkit.build import BuildResult, build
+from pubkit.document.ast import walk
+from pubkit.document.markdown import convert
+from pubkit.document.math import drawn
+from pubkit.sources.config import load_config
+from pubkit.sources.manuscript import collect
+
+BODY = r"""## Area
+
+The area is $A = \pi r^2$, and prices stay prices: $22,000 and $34,000, or \$5.
+A sum:
+
+$$\sum_{i=1}^{n} i = \frac{n(n+1)}{2}$$
+
+and a root $\sqrt{x^2 + y^2}$ inline.
+"""
+
+
+@pytest.fixture(scope="module")
+def math_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[BuildResult, Path]:
+    root = make_project(
+        tmp_path_factory.mktemp("math"), {"01-circle.md": lesson_text(1, "Circle", BODY)}
+    )
+    result = build(root, force=True)  # every edition, the EPUB through EPUBCheck
+    assert result.ok and not result.diagnostics, [str(d) for d in result.diagnostics]
+    return result, root / "build"
+
+
+def alternate_texts(pdf: Path) -> list[str]:
+    """Every /Alt of the tagged PDF's structure tree, in order."""
+    reader = pypdf.PdfReader(pdf)
+    found, stack = [], [reader.trailer["/Root"]["/StructTreeRoot"]]
+    while stack:
+        node = stack.pop()
+        node = node.get_object() if hasattr(node, "get_object") else node
+        if isinstance(node, dict):
+            if "/Alt" in node:
+                found.append(str(node["/Alt"]))
+            kids = node.get("/K")
+            stack.extend(reversed(kids) if isinstance(kids, list) else [kids])
+    return found
+
+
+def test_the_pdfs_typeset_math_and_keep_prices(math_build: tuple[BuildResult, Path]) -> None:
+    _, out = math_build
+    for edition in ("pdf", "handout"):
+        pdf = out / f"{edition}/01-module/01-circle.pdf"
+        text = " ".join(page.extract_text() for page in pypdf.PdfReader(pdf).pages)
+        assert "$22,000 and $34,000, or $5" in " ".join(text.split())
+        assert "\\pi" not in text and "\\frac" not in text and "$A" not in text
+    # The tagged PDF (the pdf edition: the handout is for print) describes each formula.
+    alts = alternate_texts(out / "pdf/01-module/01-circle.pdf")
+    assert r"A = \pi r^2" in alts, alts
+    assert r"\sum_{i=1}^{n} i = \frac{n(n+1)}{2}" in alts
+
+
+def test_the_epub_holds_mathml_with_its_tex(math_build: tuple[BuildResult, Path]) -> None:
+    _, out = math_build
+    with zipfile.ZipFile(out / "epub/01-module/01-circle.epub") as epub:
+        chapter = epub.read("EPUB/text/ch001.xhtml").decode("utf-8")
+        package = epub.read("EPUB/content.opf").decode("utf-8")
+    formulas = re.findall(r'<m:math alttext="([^"]*)" display="(\w+)"', chapter)
+    assert formulas == [
+        (r"A = \pi r^2", "inline"),
+        (r"\sum_{i=1}^{n} i = \frac{n(n+1)}{2}", "block"),
+        (r"\sqrt{x^2 + y^2}", "inline"),
+    ]
+    assert "$22,000 and $34,000, or $5" in chapter
+    assert 'properties="mathml"' in package
+    assert '<meta property="schema:accessibilityFeature">MathML</meta>' in package
+
+
+def test_inline_math_sits_on_the_baseline_at_the_texts_size() -> None:
+    plain = drawn("x", False)
+    assert 0.3 < plain.height < 0.8 and plain.depth < 0.05  # an x: no descent
+    deep = drawn("y_i^2", False)
+    assert deep.depth > 0.1  # a subscript reaches below the baseline
+    assert drawn(r"\frac{a}{b}", True).height > plain.height * 2
+
+
+def test_tex_that_cannot_be_set_is_an_error_at_its_line(tmp_path: Path) -> None:
+    bad = "Fine $x$.\n\nUnknown $\\foo{x}$ here.\n\nBroken $\\frac{a}{b$ there.\n"
+    root = make_project(
+        tmp_path, {"01-bad.md": lesson_text(1, "Bad", bad), "02-ok.md": lesson_text(2, "Ok", BODY)}
+    )
+    result = build(root, formats=["pdf"], force=True)
+    assert [p.name for p in result.failed] == ["01-bad.md"]
+    assert [r.lesson.path.name for r in result.built] == ["02-ok.md"]
+    found = sorted((d.line, d.message) for d in result.diagnostics)
+    assert found == [
+        (8, "math “\\foo{x}”: unknown TeX command \\foo"),
+        (
+            10,
+            "“$\\frac{a}{b$” looks like TeX math but is not read as math: its braces do not "
+            "balance (a dollar sign before a price is written \\$)",
+        ),
+    ]
+
+
+def test_dollar_amounts_stay_text(tmp_path: Path) -> None:
+    prices = (
+        "Salaries rose from $85,000 to $120,000, a $35k raise; the fee is $5 or $ 10,\n"
+        "between $5 and $10 a month, US$20, and 5$ in some countries.\n"
+    )
+    root = make_project(tmp_path, {"01-prices.md": lesson_text(1, "Prices", prices)})
+    config, _ = load_config(root)
+    (lesson,) = collect(config).lessons
+    document = convert(lesson, root)
+    assert not [node for node in walk(document.ast["blocks"]) if node["t"] == "Math"]
+    assert " ".join(document.text.split()) == " ".join(prices.split())
