@@ -107,3 +107,16 @@ def rename_ids_in_blocks(blocks: list[Any], rename: Callable[[str], str]) -> Non
                 content[2][0] = "#" + rename(content[2][0][1:])
         elif is_raw_html(node):
             content[1] = rename_ids(content[1], rename)
+
+
+def replaced(node: Any, how: Callable[[dict[str, Any]], dict[str, Any] | None]) -> Any:
+    """A copy of ``node`` in which each element that ``how`` gives a replacement for is
+    replaced (what it does not replace is copied, its content searched in turn); ``node``
+    itself is left as it is. Only the containers on the way are copied."""
+    if isinstance(node, list):
+        return [replaced(part, how) for part in node]
+    if isinstance(node, dict) and "t" in node:
+        if (instead := how(node)) is not None:
+            return instead
+        return {**node, "c": replaced(node["c"], how)} if "c" in node else node
+    return node

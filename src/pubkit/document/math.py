@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pubkit.document.ast import walk
+from pubkit.document.ast import replaced, walk
 from pubkit.errors import Diagnostic, error
 
 MATHML = "http://www.w3.org/1998/Math/MathML"
@@ -174,20 +174,10 @@ def for_epub(node: Any) -> dict[str, Any]:
     return {"t": "RawInline", "c": ["html", mathml(node["c"][1], _display(node))]}
 
 
-def replaced(blocks: list[Any], how: Callable[[Any], dict[str, Any]]) -> list[Any]:
+def formulas(blocks: list[Any], how: Callable[[Any], dict[str, Any]]) -> list[Any]:
     """``blocks`` with every formula replaced by ``how`` (a new list where one changes;
     the blocks given are left as they are)."""
-
-    def visit(item: Any) -> Any:
-        if isinstance(item, list):
-            return [visit(part) for part in item]
-        if isinstance(item, dict) and "t" in item:
-            if is_math(item):
-                return how(item)
-            return {**item, "c": visit(item["c"])} if "c" in item else item
-        return item
-
     if not any(is_math(node) for node in walk(blocks)):
         return blocks
-    result: list[Any] = visit(blocks)
+    result: list[Any] = replaced(blocks, lambda node: how(node) if is_math(node) else None)
     return result

@@ -10,7 +10,8 @@ from typing import Any
 
 from pubkit.document import pandoc
 from pubkit.document.ast import AST, BREAKS, list_items, plain_text
-from pubkit.document.math import for_pages, replaced
+from pubkit.document.code import highlighted
+from pubkit.document.math import for_pages, formulas
 from pubkit.sources.manuscript import Lesson
 
 TAKEAWAYS_CLASS = "takeaways"
@@ -33,7 +34,8 @@ def to_html(
     with no units is set to flow across pages.
     """
     boxes = _TakeawaysBoxes(continuations or {}, continued)
-    blocks = replaced(ast["blocks"], for_pages)  # formulas drawn: WeasyPrint has no MathML
+    # Formulas drawn (WeasyPrint has no MathML), code highlighted.
+    blocks = highlighted(formulas(ast["blocks"], for_pages))
     html_ast = {**ast, "blocks": _inline_notes(list(boxes.transform(blocks)))}
     return pandoc.html(html_ast, source=lesson.path).wait().decode("utf-8")
 

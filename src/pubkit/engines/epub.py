@@ -16,8 +16,9 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from pubkit.document import pandoc
+from pubkit.document.code import highlighted
 from pubkit.document.links import TITLE_ID, epub_blocks
-from pubkit.document.math import for_epub, replaced
+from pubkit.document.math import for_epub, formulas
 from pubkit.document.render import Rendered, RenderJob
 from pubkit.editions import Edition
 from pubkit.engines import a11y
@@ -134,7 +135,7 @@ def lesson_blocks(job: RenderJob, links: bool = True) -> list[dict[str, Any]]:
         {"t": "RawBlock", "c": ["html", str(macros.after_title())]},
     ]
     document = job.document
-    body = replaced(document.ast["blocks"], for_epub)  # formulas as MathML
+    body = highlighted(formulas(document.ast["blocks"], for_epub))  # MathML, coloured code
     if links:
         own = job.lesson.module.folder.name
         words = job.theme.words(job.language)
