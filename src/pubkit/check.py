@@ -77,10 +77,12 @@ def _course(config: Config, manuscripts: Manuscripts, targets: tuple[Path, ...])
 
 
 def _read_markdown(manuscripts: Manuscripts, config: Config, course: Course) -> Manuscripts:
+    theme = load_theme(config.styles_dir)
     lessons, failed, diagnostics = [], list(manuscripts.failed), list(manuscripts.diagnostics)
     for lesson in manuscripts.lessons:
         try:
-            _, notes, _ = read_markdown(lesson, config.root, course)
+            words = theme.words(lesson.language or config.language)
+            _, notes, _ = read_markdown(lesson, config.root, course, words)
         except PubkitError as exc:
             diagnostics.extend(exc.diagnostics)
             failed.append(lesson.path)

@@ -61,6 +61,10 @@ class LessonOutcome:
         return notes + [f for rendered in self.rendered.values() for f in rendered.findings]
 
 
+def _language(lesson: Lesson, config: Config) -> str:
+    return lesson.language or config.language
+
+
 def _naming(note: Diagnostic, editions: list[str]) -> Diagnostic:
     return replace(note, message=f"{', '.join(editions)}: {note.message}")
 
@@ -101,7 +105,8 @@ def set_lessons(
     jobs = jobs or default_jobs()
     few = len(lessons) < jobs  # cores to spare
     # A few lessons are read by pandoc while WeasyPrint loads (a course's, in the workers).
-    read = read_ahead(lessons if few else (), config.root, course)
+    words = lambda lesson: theme.words(_language(lesson, config))  # noqa: E731
+    read = read_ahead(lessons if few else (), config.root, course, words)
     from pubkit.engines.pdf import warm  # WeasyPrint is loaded only when a lesson is to be set
 
     aside = _aside(names) if few else ()
@@ -198,7 +203,7 @@ def _render_editions(
     date: str | None,
     course: Course | None,
 ) -> LessonOutcome:
-    document = convert(lesson, config.root, course)
+    document = convert(lesson, config.root, course, theme.words(_language(lesson, config)))
     header = (lesson.module.title, lesson.title, lesson.subtitle or "", *lesson.authors)
     if unset := missing_glyphs(lesson, (*header, document.text), theme):
         document = replace(document, warnings=(*document.warnings, *unset))
@@ -236,7 +241,7 @@ def _render_aside(
     lesson: Lesson, config: Config, theme: Theme, name: str, date: str | None, course: Course | None
 ) -> Rendered:
     """Edition ``name`` of the lesson by itself (see :func:`_aside`)."""
-    document = convert(lesson, config.root, course)
+    document = convert(lesson, config.root, course, theme.words(_language(lesson, config)))
     figures = _figures(lesson, document, config)
     edition = EDITIONS[name]
     return renderer(edition)(RenderJob(lesson, document, figures, config, theme, edition, date))

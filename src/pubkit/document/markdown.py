@@ -13,6 +13,7 @@ from typing import Any
 
 from pubkit.document import pandoc
 from pubkit.document.ast import AST, ATTR_AT, plain_text, rename_ids_in_blocks, walk
+from pubkit.document.crossref import number
 from pubkit.document.links import TITLE_ID, Course, Target, lone_course, resolve
 from pubkit.document.math import check_math, keep_prices
 from pubkit.document.paged import is_takeaways, to_html
@@ -78,7 +79,10 @@ CONVERT_AHEAD_BYTES = 4 << 20
 
 
 def read_ahead(
-    lessons: Sequence[Lesson], root: Path, course: Course | None = None
+    lessons: Sequence[Lesson],
+    root: Path,
+    course: Course | None = None,
+    words: Callable[[Lesson], Mapping[str, Any]] | None = None,
 ) -> Callable[[], None]:
     """Start pandoc reading ``lessons`` now and return what converts them
     (:func:`convert`), so that the caller can do something else meanwhile (load
@@ -99,7 +103,7 @@ def read_ahead(
             if len(output) > CONVERT_AHEAD_BYTES:
                 continue
             try:
-                _CONVERTED[key] = convert(lesson, root, course)
+                _CONVERTED[key] = convert(lesson, root, course, words and words(lesson))
             except LessonError as error:
                 _CONVERTED[key] = error
             except Exception:
@@ -113,13 +117,17 @@ def _parser(lesson: Lesson) -> pandoc.Conversion:
 
 
 def read(
-    lesson: Lesson, root: Path, course: Course | None = None
+    lesson: Lesson,
+    root: Path,
+    course: Course | None = None,
+    words: Mapping[str, Any] | None = None,
 ) -> tuple[AST, tuple[Diagnostic, ...], dict[str, Target]]:
     """Parse and check the lesson: every file it refers to must be inside ``root`` and
     every link must lead somewhere in ``course`` (:func:`pubkit.document.links.resolve`);
     unsafe HTML is removed, headings set in order and identifiers made unique. Returns the
     AST, what the author should know, and the lessons it links to (raises
-    :class:`LessonError` for what stops the lesson)."""
+    :class:`LessonError` for what stops the lesson). Figures, tables and equations are
+    numbered and referred to in ``words`` (the theme's, in the lesson's language)."""
     try:
         ast = parse(lesson)
         problems = check_resources(ast["blocks"], lesson, root)
@@ -128,6 +136,9 @@ def read(
         ast["blocks"], removed = sanitize(ast["blocks"], lambda source: line_of(lesson, source))
         skips = outline(ast["blocks"])
         unreserve(ast["blocks"])
+        numbering = number(
+            ast["blocks"], words or {}, lambda text: line_of(lesson, text), lesson.path
+        )
         renamed = deduplicate(ast["blocks"], lesson)
         targets, faults, unlinked = resolve(
             ast["blocks"],
@@ -137,6 +148,7 @@ def read(
         )
         keep_prices(ast["blocks"])
         faults += check_math(ast["blocks"], lambda tex: line_of(lesson, tex), lesson.path)
+        faults += numbering
         if faults:
             raise LessonError(faults)
         mark_directions(ast["blocks"])
@@ -174,7 +186,12 @@ def _described(image: Mapping[str, Any]) -> bool:
     return "alt" in attributes or bool(plain_text(image["c"][1]).strip())
 
 
-def convert(lesson: Lesson, root: Path, course: Course | None = None) -> Document:
+def convert(
+    lesson: Lesson,
+    root: Path,
+    course: Course | None = None,
+    words: Mapping[str, Any] | None = None,
+) -> Document:
     """The lesson read (:func:`read`), as every edition renders from it (or what
     :func:`read_ahead` converted)."""
     if done := _CONVERTED.get((lesson.path, lesson.body)):
@@ -182,7 +199,7 @@ def convert(lesson: Lesson, root: Path, course: Course | None = None) -> Documen
             raise done
         return done
     course = course or lone_course(lesson, root)
-    ast, warnings, targets = read(lesson, root, course)
+    ast, warnings, targets = read(lesson, root, course, words)
     return Document(
         ast=ast,
         html=to_html(ast, lesson),

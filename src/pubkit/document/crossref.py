@@ -1,0 +1,152 @@
+"""Turn labelled figures, tables, equations and sections, and the references to them,
+into numbered captions and links, in the syntax Quarto users write:
+
+- ``![Caption](chart.png){#fig-chart}``: "Figure 1: Caption";
+- ``::: {#tbl-sales}`` around a table and its caption (the block's last paragraph):
+  "Table 1: Caption", as the table's own caption;
+- ``$$…$$ {#eq-energy}``: the equation numbered "(1)" at the right;
+- ``## Area {#sec-area}``: a section, referred to by its heading;
+- ``@fig-chart`` (or ``[@fig-chart]``) in the text: "Figure 1", linked to it.
+
+Figures, tables and equations are numbered per lesson, each kind on its own, in the
+lesson's language (the theme's strings). A reference to a label the lesson does not have,
+and a label given twice, are errors at their lines.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pubkit.document.ast import plain_text, walk
+from pubkit.errors import Diagnostic, error
+
+#: The kinds of label, and the word each is referred to by (a key of the theme's strings).
+KINDS = {"fig": "figure", "tbl": "table", "eq": "equation", "sec": None}
+#: A reference in a word of the text: ``@fig-chart``, ``[@fig-chart]``, ``@fig-chart,``.
+#: Not inside a word: ``ops@sec-team.org`` is an address.
+_REFERENCE = re.compile(r"(?<![\w@.])(\[?)@((?:fig|tbl|eq|sec)-[\w-]*\w)(\]?)")
+
+
+@dataclass(frozen=True)
+class Label:
+    kind: str
+    #: Its number among the lesson's labels of its kind (sections: 0).
+    number: int
+    #: What a reference to it reads: "Figure 2", or a section's heading.
+    text: str
+
+
+def number(
+    blocks: list[Any], words: Mapping[str, Any], line_of: Callable[[str], int | None], path: Any
+) -> list[Diagnostic]:
+    """Number, in place, the lesson's labelled figures, tables and equations, caption
+    them, and turn every reference into a link that reads "Figure 2"; returns the errors
+    (a label given twice, a reference to no label)."""
+    labels: dict[str, Label] = {}
+    problems: list[Diagnostic] = []
+    counts = dict.fromkeys(KINDS, 0)
+
+    def label(name: str, heading: str = "") -> Label | None:
+        kind = name.split("-", 1)[0]
+        if name in labels:
+            problems.append(error(path, line_of(f"#{name}"), f"label “{name}” is given twice"))
+            return None
+        counts[kind] += 1
+        word = KINDS[kind]
+        text = heading if word is None else f"{words.get(word, word.title())} {counts[kind]}"
+        labels[name] = Label(kind, counts[kind], text)
+        return labels[name]
+
+    for node in walk(blocks):
+        kind = node["t"]
+        ident = node["c"][0][0] if kind in ("Figure", "Div") else ""
+        if kind == "Figure" and ident.startswith("fig-") and (found := label(ident)):
+            _caption_figure(node, found.text)
+        elif kind == "Div" and ident.startswith("tbl-") and (found := label(ident)):
+            _caption_table(node, found.text)
+        elif kind == "Header" and node["c"][1][0].startswith("sec-"):
+            label(node["c"][1][0], " ".join(plain_text(node["c"][2]).split()))
+        elif kind in ("Para", "Plain"):
+            _number_equations(node["c"], label)
+    for node in walk(blocks):
+        if isinstance(content := node.get("c"), list) and any(
+            isinstance(item, dict) and item.get("t") == "Str" and "@" in item["c"]
+            for item in content
+        ):
+            node["c"] = _linked(content, labels, line_of, path, problems)
+    return problems
+
+
+def _caption_figure(figure: Any, text: str) -> None:
+    caption = figure["c"][1][1]
+    prefix = [{"t": "Str", "c": f"{text}:"}, {"t": "Space"}]
+    if caption and caption[0]["t"] in ("Plain", "Para"):
+        caption[0]["c"] = [*prefix, *caption[0]["c"]]
+    else:
+        figure["c"][1][1] = [{"t": "Plain", "c": [{"t": "Str", "c": text}]}]
+
+
+def _caption_table(block: Any, text: str) -> None:
+    """The block's last paragraph becomes its table's caption, after "Table 1:"."""
+    content = block["c"][1]
+    tables = [item for item in content if item["t"] == "Table"]
+    if not tables:
+        return
+    words = content.pop()["c"] if content[-1]["t"] in ("Para", "Plain") else []
+    prefix = [{"t": "Str", "c": f"{text}:" if words else text}]
+    prefix += [{"t": "Space"}] if words else []
+    tables[0]["c"][1] = [None, [{"t": "Plain", "c": [*prefix, *words]}]]
+
+
+def _number_equations(inlines: list[Any], label: Callable[[str], Label | None]) -> None:
+    """A display formula followed by ``{#eq-…}`` (pandoc makes that an empty span with the
+    id): the span now holds the formula, after its number "(1)"."""
+    for index, item in enumerate(inlines[:-1]):
+        after = inlines[index + 1]
+        if (
+            item.get("t") == "Math"
+            and item["c"][0]["t"] == "DisplayMath"
+            and after.get("t") == "Span"
+            and after["c"][0][0].startswith("eq-")
+            and not plain_text(after["c"][1]).strip()
+            and (found := label(after["c"][0][0])) is not None
+        ):
+            shown = [{"t": "Str", "c": f"({found.number})"}]
+            numbered = {"t": "Span", "c": [["", ["equation-number"], []], shown]}
+            attr = [after["c"][0][0], ["equation"], []]
+            inlines[index] = {"t": "Span", "c": [attr, [numbered, item]]}
+            inlines[index + 1] = {"t": "Str", "c": ""}
+
+
+def _linked(
+    inlines: list[Any],
+    labels: Mapping[str, Label],
+    line_of: Callable[[str], int | None],
+    path: Any,
+    problems: list[Diagnostic],
+) -> list[Any]:
+    result: list[Any] = []
+    for item in inlines:
+        if not (isinstance(item, dict) and item.get("t") == "Str" and "@" in item["c"]):
+            result.append(item)
+            continue
+        text, start = item["c"], 0
+        for found in _REFERENCE.finditer(text):
+            name = found[2]
+            if name not in labels:
+                why = f"reference to “{name}”: no such label in this lesson"
+                problems.append(error(path, line_of(f"@{name}"), why))
+                continue
+            if found.start() > start:
+                result.append({"t": "Str", "c": text[start : found.start()]})
+            target = labels[name]
+            words = [{"t": "Str", "c": target.text}]
+            link = [["", ["cross-reference"], []], words, [f"#{name}", ""]]
+            result.append({"t": "Link", "c": link})
+            start = found.end()
+        if start < len(text):
+            result.append({"t": "Str", "c": text[start:]})
+    return result

@@ -1,0 +1,115 @@
+"""Numbered figures, tables and equations, and references to them (``@fig-chart``): the
+captions and the links read back from the PDF and the EPUB, and a reference to nothing
+an error at its line."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+
+import pypdf
+import pytest
+
+from conftest import PROJECTS, lesson_text, make_project
+from pubkit.build import BuildResult, build
+
+FIGURE = PROJECTS / "links/manuscript/01-basics/fig/swatch.png"
+BODY = r"""## Results {#sec-results}
+
+As @fig-swatch shows, and [@tbl-sales] lists, the sum is @eq-sum
+(see the section @sec-results; write to ops@sec-team.org).
+
+![Two colours side by side.](swatch.png){#fig-swatch}
+
+::: {#tbl-sales}
+| Quarter | Sales |
+|---------|------:|
+| Q1      |    10 |
+
+Sales by quarter.
+:::
+
+$$\sum_{i=1}^{n} i = \frac{n(n+1)}{2}$$ {#eq-sum}
+
+![A second figure.](swatch.png){#fig-second}
+
+And @fig-second comes second.
+"""
+
+
+@pytest.fixture(scope="module")
+def numbered(tmp_path_factory: pytest.TempPathFactory) -> tuple[BuildResult, Path]:
+    root = make_project(tmp_path_factory.mktemp("xref"), {"01-x.md": lesson_text(1, "X", BODY)})
+    (root / "manuscript/01-module/swatch.png").write_bytes(FIGURE.read_bytes())
+    result = build(root, force=True)
+    assert result.ok and not result.diagnostics, [str(d) for d in result.diagnostics]
+    return result, root / "build"
+
+
+def test_references_read_as_numbered_links_in_the_pdf(numbered: tuple[BuildResult, Path]) -> None:
+    _, out = numbered
+    pdf = out / "pdf/01-module/01-x.pdf"
+    reader = pypdf.PdfReader(pdf)
+    text = " ".join(" ".join(page.extract_text() for page in reader.pages).split())
+    assert "As Figure 1 shows, and Table 1 lists, the sum is Equation 1" in text
+    assert "(see the section Results; write to ops@sec-team.org)" in text
+    assert "Figure 1: Two colours side by side." in text
+    assert "Table 1: Sales by quarter." in text
+    assert "Figure 2: A second figure." in text and "And Figure 2 comes second." in text
+    assert "(1)" in text  # the equation's number
+    destinations = set(reader.named_destinations)
+    links = [
+        str(annotation.get_object()["/Dest"])
+        for page in reader.pages
+        for annotation in page.get("/Annots") or []
+        if "/Dest" in annotation.get_object()
+    ]
+    assert {"fig-swatch", "tbl-sales", "eq-sum", "sec-results", "fig-second"} <= set(links)
+    assert set(links) <= destinations
+
+
+def test_the_epub_links_references_to_their_labels(numbered: tuple[BuildResult, Path]) -> None:
+    _, out = numbered
+    with zipfile.ZipFile(out / "epub/01-module/01-x.epub") as epub:
+        chapter = epub.read("EPUB/text/ch001.xhtml").decode("utf-8")
+    links = dict(
+        re.findall(
+            r'<a href="(?:ch001.xhtml)?#([^"]+)" class="cross-reference">([^<]+)</a>', chapter
+        )
+    )
+    assert links == {
+        "fig-swatch": "Figure 1",
+        "tbl-sales": "Table 1",
+        "eq-sum": "Equation 1",
+        "sec-results": "Results",
+        "fig-second": "Figure 2",
+    }
+    for name in links:
+        assert f'id="{name}"' in chapter
+    assert "<caption>Table 1: Sales by quarter.</caption>" in chapter
+
+
+def test_the_words_follow_the_lessons_language(tmp_path: Path) -> None:
+    text = "Siehe @fig-a.\n\n![Ein Bild.](swatch.png){#fig-a}\n"
+    front = "---\nlesson: 1\ntitle: Bild\nlanguage: de\n---\n\n"
+    root = make_project(tmp_path, {"01-de.md": front + text})
+    (root / "manuscript/01-module/swatch.png").write_bytes(FIGURE.read_bytes())
+    result = build(root, formats=["pdf"], force=True)
+    assert result.ok, [str(d) for d in result.diagnostics]
+    reader = pypdf.PdfReader(root / "build/pdf/01-module/01-de.pdf")
+    text = " ".join(reader.pages[0].extract_text().split())
+    assert "Siehe Abbildung 1." in text and "Abbildung 1: Ein Bild." in text
+
+
+def test_a_reference_to_no_label_and_a_label_given_twice_are_errors(tmp_path: Path) -> None:
+    bad = "See @fig-missing here.\n\n![A.](swatch.png){#fig-a}\n\n![B.](swatch.png){#fig-a}\n"
+    root = make_project(
+        tmp_path, {"01-bad.md": lesson_text(1, "Bad", bad), "02-ok.md": lesson_text(2)}
+    )
+    (root / "manuscript/01-module/swatch.png").write_bytes(FIGURE.read_bytes())
+    result = build(root, formats=["pdf"], force=True)
+    assert [p.name for p in result.failed] == ["01-bad.md"]
+    found = [(d.line, d.message) for d in result.diagnostics if d.is_error]
+    assert (6, "reference to “fig-missing”: no such label in this lesson") in found
+    assert any(message == "label “fig-a” is given twice" for _, message in found), found
