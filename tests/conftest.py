@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,10 @@ import pytest
 from pubkit.build import BuildResult, build
 
 REPO = Path(__file__).resolve().parents[1]
+# Every build here checks its EPUBs in a JVM of the test process's own (or, for the CLI,
+# of its own process), not the daemon an author's builds share: no JVM outlives the tests.
+# tests/test_epub.py starts a daemon on purpose, and stops it.
+os.environ["PUBKIT_EPUBCHECK_DAEMON"] = "0"
 PROJECTS = Path(__file__).resolve().parent / "projects"
 SEED_ID = "09-the-human-craft/50-career-growth-for-product-managers"
 TYPO_ID = "02-elements/01-every-element"

@@ -7,7 +7,10 @@ import hashlib
 import importlib.util
 import io
 import json
+import os
 import shutil
+import signal
+import socket
 import subprocess
 import zipfile
 from collections.abc import Iterator
@@ -123,6 +126,39 @@ def test_build_writes_no_epub_that_epubcheck_rejects(tmp_path: Path) -> None:
     assert epub.read_bytes() != good
     again = run_pubkit("build", "--quiet", cwd=project)
     assert again.returncode == 1 and "OPF-029" in again.stderr, again.stderr
+
+
+def test_builds_share_an_epubcheck_daemon_that_ends_when_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An author's builds (the CLI, one after another) check their EPUBs in one daemon:
+    the second build finds the first one's, which listens on loopback for its owner only
+    and exits once idle."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("PUBKIT_EPUBCHECK_DAEMON", "1")
+    project = tmp_path / "epub-faults"
+    shutil.copytree(PROJECTS / "epub-faults", project)
+    try:
+        first = run_pubkit("build", "--quiet", cwd=project)
+        assert first.returncode == 1 and "OPF-029" in first.stderr, first.stderr
+        (place,) = (runtime / "pubkit").glob("epubcheck-*.port")
+        assert place.stat().st_mode & 0o777 == 0o600
+        port, _token, pid = place.read_text().split()
+        # The daemon outlived the build, and the next build uses it: same file, same JVM.
+        os.kill(int(pid), 0)
+        second = run_pubkit("build", "--quiet", "--force", cwd=project)
+        assert second.returncode == 1 and "OPF-029" in second.stderr, second.stderr
+        assert place.read_text().split() == [port, _token, pid]
+        # A connection without the token is refused an answer.
+        with socket.create_connection(("127.0.0.1", int(port)), timeout=5) as stranger:
+            stranger.sendall(b"not the token\n/etc/passwd\t/tmp/x.json\n")
+            stranger.settimeout(5)
+            assert stranger.recv(100) == b""
+    finally:
+        for found in (runtime / "pubkit").glob("epubcheck-*.port"):
+            os.kill(int(found.read_text().split()[2]), signal.SIGTERM)
 
 
 def test_check_epub_is_clean_on_the_seed(seed_build: tuple[BuildResult, Path]) -> None:

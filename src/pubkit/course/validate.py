@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import html
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pubkit.errors import Diagnostic, PubkitError, error, warning
 from pubkit.sources.manuscript import Lesson
@@ -85,18 +88,32 @@ def run_epubcheck(epub: Path) -> list[Message]:
     return _messages(report)
 
 
+#: How long an EPUBCheck daemon waits for the next build before it exits.
+DAEMON_IDLE_SECONDS = 900
+#: ``0`` in the environment: no daemon, a JVM of the build's own (the tests' default).
+DAEMON_SWITCH = "PUBKIT_EPUBCHECK_DAEMON"
+
+
 class EpubCheck:
-    """EPUBCheck for a whole build in one JVM, which checks one EPUB after another
+    """EPUBCheck in one JVM that checks one EPUB after another
     (``java/EpubCheckServer.java``): the JVM and EPUBCheck's schemas load once, in
-    several seconds, and each EPUB then takes a fraction of one. Started by
-    :meth:`start` (in the background, while lessons are set); where the JVM cannot run
-    that program (a Java runtime without its compiler), each EPUB gets a JVM of its own
+    several seconds, and each EPUB then takes a fraction of one.
+
+    With ``daemon``, that JVM outlives the build: it listens on the loopback interface
+    for the builds that follow (found through a file only its owner can read, see
+    :func:`daemon_file`) and exits after :data:`DAEMON_IDLE_SECONDS` without one, so that
+    an author rebuilding one lesson pays for loading EPUBCheck once, not every time.
+    Otherwise it is the build's own, on its standard input. Started by :meth:`start` (in
+    the background, while lessons are set); where the JVM cannot run the program (a Java
+    runtime without its compiler), each EPUB gets a JVM of its own
     (:func:`run_epubcheck`). Safe to use from several threads: one check at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, daemon: bool = False) -> None:
         #: The process that started it (a forked one may not share its pipes).
         self.pid = os.getpid()
+        self.daemon = daemon
         self._process: subprocess.Popen[bytes] | None = None
+        self._channel: _Channel | None = None
         self._lock = threading.Lock()
         self._folder: Path | None = None
         self._alone = False  # the server could not run: a JVM per EPUB
@@ -110,36 +127,44 @@ class EpubCheck:
         self.close()
 
     def start(self) -> None:
-        """Start the JVM now, so that it has loaded by the first check."""
+        """Start the JVM now (or find the daemon), so that it has loaded by the first
+        check."""
         with self._lock:
             self._started()
 
-    def _started(self) -> subprocess.Popen[bytes] | None:
-        if self._process is None and not self._alone:
-            server = resources.files("pubkit.course") / "java" / "EpubCheckServer.java"
-            command = [_java(), *_JVM, "-cp", str(_jar()), str(server)]
-            self._folder = Path(tempfile.mkdtemp(prefix="pubkit-epubcheck-"))
-            self._process = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-            )
-        return self._process
+    def _started(self) -> _Channel | None:
+        if self._channel is None and not self._alone:
+            self._folder = self._folder or Path(tempfile.mkdtemp(prefix="pubkit-epubcheck-"))
+            self._channel = _daemon_channel() if self.daemon else None
+            if self._channel is None:
+                command = [_java(), *_JVM, "-cp", str(_jar()), str(_server())]
+                self._process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                )
+                assert self._process.stdin is not None and self._process.stdout is not None
+                self._channel = _Channel(
+                    self._process.stdin, self._process.stdout, self._process.kill
+                )
+        return self._channel
 
     def messages(self, epub: Path) -> list[Message]:
         """EPUBCheck's messages on ``epub``, as :func:`run_epubcheck`'s."""
         with self._lock:
-            process = self._started()
-            if process is None or "\t" in str(epub) or "\n" in str(epub):
+            channel = self._started()
+            if channel is None or "\t" in str(epub) or "\n" in str(epub):
                 return run_epubcheck(epub)
-            assert process.stdin is not None and process.stdout is not None
             assert self._folder is not None
             self._count += 1
             report = self._folder / f"{self._count}.json"
-            watchdog = threading.Timer(TIMEOUT_SECONDS, process.kill)
+            watchdog = threading.Timer(TIMEOUT_SECONDS, channel.kill)
             watchdog.start()
             try:
-                process.stdin.write(f"{epub.resolve()}\t{report}\n".encode())
-                process.stdin.flush()
-                process.stdout.readline()  # "done", once the report is written
+                channel.writer.write(f"{epub.resolve()}\t{report}\n".encode())
+                channel.writer.flush()
+                channel.reader.readline()  # "done", once the report is written
             except OSError:
                 pass  # the server is gone: see below
             finally:
@@ -158,6 +183,9 @@ class EpubCheck:
             return found
 
     def _stop(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
         if self._process is not None:
             self._process.kill()
             self._process.wait()
@@ -167,14 +195,113 @@ class EpubCheck:
         if os.getpid() != self.pid:
             return  # a forked process's copy: the JVM is its parent's
         with self._lock:
-            if self._process is not None and self._process.stdin is not None:
-                self._process.stdin.close()
+            if self._process is not None and self._channel is not None:
+                self._channel.writer.close()  # the build's own JVM ends with its input
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self._process.wait(timeout=10)
-            self._stop()
+            self._stop()  # a daemon's connection is closed; the daemon waits for the next
             if self._folder is not None:
                 shutil.rmtree(self._folder, ignore_errors=True)
                 self._folder = None
+
+
+@dataclass
+class _Channel:
+    """Where requests go and answers come from: a JVM's pipes, or a daemon's socket."""
+
+    writer: IO[bytes]
+    reader: IO[bytes]
+    kill: Callable[[], None]
+    closing: Callable[[], None] = lambda: None
+
+    def close(self) -> None:
+        for stream in (self.writer, self.reader):
+            with contextlib.suppress(OSError):
+                stream.close()
+        self.closing()
+
+
+def _server() -> Path:
+    return Path(str(resources.files("pubkit.course") / "java" / "EpubCheckServer.java"))
+
+
+def daemon_file() -> Path:
+    """Where the EPUBCheck daemon for this user, this EPUBCheck and this server program
+    says how to reach it: in the user's runtime folder (or a folder of their own in the
+    temporary one), named after what it runs, so another version starts its own."""
+    jar, server = _jar(), _server()
+    made = f"{jar}:{jar.stat().st_size}:{jar.stat().st_mtime_ns}".encode() + server.read_bytes()
+    digest = hashlib.sha256(made).hexdigest()[:16]
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    folder = (
+        Path(runtime) / "pubkit"
+        if runtime
+        else Path(tempfile.gettempdir()) / f"pubkit-{os.getuid()}"
+    )
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if folder.stat().st_uid != os.getuid() or folder.stat().st_mode & 0o077:
+        raise OSError(f"{folder} is not this user's alone")
+    return folder / f"epubcheck-{digest}.port"
+
+
+#: How long a build waits for a daemon it started to listen.
+_DAEMON_START_SECONDS = 60.0
+
+
+def _daemon_channel() -> _Channel | None:
+    """A connection to the EPUBCheck daemon, started now if none is running; None when
+    none can be had (then the build starts a JVM of its own)."""
+    try:
+        place = daemon_file()
+    except OSError:
+        return None
+    if (channel := _connect(place)) is not None:
+        return channel
+    command = [_java(), *_JVM, "-cp", str(_jar()), str(_server())]
+    command += ["--listen", str(place), str(DAEMON_IDLE_SECONDS)]
+    started = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # not the build's: Ctrl-C and the build's end leave it be
+    )
+    deadline = time.monotonic() + _DAEMON_START_SECONDS
+    while time.monotonic() < deadline and started.poll() is None:
+        if (channel := _connect(place, started.pid)) is not None:
+            return channel
+        time.sleep(0.05)
+    return None
+
+
+def _connect(place: Path, pid: int | None = None) -> _Channel | None:
+    """A connection to the daemon ``place`` names (the one with ``pid``, when given)."""
+    try:
+        port, token, owner = place.read_text(encoding="ascii").split()
+        if pid is not None and int(owner) != pid:
+            return None
+        connection = socket.create_connection(("127.0.0.1", int(port)), timeout=5)
+    except (OSError, ValueError):
+        return None
+    connection.settimeout(None)
+    writer, reader = connection.makefile("wb"), connection.makefile("rb")
+    try:
+        writer.write(f"{token}\n".encode())
+        writer.flush()
+        connection.settimeout(5)
+        ready = reader.readline()
+        connection.settimeout(None)
+    except OSError:
+        ready = b""
+    if ready.strip() != b"ready":
+        connection.close()
+        return None
+
+    def kill() -> None:
+        with contextlib.suppress(OSError):
+            connection.shutdown(socket.SHUT_RDWR)
+
+    return _Channel(writer, reader, kill, connection.close)
 
 
 _SHARED: list[EpubCheck] = []
@@ -183,9 +310,10 @@ _SHARED: list[EpubCheck] = []
 def shared_checker() -> EpubCheck:
     """The process's :class:`EpubCheck`, started on first use and stopped as the process
     exits: a second build in one process (a test session, a preview that rebuilds) finds
-    EPUBCheck loaded. A forked process starts its own."""
+    EPUBCheck loaded. It uses the daemon unless the environment says
+    ``PUBKIT_EPUBCHECK_DAEMON=0``. A forked process starts its own."""
     if not _SHARED or _SHARED[0].pid != os.getpid():
-        _SHARED[:] = [EpubCheck()]
+        _SHARED[:] = [EpubCheck(daemon=os.environ.get(DAEMON_SWITCH, "1") != "0")]
         atexit.register(_SHARED[0].close)
     return _SHARED[0]
 

@@ -1,20 +1,45 @@
-// EPUBCheck for a whole build in one JVM: pubkit starts it once, with EPUBCheck's jar on
-// the class path (`java -cp epubcheck.jar EpubCheckServer.java`), then writes one line per
-// EPUB to its standard input: the EPUB's path, a tab, and the file for EPUBCheck's JSON
-// report. Each check answers with one line, "done<TAB>exit code", once the report is
-// written. A JVM started for each EPUB costs a second or two of work before the check.
+// EPUBCheck for many EPUBs in one JVM: pubkit starts it with EPUBCheck's jar on the class
+// path (`java -cp epubcheck.jar EpubCheckServer.java`) and writes one line per EPUB: the
+// EPUB's path, a tab, and the file for EPUBCheck's JSON report. Each check answers with one
+// line, "done<TAB>exit code", once the report is written. Starting a JVM and loading
+// EPUBCheck's schemas takes seconds; a check in a loaded one, a fraction of a second.
+//
+// Two ways to run:
+//   (no arguments)                      requests on standard input, for one build;
+//   --listen PORT-FILE IDLE-SECONDS     a daemon shared by the builds that follow: it
+//       listens on the loopback interface, writes "port token pid" to PORT-FILE (readable
+//       by its owner only), takes connections that open with the token, and exits once
+//       no build has connected for IDLE-SECONDS.
 import com.adobe.epubcheck.tool.EpubChecker;
 import java.io.BufferedReader;
+import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.OutputStream;
 import java.io.PrintStream;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.SecureRandom;
+import java.util.HexFormat;
 
 public class EpubCheckServer {
     public static void main(String[] args) throws Exception {
-        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-        PrintStream out = System.out;
-        PrintStream err = System.err;
+        if (args.length == 3 && args[0].equals("--listen")) {
+            listen(Path.of(args[1]), Integer.parseInt(args[2]));
+            return;
+        }
+        serve(new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8)), System.out);
+    }
+
+    static void serve(BufferedReader in, PrintStream out) throws IOException {
+        PrintStream stdout = System.out;
+        PrintStream stderr = System.err;
         // EPUBCheck prints its progress and summary as it goes: the JSON report is the answer.
         PrintStream quiet = new PrintStream(OutputStream.nullOutputStream());
         String line;
@@ -33,11 +58,53 @@ public class EpubCheckServer {
             } catch (Throwable failure) {
                 code = -1;
             } finally {
-                System.setOut(out);
-                System.setErr(err);
+                System.setOut(stdout);
+                System.setErr(stderr);
             }
             out.println("done\t" + code);
             out.flush();
+        }
+    }
+
+    static void listen(Path portFile, int idleSeconds) throws IOException {
+        byte[] secret = new byte[16];
+        new SecureRandom().nextBytes(secret);
+        String token = HexFormat.of().formatHex(secret);
+        try (ServerSocket server = new ServerSocket(0, 8, InetAddress.getLoopbackAddress())) {
+            server.setSoTimeout(idleSeconds * 1000);
+            Path written = portFile.resolveSibling(portFile.getFileName() + "." + ProcessHandle.current().pid());
+            Files.writeString(written, "");
+            Files.setPosixFilePermissions(written, PosixFilePermissions.fromString("rw-------"));
+            Files.writeString(written, server.getLocalPort() + " " + token + " " + ProcessHandle.current().pid() + "\n");
+            Files.move(written, portFile, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            while (true) {
+                Socket connection;
+                try {
+                    connection = server.accept();
+                } catch (SocketTimeoutException idle) {
+                    break;
+                }
+                try (connection) {
+                    BufferedReader in = new BufferedReader(
+                        new InputStreamReader(connection.getInputStream(), StandardCharsets.UTF_8));
+                    PrintStream out = new PrintStream(connection.getOutputStream(), true, StandardCharsets.UTF_8);
+                    if (token.equals(in.readLine())) {
+                        out.println("ready");
+                        serve(in, out);
+                    }
+                } catch (IOException broken) {
+                    // the build went away: wait for the next one
+                }
+            }
+        } finally {
+            try {
+                String mine = " " + ProcessHandle.current().pid();
+                if (Files.readString(portFile).strip().endsWith(mine)) {
+                    Files.delete(portFile);
+                }
+            } catch (IOException gone) {
+                // another daemon's file, or none
+            }
         }
     }
 }
