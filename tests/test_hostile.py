@@ -521,9 +521,9 @@ def test_a_lesson_set_alone_is_converted_once_before_the_workers_fork(
     calls = tmp_path / "calls"
     real = markdown_module.read
 
-    def noting(lesson, root, course):  # type: ignore[no-untyped-def]
+    def noting(lesson, root, *given):  # type: ignore[no-untyped-def]
         (calls / f"{os.getpid()}-{time.monotonic_ns()}").touch()
-        return real(lesson, root, course)
+        return real(lesson, root, *given)
 
     def readers() -> list[str]:
         found = sorted(path.name.split("-")[0] for path in calls.iterdir())
@@ -540,7 +540,7 @@ def test_a_lesson_set_alone_is_converted_once_before_the_workers_fork(
     found = readers()
     assert len(set(found)) == 2 and str(os.getpid()) not in found
 
-    def failing(lesson, root, course):  # type: ignore[no-untyped-def]
+    def failing(lesson, root, *given):  # type: ignore[no-untyped-def]
         raise RuntimeError("a fault")
 
     monkeypatch.setattr(markdown_module, "CONVERT_AHEAD_BYTES", 4 << 20)

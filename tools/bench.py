@@ -8,6 +8,8 @@ in a temporary folder. Every figure comes from a fresh process, as a user runs p
   in a new process, as a script would run it (the median of three): the issue's "floor",
   which both targets are measured against. Also per lesson warm (the median over several
   lessons in one process): a stricter yardstick, reported without a target;
+- the first build of a session: one lesson, with no EPUBCheck daemon running (any is
+  stopped first), so it starts the JVM the builds after it share;
 - one lesson, cold, every edition (``pubkit build LESSON`` in a fresh course, with the
   default jobs, one per core: its three editions, thumbnail and the downloads page;
   collections are made by whole-course builds), in three rounds;
@@ -36,7 +38,10 @@ The machine is shared and noisy: compare the ratios, which are measured in one r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -49,6 +54,7 @@ from typing import Any, NamedTuple
 from rich.console import Console
 from rich.table import Table
 
+from pubkit.course.validate import daemon_file
 from pubkit.engines.weasy import machine_notices
 from pubkit.sources.config import builtin_styles
 
@@ -236,6 +242,15 @@ def clean(project: Path) -> None:
     )
 
 
+def stop_daemon() -> None:
+    """Stop this user's EPUBCheck daemon, if one runs (:mod:`pubkit.course.validate`)."""
+    place = daemon_file()
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int(place.read_text().split()[2]), signal.SIGTERM)
+        place.unlink()
+    time.sleep(0.5)
+
+
 def floor_cold(theme: Path, epub: str, lesson: Path) -> float:
     """The floor for one lesson, cold: the median of three fresh processes."""
     seconds: float = statistics.median(
@@ -273,6 +288,12 @@ def main() -> None:
         floor_warm = statistics.median(warm)
         console.print(f"floor, per lesson warm: {floor_warm:.2f} s")
 
+        stop_daemon()
+        clean(single)
+        first_build = pubkit_build(single, 0, lesson)["seconds"]
+        console.print(
+            f"one lesson, the session's first build (starts EPUBCheck): {first_build:.2f} s"
+        )
         ones, one_shares = [], []
         for number in range(ROUNDS):
             clean(single)
@@ -340,6 +361,7 @@ def main() -> None:
         "one_lesson_rounds_over_floor": [round(r.ratio, 2) for r in ones],
         "course_cpu_seconds": round(cold["cpu_seconds"], 1),
         "lessons_only_seconds": round(lessons_only, 3),
+        "first_build_seconds": round(first_build, 3),
         "noop_seconds": round(noop, 3),
         "one_changed_seconds": round(changed["seconds"], 3),
         "worker_peak_mb": round(max(r.build["worker_bytes"] for r in rounds) / 2**20, 1),
@@ -446,6 +468,12 @@ def main() -> None:
         "no-op rebuild (pubkit build)", f"{noop:.2f} s", "< 1 s", mark(checks["noop_seconds"])
     )
     table.add_row("one lesson changed", f"{changed['seconds']:.2f} s", "", "")
+    table.add_row(
+        "one lesson, a session's first build (starts EPUBCheck's daemon)",
+        f"{first_build:.2f} s",
+        "",
+        "",
+    )
     table.add_row(
         "EPUBCheck's share of a cold course (median round)",
         f"{figures['validation_share']:.0%}",
