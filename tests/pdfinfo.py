@@ -112,3 +112,17 @@ def text_span(path: Path, page: int, text: str) -> tuple[float, float, float] | 
         return min(b[0] for b in boxes), max(b[2] for b in boxes), width
     finally:
         document.close()
+
+
+def alternate_texts(path: Path) -> list[str]:
+    """Every /Alt of a tagged PDF's structure tree (figures' and formulas' descriptions)."""
+    found, stack = [], [PdfReader(path).trailer["/Root"]["/StructTreeRoot"]]
+    while stack:
+        node = stack.pop()
+        node = node.get_object() if hasattr(node, "get_object") else node
+        if isinstance(node, dict):
+            if "/Alt" in node:
+                found.append(str(node["/Alt"]))
+            kids = node.get("/K")
+            stack.extend(reversed(kids) if isinstance(kids, list) else [kids])
+    return found

@@ -16,6 +16,7 @@ import pypdf
 import pytest
 
 from conftest import PROJECTS, make_project
+from pdfinfo import alternate_texts
 from pubkit.build import BuildResult, build
 
 URL = "https://courses.example.org/linked/"
@@ -250,20 +251,7 @@ def test_described_images_are_described_in_every_edition(
     assert 'alt="Two colour swatches: blue and amber." title="Swatches"' in text
     assert 'style="width:60.0%"' in text
     # The tagged PDF carries both descriptions as the figures' alternate text.
-    reader = pypdf.PdfReader(out / f"pdf/{START}.pdf")
-    alts = set()
-    stack = [reader.trailer["/Root"]["/StructTreeRoot"]]
-    while stack:
-        node = stack.pop()
-        node = node.get_object() if hasattr(node, "get_object") else node
-        if isinstance(node, dict):
-            if "/Alt" in node:
-                alts.add(str(node["/Alt"]))
-            stack.extend(
-                node.get("/K", []) if isinstance(node.get("/K"), list) else [node.get("/K")]
-            )
-        elif isinstance(node, list):
-            stack.extend(node)
+    alts = alternate_texts(out / f"pdf/{START}.pdf")
     assert "A line graph of monthly sales, rising from 10 in January to 90 in May." in alts
     assert "Two colour swatches: blue and amber." in alts
 

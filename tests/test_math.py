@@ -12,6 +12,7 @@ import pypdf
 import pytest
 
 from conftest import lesson_text, make_project
+from pdfinfo import alternate_texts
 from pubkit.build import BuildResult, build
 from pubkit.document.ast import walk
 from pubkit.document.markdown import convert
@@ -38,21 +39,6 @@ def math_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[BuildResult, P
     result = build(root, force=True)  # every edition, the EPUB through EPUBCheck
     assert result.ok and not result.diagnostics, [str(d) for d in result.diagnostics]
     return result, root / "build"
-
-
-def alternate_texts(pdf: Path) -> list[str]:
-    """Every /Alt of the tagged PDF's structure tree, in order."""
-    reader = pypdf.PdfReader(pdf)
-    found, stack = [], [reader.trailer["/Root"]["/StructTreeRoot"]]
-    while stack:
-        node = stack.pop()
-        node = node.get_object() if hasattr(node, "get_object") else node
-        if isinstance(node, dict):
-            if "/Alt" in node:
-                found.append(str(node["/Alt"]))
-            kids = node.get("/K")
-            stack.extend(reversed(kids) if isinstance(kids, list) else [kids])
-    return found
 
 
 def test_the_pdfs_typeset_math_and_keep_prices(math_build: tuple[BuildResult, Path]) -> None:

@@ -9,9 +9,10 @@ a reading figure of every edition, and its pages are the EPUB's page list.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import Any
 
 from pubkit.course import downloads, modulebook
 from pubkit.course.modulebook import Fragment
@@ -104,8 +105,11 @@ def set_lessons(
         return iter(())
     jobs = jobs or default_jobs()
     few = len(lessons) < jobs  # cores to spare
+
     # A few lessons are read by pandoc while WeasyPrint loads (a course's, in the workers).
-    words = lambda lesson: theme.words(_language(lesson, config))  # noqa: E731
+    def words(lesson: Lesson) -> Mapping[str, Any]:
+        return theme.words(_language(lesson, config))
+
     read = read_ahead(lessons if few else (), config.root, course, words)
     from pubkit.engines.pdf import warm  # WeasyPrint is loaded only when a lesson is to be set
 

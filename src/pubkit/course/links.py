@@ -12,7 +12,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from pubkit.document import pandoc
-from pubkit.document.links import Course, Target, identifiers
+from pubkit.document.ast import identifiers
+from pubkit.document.links import Course, Target
 from pubkit.document.markdown import READER
 from pubkit.document.sanitize import sanitize
 from pubkit.errors import PubkitError
@@ -56,7 +57,9 @@ def course_links(
     for path, running in reading:
         try:
             blocks, _ = sanitize(json.loads(running.wait())["blocks"], lambda _source: None)
-            sections[path] = identifiers(blocks)  # raw HTML's ids as its editions write them
+            sections[path] = frozenset(
+                identifiers(blocks)
+            )  # raw HTML's ids as its editions write them
         except PubkitError:
             continue  # its own build reports why; links to its sections are not checked
     targets = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from pubkit.document.sanitize import is_raw_html, rename_ids
+from pubkit.document.sanitize import html_ids, is_raw_html, rename_ids
 
 AST = dict[str, Any]
 
@@ -91,6 +91,28 @@ def list_items(block: Any) -> list[Any]:
     """The items of a ``BulletList`` or ``OrderedList``."""
     items: list[Any] = block["c"] if block["t"] == "BulletList" else block["c"][1]
     return items
+
+
+def identifiers(blocks: Any) -> set[str]:
+    """Every identifier the elements of ``blocks`` give, in pandoc's attributes and in raw
+    HTML: what a link's ``#section`` may name."""
+    found: set[str] = set()
+    for node in walk(blocks):
+        if node["t"] in ATTR_AT:
+            if name := node["c"][ATTR_AT[node["t"]]][0]:
+                found.add(name)
+        elif is_raw_html(node):
+            found.update(html_ids(node["c"][1]))
+    return found
+
+
+def free_name(name: str, taken: set[str]) -> str:
+    """``name-1`` (or the first of ``name-2``, ``name-3``… not ``taken``), now taken."""
+    suffix = 1
+    while f"{name}-{suffix}" in taken:
+        suffix += 1
+    taken.add(f"{name}-{suffix}")
+    return f"{name}-{suffix}"
 
 
 def rename_ids_in_blocks(blocks: list[Any], rename: Callable[[str], str]) -> None:

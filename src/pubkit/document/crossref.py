@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pubkit.document.ast import plain_text, walk
@@ -40,7 +41,7 @@ class Label:
 
 
 def number(
-    blocks: list[Any], words: Mapping[str, Any], line_of: Callable[[str], int | None], path: Any
+    blocks: list[Any], words: Mapping[str, Any], line_of: Callable[[str], int | None], path: Path
 ) -> list[Diagnostic]:
     """Number, in place, the lesson's labelled figures, tables and equations, caption
     them, and turn every reference into a link that reads "Figure 2"; returns the errors
@@ -125,7 +126,7 @@ def _linked(
     inlines: list[Any],
     labels: Mapping[str, Label],
     line_of: Callable[[str], int | None],
-    path: Any,
+    path: Path,
     problems: list[Diagnostic],
 ) -> list[Any]:
     result: list[Any] = []

@@ -19,7 +19,6 @@ A link to a lesson or section that does not exist is an error at its line.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,8 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
-from pubkit.document.ast import ATTR_AT, walk
-from pubkit.document.sanitize import START_TAG, html_ids, is_raw_html
+from pubkit.document.ast import identifiers, replaced, walk
+from pubkit.document.sanitize import START_TAG, is_raw_html
 from pubkit.errors import Diagnostic, error, warning
 from pubkit.sources.manuscript import Lesson
 
@@ -112,22 +111,6 @@ def lesson_link(node: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _ids(blocks: list[Any]) -> set[str]:
-    found: set[str] = set()
-    for node in walk(blocks):
-        if node["t"] in ATTR_AT:
-            if name := node["c"][ATTR_AT[node["t"]]][0]:
-                found.add(name)
-        elif is_raw_html(node):
-            found.update(html_ids(node["c"][1]))
-    return found
-
-
-def identifiers(blocks: list[Any]) -> frozenset[str]:
-    """Every identifier a lesson's blocks give: what a link's ``#section`` may name."""
-    return frozenset(_ids(blocks))
-
-
 def _unlink(node: dict[str, Any]) -> None:
     """The link's words, in place of the link."""
     attr, inlines, _ = node["c"]
@@ -144,7 +127,7 @@ def resolve(
     and the warnings (a missing section of this lesson, a link out of a course without
     a public address).
     """
-    own = _ids(blocks)
+    own = identifiers(blocks)
     targets: dict[str, Target] = {}
     errors: list[Diagnostic] = []
     warnings: list[Diagnostic] = []
@@ -262,38 +245,34 @@ def epub_blocks(
     words: Mapping[str, str],
     inside: Callable[[Target, str], str | None] = lambda _target, _section: None,
 ) -> list[Any]:
-    """``blocks`` (unchanged) copied with every lesson link in the form an EPUB can hold:
+    """``blocks`` (left as they are) with every lesson link in the form an EPUB can hold:
     ``inside`` a book (a module's collection) the place ``inside`` gives; else the lesson's
     public PDF when the course has an address; else its words followed by the lesson's
     number and title (:func:`fallback_words`), unlinked."""
     if not targets:
         return blocks
-    blocks = copy.deepcopy(blocks)
 
-    def href(target: Target, section: str) -> str | None:
+    def href(lesson: str, section: str) -> str | None:
+        target = targets[lesson]
         if (place := inside(target, section)) is not None:
             return place
         public = pdf_href(course, target, section)
         return None if public.startswith(PDF_FILE) else public
 
-    # All found before any is changed: a link the words stand for becomes a Span.
-    found = [node for node in walk(blocks) if lesson_link(node) or is_raw_html(node)]
-    for node in found:
+    def lowered(node: dict[str, Any]) -> dict[str, Any] | None:
         if is_raw_html(node):
-            node["c"][1] = lower_html(
-                node["c"][1], lambda lesson, section: href(targets[lesson], section)
-            )
-            continue
-        lesson, section = lesson_link(node) or ("", "")
-        target = targets[lesson]
-        attr = [node["c"][0][0], node["c"][0][1], [kv for kv in node["c"][0][2] if kv[0] != LESSON]]
-        node["c"][0] = attr
-        if (place := href(target, section)) is not None:
-            node["c"][2] = [place, node["c"][2][1]]
-        else:
-            words_after = fallback_words(target, own_module, words)
-            node["t"], node["c"] = "Span", [attr, [*node["c"][1], {"t": "Str", "c": words_after}]]
-    return blocks
+            return {**node, "c": [node["c"][0], lower_html(node["c"][1], href)]}
+        if (link := lesson_link(node)) is None:
+            return None
+        (ident, classes, pairs), inlines, (_, title) = node["c"]
+        attr = [ident, classes, [pair for pair in pairs if pair[0] != LESSON]]
+        if (place := href(*link)) is not None:
+            return {"t": "Link", "c": [attr, inlines, [place, title]]}
+        after = {"t": "Str", "c": fallback_words(targets[link[0]], own_module, words)}
+        return {"t": "Span", "c": [attr, [*inlines, after]]}
+
+    result: list[Any] = replaced(blocks, lowered)
+    return result
 
 
 def lower_html(html: str, href: Callable[[str, str], str | None]) -> str:

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from pubkit.document import pandoc
-from pubkit.document.ast import AST, ATTR_AT, plain_text, rename_ids_in_blocks, walk
+from pubkit.document.ast import (
+    AST,
+    ATTR_AT,
+    free_name,
+    identifiers,
+    plain_text,
+    rename_ids_in_blocks,
+    walk,
+)
 from pubkit.document.crossref import number
 from pubkit.document.links import TITLE_ID, Course, Target, lone_course, resolve
 from pubkit.document.math import check_math, keep_prices
@@ -216,24 +224,11 @@ def unreserve(blocks: list[Any]) -> None:
     (:data:`RESERVED_IDS`, :data:`RESERVED_PATTERN`), and the links to it, in pandoc's
     attributes and in raw HTML: a section headed "Lesson Title" would otherwise share its
     id with the lesson's title."""
-    nodes, raw = [], []
-    for node in walk(blocks):
-        if node["t"] in ATTR_AT:
-            nodes.append(node)
-        elif is_raw_html(node):
-            raw.append(node)
-    taken = {node["c"][ATTR_AT[node["t"]]][0] for node in nodes}
-    taken.update(name for node in raw for name in html_ids(node["c"][1]))
-    renamed: dict[str, str] = {}
+    taken = identifiers(blocks)
     reserved = {name for name in taken if RESERVED_PATTERN.fullmatch(name)}
-    for name in sorted((RESERVED_IDS & taken) | reserved):
-        suffix = 1
-        while f"{name}-{suffix}" in taken:
-            suffix += 1
-        renamed[name] = f"{name}-{suffix}"
-        taken.add(renamed[name])
+    renamed = {name: free_name(name, taken) for name in sorted((RESERVED_IDS & taken) | reserved)}
     if renamed:
-        rename_ids_in_blocks(blocks, lambda name: renamed.get(name, name))
+        rename_ids_in_blocks(blocks, _renaming(renamed))
 
 
 def deduplicate(blocks: list[Any], lesson: Lesson) -> list[Diagnostic]:
@@ -241,22 +236,13 @@ def deduplicate(blocks: list[Any], lesson: Lesson) -> list[Diagnostic]:
     its own (``note-1``), with a warning at its line: links to it lead to the first, as a
     browser's would. Raw HTML's elements are renamed a fragment at a time, with the
     links inside that fragment."""
-    taken: set[str] = set()
-    for node in walk(blocks):
-        if node["t"] in ATTR_AT:
-            taken.add(node["c"][ATTR_AT[node["t"]]][0])
-        elif is_raw_html(node):
-            taken.update(html_ids(node["c"][1]))
+    taken = identifiers(blocks)
     seen: set[str] = set()
     notes: list[Diagnostic] = []
     written: dict[str, int] = {}  # how many times each identifier was repeated
 
     def free(name: str, line: int | None) -> str:
-        suffix = 1
-        while f"{name}-{suffix}" in taken:
-            suffix += 1
-        new = f"{name}-{suffix}"
-        taken.add(new)
+        new = free_name(name, taken)
         notes.append(
             warning(
                 lesson.path,
