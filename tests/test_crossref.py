@@ -113,3 +113,18 @@ def test_a_reference_to_no_label_and_a_label_given_twice_are_errors(tmp_path: Pa
     found = [(d.line, d.message) for d in result.diagnostics if d.is_error]
     assert (6, "reference to “fig-missing”: no such label in this lesson") in found
     assert any(message == "label “fig-a” is given twice" for _, message in found), found
+
+
+def test_a_russian_lesson_reads_in_russian(tmp_path: Path) -> None:
+    text = "См. @fig-a и формулу @eq-e.\n\n![Брусок.](swatch.png){#fig-a}\n\n$$E = mc^2$$ {#eq-e}\n"
+    front = "---\nlesson: 1\ntitle: Энергия\nlanguage: ru\n---\n\n"
+    root = make_project(tmp_path, {"01-ru.md": front + text})
+    (root / "manuscript/01-module/swatch.png").write_bytes(FIGURE.read_bytes())
+    result = build(root, formats=["pdf"], force=True)
+    assert result.ok, [str(d) for d in result.diagnostics]
+    reader = pypdf.PdfReader(root / "build/pdf/01-module/01-ru.pdf")
+    text = " ".join(reader.pages[0].extract_text().split())
+    # Counts that read right for any number, without Russian's three plural forms.
+    assert "МОДУЛЬ 1" in text.upper() and "УРОК 1" in text.upper()
+    assert "1 стр." in text and "слов:" in text and "мин чтения" in text
+    assert "См. Рисунок 1 и формулу Формула 1." in text and "Рисунок 1: Брусок." in text

@@ -104,7 +104,7 @@ def _caption_table(block: Any, text: str) -> None:
 
 def _number_equations(inlines: list[Any], label: Callable[[str], Label | None]) -> None:
     """A display formula followed by ``{#eq-…}`` (pandoc makes that an empty span with the
-    id): the span now holds the formula, after its number "(1)"."""
+    id): the span now holds the formula, then its number "(1)"."""
     for index, item in enumerate(inlines[:-1]):
         after = inlines[index + 1]
         if (
@@ -118,7 +118,7 @@ def _number_equations(inlines: list[Any], label: Callable[[str], Label | None]) 
             shown = [{"t": "Str", "c": f"({found.number})"}]
             numbered = {"t": "Span", "c": [["", ["equation-number"], []], shown]}
             attr = [after["c"][0][0], ["equation"], []]
-            inlines[index] = {"t": "Span", "c": [attr, [numbered, item]]}
+            inlines[index] = {"t": "Span", "c": [attr, [item, numbered]]}
             inlines[index + 1] = {"t": "Str", "c": ""}
 
 
