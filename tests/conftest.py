@@ -52,6 +52,12 @@ def scripts_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _clean_build(tmp_path_factory, "scripts")
 
 
+@pytest.fixture(scope="session")
+def blocks_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every kind of course block, in English, German and Arabic, in every edition."""
+    return _clean_build(tmp_path_factory, "blocks")
+
+
 def _clean_build(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     """A copy of sample project ``name`` built whole, without a single warning."""
     project = tmp_path_factory.mktemp(name) / name

@@ -59,7 +59,7 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
 def test_unknown_format_is_a_usage_error(tmp_path: Path) -> None:
     done = run_pubkit("build", "--format", "mobi", cwd=tmp_path)
     assert done.returncode == 2
-    assert "unknown edition mobi; choose from pdf, handout, epub" in done.stderr
+    assert "unknown edition mobi; choose from pdf, handout, epub, instructor" in done.stderr
 
 
 def test_check_validates_without_building(tmp_path: Path) -> None:

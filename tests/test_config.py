@@ -14,7 +14,7 @@ def test_no_config_file_means_defaults(tmp_path: Path) -> None:
     config, warnings = load_config(tmp_path)
     assert warnings == []
     assert (config.paper, config.language, config.words_per_minute) == ("A4", "en", None)
-    assert config.editions == ("pdf", "handout", "epub")
+    assert config.editions == ("pdf", "handout", "epub", "instructor")
     assert config.manuscript_dir == tmp_path.resolve() / "manuscript"
     assert (config.styles_dir / "tokens.yaml").is_file()  # pubkit's own theme
 
@@ -56,7 +56,7 @@ def test_every_error_is_collected_with_its_line(tmp_path: Path) -> None:
         (
             "pubkit.yaml",
             8,
-            "editions: expected editions from pdf, handout, epub; got ['pdf', 'mobi']",
+            "editions: expected editions from pdf, handout, epub, instructor; got ['pdf', 'mobi']",
         ),
     ]
 

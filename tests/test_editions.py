@@ -132,7 +132,10 @@ def test_epub_has_header_figures_takeaways_and_fonts(seed_build) -> None:  # typ
     assert header.index("Module 9") < header.index("Lesson 50") < header.index("<h1")
     assert "The Human Craft" in header and DEK in header
     assert f"{pages} pages" in header and "2,829 words" in header and "12 min read" in header
-    assert re.search(r'<aside class="takeaways" aria-labelledby="key-takeaways">\s*<h2', chapter)
+    assert re.search(
+        r'<aside class="block block-takeaways takeaways" aria-labelledby="key-takeaways">\s*<h2',
+        chapter,
+    )
     assert chapter.count("<h1") == 1
     assert "<title>Career Growth for Product Managers</title>" in chapter
     assert '<dc:title id="epub-title-1">Career Growth for Product Managers</dc:title>' in opf

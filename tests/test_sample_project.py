@@ -74,12 +74,13 @@ def test_letter_paper(tmp_path: Path) -> None:
 
 
 def test_takeaways_attributes_are_escaped_in_the_aside() -> None:
-    from pubkit.document.paged import _TakeawaysBoxes
+    from pubkit.document.paged import _Boxes
 
     heading = {"t": "Header", "c": [2, ['k"t', [], []], [{"t": "Str", "c": "Key"}]]}
-    box = {"t": "Div", "c": [['a"><script>', ["takeaways"], []], [heading]]}
-    opening = next(iter(_TakeawaysBoxes({}, "(continued)").transform([box])))["c"][1]
+    attributes = [["lang", 'de" onload="x']]
+    box = {"t": "Div", "c": [['a"><script>', ["block", "block-takeaways"], attributes], [heading]]}
+    opening = next(iter(_Boxes({}, "(continued)").transform([box])))["c"][1]
     assert opening == (
-        '<aside id="a&quot;&gt;&lt;script&gt;" class="takeaways" aria-labelledby="k&quot;t"'
-        ' data-takeaways="0">'
+        '<aside id="a&quot;&gt;&lt;script&gt;" class="block block-takeaways"'
+        ' aria-labelledby="k&quot;t" lang="de&quot; onload=&quot;x" data-box="0">'
     )

@@ -96,11 +96,12 @@ def test_a_footnote_keeps_every_word_of_its_blocks_for_the_page_foot() -> None:
 
 
 def test_a_long_takeaways_box_is_cut_where_told_and_numbered_on() -> None:
-    from pubkit.document.paged import _TakeawaysBoxes
+    from pubkit.document.paged import _Boxes
 
     ast = _ast("::: takeaways\n## Key\n\n3. three\n4. four\n5. five\n:::\n")
+    ast["blocks"][0]["c"][0][1] = ["block", "block-takeaways"]  # as blocks.mark sets it
     # Units: the heading is 0, then one per item; cut before "five" (unit 3).
-    blocks = list(_TakeawaysBoxes({0: frozenset({3})}, "(more)").transform(ast["blocks"]))
+    blocks = list(_Boxes({0: frozenset({3})}, "(more)").transform(ast["blocks"]))
     kinds = [b["t"] for b in blocks]
     assert kinds == [
         "RawBlock",
@@ -112,8 +113,8 @@ def test_a_long_takeaways_box_is_cut_where_told_and_numbered_on() -> None:
         "OrderedList",
         "RawBlock",
     ]
-    assert 'class="takeaways takeaways-long"' in blocks[0]["c"][1]
-    assert 'class="takeaways takeaways-continued"' in blocks[4]["c"][1]
+    assert 'class="block block-takeaways block-long"' in blocks[0]["c"][1]
+    assert 'class="block block-takeaways block-continued"' in blocks[4]["c"][1]
     assert 'data-first-unit="3"' in blocks[4]["c"][1]
     assert blocks[2]["c"][0][0] == 3 and len(blocks[2]["c"][1]) == 2
     assert blocks[6]["c"][0][0] == 5 and len(blocks[6]["c"][1]) == 1

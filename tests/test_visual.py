@@ -22,6 +22,7 @@ from visual_pages import (
 def test_page_matches_its_reference(
     seed_build: tuple[BuildResult, Path],
     scripts_build: Path,
+    blocks_build: Path,
     name: str,
     project: str | None,
     lesson: str,
@@ -29,7 +30,7 @@ def test_page_matches_its_reference(
     page: int,
     tmp_path: Path,
 ) -> None:
-    out = scripts_build if project == "scripts" else seed_build[1]
+    out = {"scripts": scripts_build, "blocks": blocks_build}.get(project or "", seed_build[1])
     image = render_page(out / edition / f"{lesson}.pdf", page)
     reference = reference_path(name, edition, page)
     assert reference.is_file(), f"no reference {reference.name}: run make references"

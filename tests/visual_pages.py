@@ -18,7 +18,9 @@ REFERENCES = Path(__file__).resolve().parent / "visual"
 #: (reference, project, lesson, edition, 0-based page). The seed lesson (project None, the
 #: repository's course): the header page, a body page, the takeaways page, a handout
 #: verso. The scripts sample (tests/projects/scripts): an Arabic lesson, right to left, in
-#: both paged editions, a Hindi one and a Japanese one.
+#: both paged editions, a Hindi one and a Japanese one. The blocks sample
+#: (tests/projects/blocks): exercises with their solutions beside them (instructor
+#: edition) and at the end of the lesson (pdf), and callouts on the handout.
 PAGES = (
     ("seed", None, "09-the-human-craft/50-career-growth-for-product-managers", "pdf", 0),
     ("seed", None, "09-the-human-craft/50-career-growth-for-product-managers", "pdf", 2),
@@ -28,6 +30,9 @@ PAGES = (
     ("arabic", "scripts", "01-languages/01-arabic", "handout", 0),
     ("hindi", "scripts", "01-languages/02-hindi", "pdf", 0),
     ("japanese", "scripts", "01-languages/04-japanese", "pdf", 0),
+    ("blocks", "blocks", "01-loops/01-for-loops", "instructor", 1),
+    ("blocks", "blocks", "01-loops/01-for-loops", "pdf", 2),
+    ("blocks", "blocks", "01-loops/01-for-loops", "handout", 0),
 )
 SCALE = 0.75  # 54 dpi: enough to see every line, small enough to commit
 #: A pixel differs when a channel moves by more than this (anti-aliasing stays below it).

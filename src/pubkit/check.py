@@ -82,7 +82,7 @@ def _read_markdown(manuscripts: Manuscripts, config: Config, course: Course) -> 
     for lesson in manuscripts.lessons:
         try:
             words = theme.words(lesson.language or config.language)
-            _, notes, _ = read_markdown(lesson, config.root, course, words)
+            _, notes, _ = read_markdown(lesson, config.root, course, words, theme.blocks)
         except PubkitError as exc:
             diagnostics.extend(exc.diagnostics)
             failed.append(lesson.path)

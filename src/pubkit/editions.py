@@ -29,6 +29,12 @@ class Edition:
     #: collected PDF is set as it is. So it is set for every lesson, first, even when it
     #: was not asked for. One edition has this role (:data:`PAGES`).
     sets_pages: bool = False
+    #: Where it puts exercises' solutions and hints: ``beside`` them, at the ``end`` of
+    #: the lesson, or ``omit`` (pubkit.yaml's ``solutions`` may say otherwise).
+    solutions: str = "end"
+    #: For the course's instructors: their notes shown; listed apart from the learners'
+    #: editions. Every other edition leaves instructor notes out.
+    instructor: bool = False
 
     @property
     def paged(self) -> bool:
@@ -62,6 +68,7 @@ EDITIONS: dict[str, Edition] = {
             "pubkit.engines.pdf:render_paged",
             ("base.css", "print.css", "handout.css"),
             print_shop=True,
+            solutions="omit",  # a worksheet
         ),
         Edition(
             "epub",
@@ -69,6 +76,16 @@ EDITIONS: dict[str, Edition] = {
             "EPUB 3 for e-readers",
             "pubkit.engines.epub:render_epub",
             ("base.css", "epub.css"),
+        ),
+        Edition(
+            "instructor",
+            ".pdf",
+            "instructor's PDF: solutions beside their exercises, instructor notes",
+            "pubkit.engines.pdf:render_paged",
+            ("base.css", "print.css", "pdf.css"),
+            pdf_variant="pdf/ua-1",
+            solutions="beside",
+            instructor=True,
         ),
     )
 }

@@ -160,10 +160,13 @@ def write_output(out: Path, relative: Path, rendered: Rendered) -> dict[str, Any
 
 def write_lesson(lesson: Lesson, out: Path, outcome: LessonOutcome) -> dict[str, Any]:
     """Write the lesson's editions, thumbnail and cached fragment; its manifest entry."""
-    editions = {
+    written = {
         name: write_output(out, output_path(lesson, name), result)
         for name, result in outcome.rendered.items()
     }
+    # The instructors' editions are listed apart from the learners'.
+    editions = {name: r for name, r in written.items() if not EDITIONS[name].instructor}
+    instructors = {name: r for name, r in written.items() if EDITIONS[name].instructor}
     thumbnail = Path("thumbnails") / lesson.module.folder.name / (lesson.path.stem + ".png")
     write_atomic(out / fragment_path(lesson.id), outcome.fragment.to_json())
     figures = outcome.figures
@@ -179,13 +182,19 @@ def write_lesson(lesson: Lesson, out: Path, outcome: LessonOutcome) -> dict[str,
         "pages": figures.pages,
         "has_takeaways": outcome.document.has_takeaways,
         "editions": editions,
+        **({"instructor_editions": instructors} if instructors else {}),
         "thumbnail": write_output(out, thumbnail, Rendered(outcome.thumbnail)),
     }
 
 
 def entry_files(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """Every file a lesson's manifest entry records: its editions and its thumbnail."""
-    return {**entry["editions"], "thumbnail": entry["thumbnail"]}
+    """Every file a lesson's manifest entry records: its editions (the learners' and the
+    instructors') and its thumbnail."""
+    return {
+        **entry["editions"],
+        **entry.get("instructor_editions", {}),
+        "thumbnail": entry["thumbnail"],
+    }
 
 
 def fragment_path(lesson_id: str) -> Path:

@@ -58,6 +58,12 @@ def render_index(manifest: Mapping[str, Any], theme: Theme, config: Config) -> d
         "language": language,
         "modules": _modules(manifest),
         "lessons": manifest["lessons"],
+        # Lessons with an instructors' edition, listed apart from the learners' files.
+        "instructors": [
+            m
+            for m in _modules(manifest)
+            if any(lesson.get("instructor_editions") for lesson in m["lessons"])
+        ],
         "version": __version__,
     }
 

@@ -17,8 +17,10 @@ from typing import Any
 from pubkit.course import downloads, modulebook
 from pubkit.course.modulebook import Fragment
 from pubkit.course.workers import Usage, default_jobs, render_isolated
+from pubkit.document.ast import plain_text
+from pubkit.document.blocks import Arrangement
 from pubkit.document.links import Course
-from pubkit.document.markdown import NESTS_TOO_DEEPLY, Document, convert, read_ahead
+from pubkit.document.markdown import NESTS_TOO_DEEPLY, Document, convert, for_edition, read_ahead
 from pubkit.document.metrics import Figures, count_words, reading_minutes, reading_rate
 from pubkit.document.render import Rendered, RenderJob
 from pubkit.editions import EDITIONS, PAGES, Edition
@@ -35,6 +37,7 @@ class LessonOutcome:
     """One lesson set in memory, before anything is written."""
 
     rendered: dict[str, Rendered]
+    #: The reading figures of the edition that sets pages (the manifest's).
     figures: Figures
     document: Document
     #: The first page of the PDF edition, for the downloads page.
@@ -110,7 +113,7 @@ def set_lessons(
     def words(lesson: Lesson) -> Mapping[str, Any]:
         return theme.words(_language(lesson, config))
 
-    read = read_ahead(lessons if few else (), config.root, course, words)
+    read = read_ahead(lessons if few else (), config.root, course, words, theme.blocks)
     from pubkit.engines.pdf import warm  # WeasyPrint is loaded only when a lesson is to be set
 
     aside = _aside(names) if few else ()
@@ -207,35 +210,52 @@ def _render_editions(
     date: str | None,
     course: Course | None,
 ) -> LessonOutcome:
-    document = convert(lesson, config.root, course, theme.words(_language(lesson, config)))
+    read = _convert(lesson, config, theme, course)
     header = (lesson.module.title, lesson.title, lesson.subtitle or "", *lesson.authors)
-    if unset := missing_glyphs(lesson, (*header, document.text), theme):
-        document = replace(document, warnings=(*document.warnings, *unset))
-    figures = _figures(lesson, document, config)
+    every_word = plain_text(read.ast["blocks"])  # what any edition sets, instructors' too
+    if unset := missing_glyphs(lesson, (*header, every_word), theme):
+        read = replace(read, warnings=(*read.warnings, *unset))
 
-    def job(edition: Edition, figures: Figures, pages: Rendered | None = None) -> RenderJob:
+    def job(edition: Edition, pages: Rendered | None = None) -> RenderJob:
+        """The edition's job: its document (instructor notes, solutions where it puts
+        them) and its reading figures, the page count of the edition that sets pages."""
+        document = for_edition(read, lesson, arrangement(edition, config))
+        figures = _figures(lesson, document, config)
+        figures = figures.with_pages(pages.pages) if pages and pages.pages else figures
         return RenderJob(lesson, document, figures, config, theme, edition, date, pages)
 
     # The page count is a reading figure of every edition, so the edition that sets pages
     # is always rendered, even when only the EPUB was asked for.
-    paged = renderer(PAGES)(job(PAGES, figures))
+    first = job(PAGES)
+    paged = renderer(PAGES)(first)
     assert paged.pages is not None
-    figures = figures.with_pages(paged.pages)
     rendered = {PAGES.name: paged} if PAGES.name in names else {}
     for name in names:
         if name != PAGES.name:
-            rendered[name] = renderer(EDITIONS[name])(job(EDITIONS[name], figures, paged))
+            rendered[name] = renderer(EDITIONS[name])(job(EDITIONS[name], paged))
     return LessonOutcome(
         rendered,
-        figures,
-        document,
+        first.figures.with_pages(paged.pages),
+        first.document,
         thumbnail=downloads.thumbnail(paged.data),
-        fragment=modulebook.fragment(job(PAGES, figures, paged)),
+        fragment=modulebook.fragment(job(PAGES, paged)),
     )
 
 
+def arrangement(edition: Edition, config: Config) -> Arrangement:
+    """What ``edition`` does with solutions and instructor notes (pubkit.yaml's
+    ``solutions`` over the edition's own)."""
+    return Arrangement(solutions=config.solutions_in(edition.name), instructor=edition.instructor)
+
+
+def _convert(lesson: Lesson, config: Config, theme: Theme, course: Course | None) -> Document:
+    words = theme.words(_language(lesson, config))
+    return convert(lesson, config.root, course, words, theme.blocks)
+
+
 def _figures(lesson: Lesson, document: Document, config: Config) -> Figures:
-    """Words and minutes; the pages are known once the edition that sets them is set."""
+    """Words and minutes of what the document's edition sets; the pages are known once
+    the edition that sets them is set."""
     words = count_words(document.text)
     rate = config.words_per_minute or reading_rate(lesson.language or config.language)
     return Figures(words, reading_minutes(words, rate, lesson.reading_minutes))
@@ -245,7 +265,9 @@ def _render_aside(
     lesson: Lesson, config: Config, theme: Theme, name: str, date: str | None, course: Course | None
 ) -> Rendered:
     """Edition ``name`` of the lesson by itself (see :func:`_aside`)."""
-    document = convert(lesson, config.root, course, theme.words(_language(lesson, config)))
-    figures = _figures(lesson, document, config)
     edition = EDITIONS[name]
+    document = for_edition(
+        _convert(lesson, config, theme, course), lesson, arrangement(edition, config)
+    )
+    figures = _figures(lesson, document, config)
     return renderer(edition)(RenderJob(lesson, document, figures, config, theme, edition, date))

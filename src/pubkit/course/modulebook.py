@@ -176,6 +176,7 @@ def _context(
         "language": config.language,
         "authors": config.credits,
         "edition": edition,
+        "for_instructors": False,
         "version": __version__,
         "date": date,
     }

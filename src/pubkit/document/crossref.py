@@ -6,6 +6,8 @@ into numbered captions and links, in the syntax Quarto users write:
   "Table 1: Caption", as the table's own caption;
 - ``$$…$$ {#eq-energy}``: the equation numbered "(1)" at the right;
 - ``## Area {#sec-area}``: a section, referred to by its heading;
+- ``::: {#ex-loops .exercise}``: an exercise, referred to as its block numbered it
+  ("Exercise 3", :mod:`pubkit.document.blocks`);
 - ``@fig-chart`` (or ``[@fig-chart]``) in the text: "Figure 1", linked to it.
 
 Figures, tables and equations are numbered per lesson, each kind on its own, in the
@@ -25,10 +27,10 @@ from pubkit.document.ast import plain_text, walk
 from pubkit.errors import Diagnostic, error
 
 #: The kinds of label, and the word each is referred to by (a key of the theme's strings).
-KINDS = {"fig": "figure", "tbl": "table", "eq": "equation", "sec": None}
+KINDS = {"fig": "figure", "tbl": "table", "eq": "equation", "sec": None, "ex": None}
 #: A reference in a word of the text: ``@fig-chart``, ``[@fig-chart]``, ``@fig-chart,``.
 #: Not inside a word: ``ops@sec-team.org`` is an address.
-_REFERENCE = re.compile(r"(?<![\w@.])(\[?)@((?:fig|tbl|eq|sec)-[\w-]*\w)(\]?)")
+_REFERENCE = re.compile(r"(?<![\w@.])(\[?)@((?:fig|tbl|eq|sec|ex)-[\w-]*\w)(\]?)")
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,10 @@ def number(
             _caption_table(node, found.text)
         elif kind == "Header" and node["c"][1][0].startswith("sec-"):
             label(node["c"][1][0], " ".join(plain_text(node["c"][2]).split()))
+        elif kind == "Div" and ident.startswith("ex-"):
+            reference = dict(node["c"][0][2]).get("data-reference")
+            if reference:  # an exercise, numbered by its block
+                label(ident, reference)
         elif kind in ("Para", "Plain"):
             _number_equations(node["c"], label)
     for node in walk(blocks):

@@ -21,14 +21,16 @@ from pubkit.document.ast import (
     rename_ids_in_blocks,
     walk,
 )
+from pubkit.document.blocks import TAKEAWAYS, Arrangement, arrange, kind_of, mark
 from pubkit.document.crossref import number
 from pubkit.document.links import TITLE_ID, Course, Target, lone_course, resolve
 from pubkit.document.math import check_math, keep_prices
-from pubkit.document.paged import is_takeaways, to_html
+from pubkit.document.paged import to_html
 from pubkit.document.sanitize import html_ids, is_raw_html, rename_ids, sanitize
 from pubkit.errors import Diagnostic, LessonError, warning
+from pubkit.sources.blocks import Family, builtin_family
 from pubkit.sources.config import text_direction
-from pubkit.sources.manuscript import Lesson
+from pubkit.sources.manuscript import Lesson, div_openers
 from pubkit.sources.resources import check_resources, line_of
 
 #: CommonMark with pandoc's extensions (fenced divs, footnotes, pipe tables, definition
@@ -64,6 +66,13 @@ class Document:
     targets: Mapping[str, Target] = field(default_factory=dict)
     #: Where its links lead from: the course's address (its lessons are :attr:`targets`).
     links: Course = field(default_factory=lambda: Course(Path(), Path(), None, {}))
+    #: What the edition it is set for does with solutions and instructor notes
+    #: (:func:`for_edition`); None: as read, with everything.
+    arrangement: Arrangement | None = None
+    #: The words of the lesson's language (labels of the blocks moved to its end).
+    words: Mapping[str, Any] = field(default_factory=dict)
+    #: The AST as read, every block in it, that each edition's is arranged from.
+    source: AST | None = None
 
 
 def parse(lesson: Lesson) -> AST:
@@ -91,6 +100,7 @@ def read_ahead(
     root: Path,
     course: Course | None = None,
     words: Callable[[Lesson], Mapping[str, Any]] | None = None,
+    family: Family | None = None,
 ) -> Callable[[], None]:
     """Start pandoc reading ``lessons`` now and return what converts them
     (:func:`convert`), so that the caller can do something else meanwhile (load
@@ -111,7 +121,7 @@ def read_ahead(
             if len(output) > CONVERT_AHEAD_BYTES:
                 continue
             try:
-                _CONVERTED[key] = convert(lesson, root, course, words and words(lesson))
+                _CONVERTED[key] = convert(lesson, root, course, words and words(lesson), family)
             except LessonError as error:
                 _CONVERTED[key] = error
             except Exception:
@@ -129,13 +139,15 @@ def read(
     root: Path,
     course: Course | None = None,
     words: Mapping[str, Any] | None = None,
+    family: Family | None = None,
 ) -> tuple[AST, tuple[Diagnostic, ...], dict[str, Target]]:
     """Parse and check the lesson: every file it refers to must be inside ``root`` and
     every link must lead somewhere in ``course`` (:func:`pubkit.document.links.resolve`);
     unsafe HTML is removed, headings set in order and identifiers made unique. Returns the
     AST, what the author should know, and the lessons it links to (raises
     :class:`LessonError` for what stops the lesson). Figures, tables and equations are
-    numbered and referred to in ``words`` (the theme's, in the lesson's language)."""
+    numbered and referred to in ``words`` (the theme's, in the lesson's language); its
+    fenced divs become the blocks of ``family`` (default: pubkit's)."""
     try:
         ast = parse(lesson)
         problems = check_resources(ast["blocks"], lesson, root)
@@ -144,6 +156,15 @@ def read(
         ast["blocks"], removed = sanitize(ast["blocks"], lambda source: line_of(lesson, source))
         skips = outline(ast["blocks"])
         unreserve(ast["blocks"])
+        openers, _ = div_openers(lesson.body, lesson.body_line)
+        boxes = mark(
+            ast["blocks"],
+            family or builtin_family(),
+            words or {},
+            openers,
+            lesson.path,
+            lesson.number,
+        )
         numbering = number(
             ast["blocks"], words or {}, lambda text: line_of(lesson, text), lesson.path
         )
@@ -184,7 +205,7 @@ def read(
         warning(lesson.path, line, f"{what} removed: pubkit keeps only safe HTML")
         for line, what in removed
     ]
-    return ast, (*warnings, *renamed, *unlinked), targets
+    return ast, (*warnings, *boxes, *renamed, *unlinked), targets
 
 
 def _described(image: Mapping[str, Any]) -> bool:
@@ -199,23 +220,45 @@ def convert(
     root: Path,
     course: Course | None = None,
     words: Mapping[str, Any] | None = None,
+    family: Family | None = None,
 ) -> Document:
-    """The lesson read (:func:`read`), as every edition renders from it (or what
-    :func:`read_ahead` converted)."""
+    """The lesson read (:func:`read`), as the learners' PDF and EPUB set it (or what
+    :func:`read_ahead` converted); :func:`for_edition` sets it for another edition."""
     if done := _CONVERTED.get((lesson.path, lesson.body)):
         if isinstance(done, LessonError):
             raise done
         return done
     course = course or lone_course(lesson, root)
-    ast, warnings, targets = read(lesson, root, course, words)
-    return Document(
+    ast, warnings, targets = read(lesson, root, course, words, family)
+    document = Document(
         ast=ast,
-        html=to_html(ast, lesson),
-        text=plain_text(ast["blocks"]),
-        has_takeaways=any(is_takeaways(b) for b in walk(ast["blocks"])),
+        html="",
+        text="",
+        has_takeaways=any(kind_of(b) == TAKEAWAYS for b in walk(ast["blocks"])),
         warnings=warnings,
         targets=targets,
         links=replace(course, lessons={}),
+        words=dict(words or {}),
+    )
+    return for_edition(document, lesson, Arrangement())
+
+
+def for_edition(document: Document, lesson: Lesson, arrangement: Arrangement) -> Document:
+    """The document as an edition sets it: instructor notes and solutions where its
+    ``arrangement`` puts them (:func:`pubkit.document.blocks.arrange`), its words (and so
+    its reading figures) only those its reader reads."""
+    if arrangement == document.arrangement:
+        return document
+    source = document.source if document.source is not None else document.ast
+    blocks = arrange(source["blocks"], arrangement, document.words)
+    ast = {**source, "blocks": blocks}
+    return replace(
+        document,
+        ast=ast,
+        html=to_html(ast, lesson),
+        text=plain_text(blocks),
+        arrangement=arrangement,
+        source=source,
     )
 
 

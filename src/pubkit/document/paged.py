@@ -1,6 +1,7 @@
-"""Turn a lesson's AST into the HTML fragment the paged editions lay out: each takeaways
-box an ``<aside>`` (cut where a long one must start again on a new page), each footnote
-an inline element that CSS floats to the foot of its page."""
+"""Turn a lesson's AST into the HTML fragment the paged editions lay out: each course block
+(:mod:`pubkit.document.blocks`) an ``<aside>`` or ``<section>`` (cut where a long one must
+start again on a new page), each footnote an inline element that CSS floats to the foot
+of its page."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from typing import Any
 
 from pubkit.document import pandoc
 from pubkit.document.ast import AST, BREAKS, list_items, plain_text
+from pubkit.document.blocks import LABEL_CLASS, is_block
 from pubkit.document.code import highlighted
 from pubkit.document.math import for_pages, formulas
 from pubkit.sources.manuscript import Lesson
 
-TAKEAWAYS_CLASS = "takeaways"
 #: Class of the inline element a footnote becomes in the paged editions (CSS ``float: footnote``).
 FOOTNOTE_CLASS = "footnote"
 
@@ -28,29 +29,32 @@ def to_html(
     """Write the AST as the HTML5 fragment the paged editions lay out (no <html>, no header).
 
     Footnotes stay where they are called, as inline elements that CSS floats to the foot
-    of the page; the EPUB keeps pandoc's own notes. ``continuations`` maps a takeaways
-    box (by its place in the lesson) to the units (list items or blocks) where it must
+    of the page; the EPUB keeps pandoc's own notes. ``continuations`` maps a block's box
+    (by its place in the lesson) to the units (list items or blocks) where it must
     start again on a new page, headed "<its heading> <continued>"; a box listed there
     with no units is set to flow across pages.
     """
-    boxes = _TakeawaysBoxes(continuations or {}, continued)
+    boxes = _Boxes(continuations or {}, continued)
     # Formulas drawn (WeasyPrint has no MathML), code highlighted.
     blocks = highlighted(formulas(ast["blocks"], for_pages))
     html_ast = {**ast, "blocks": _inline_notes(list(boxes.transform(blocks)))}
     return pandoc.html(html_ast, source=lesson.path).wait().decode("utf-8")
 
 
-def is_takeaways(node: Any) -> bool:
-    """A takeaways box: ``::: takeaways``."""
-    return isinstance(node, dict) and node.get("t") == "Div" and TAKEAWAYS_CLASS in node["c"][0][1]
+#: The attribute that numbers each block's box in the lesson, for
+#: :func:`pubkit.engines.layout.continuations`.
+BOX_NUMBER = "data-box"
+#: The class of the "(continued)" label a box's continuation opens with.
+CONTINUED_LABEL = "continued-label"
 
 
-class _TakeawaysBoxes:
-    """Give each takeaways box its own element: ``<aside>`` labelled by its heading.
+class _Boxes:
+    """Give each block its own element: ``<aside>`` (or ``<section>``) labelled by its
+    heading.
 
     Only for the HTML fragment: the EPUB writer wraps headings in sections, which raw
-    tags would cut across, so :mod:`pubkit.engines.epub` makes its asides after pandoc. Each
-    aside carries ``data-takeaways`` (its place in the lesson) so that
+    tags would cut across, so :mod:`pubkit.engines.epubparts` makes its asides after
+    pandoc. Each box carries :data:`BOX_NUMBER` (its place in the lesson) so that
     :func:`pubkit.engines.layout.continuations` can say where a long one must break.
     """
 
@@ -61,7 +65,7 @@ class _TakeawaysBoxes:
 
     def transform(self, blocks: list[Any]) -> Iterator[Any]:
         for block in blocks:
-            if is_takeaways(block):
+            if is_block(block):
                 yield from self._aside(block)
             elif isinstance(block, dict) and block.get("t") == "Div":
                 attr, content = block["c"]
@@ -71,19 +75,23 @@ class _TakeawaysBoxes:
 
     def _aside(self, block: Any) -> Iterator[Any]:
         number, self.count = self.count, self.count + 1
-        (ident, classes, _attrs), content = block["c"]
+        (ident, classes, attrs), content = block["c"]
+        given = dict(attrs)
+        element = "section" if given.get("data-element") == "section" else "aside"
         content = list(self.transform(content))
         heading = next((b for b in content if b.get("t") == "Header"), None)
         label = heading["c"][2] if heading else []
         breaks = self.continuations.get(number, frozenset())
-        flowing = ["takeaways-long"] if number in self.continuations else []
+        flowing = ["block-long"] if number in self.continuations else []
         attributes = {
             "id": ident,
             "class": " ".join([*classes, *flowing]),
             "aria-labelledby": heading["c"][1][0] if heading else "",
-            "data-takeaways": str(number),
+            "lang": given.get("lang", ""),
+            "dir": given.get("dir", ""),
+            BOX_NUMBER: str(number),
         }
-        yield _raw_tag("aside", attributes)
+        yield _raw_tag(element, attributes)
         unit = 0
         for part in content:
             is_list = part.get("t") in ("BulletList", "OrderedList")
@@ -94,13 +102,15 @@ class _TakeawaysBoxes:
                     if kept:
                         yield _list_part(part, kept, index - len(kept))
                         kept = []
-                    yield {"t": "RawBlock", "c": ["html", "</aside>"]}
+                    yield {"t": "RawBlock", "c": ["html", f"</{element}>"]}
                     yield _raw_tag(
-                        "aside",
+                        element,
                         {
-                            "class": " ".join([*classes, "takeaways-continued"]),
+                            "class": " ".join([*classes, "block-continued"]),
                             "aria-labelledby": attributes["aria-labelledby"],
-                            "data-takeaways": str(number),
+                            "lang": attributes["lang"],
+                            "dir": attributes["dir"],
+                            BOX_NUMBER: str(number),
                             "data-first-unit": str(unit),
                         },
                     )
@@ -111,7 +121,7 @@ class _TakeawaysBoxes:
                 yield part
             elif kept:
                 yield _list_part(part, kept, len(items) - len(kept))
-        yield {"t": "RawBlock", "c": ["html", "</aside>"]}
+        yield {"t": "RawBlock", "c": ["html", f"</{element}>"]}
 
 
 def _raw_tag(name: str, attributes: Mapping[str, str]) -> Any:
@@ -132,7 +142,10 @@ def _continued_label(heading: list[Any], continued: str) -> Any:
     inlines = [*heading, {"t": "Space"}, {"t": "Str", "c": continued}]
     return {
         "t": "Div",
-        "c": [["", ["takeaways-label"], [["aria-hidden", "true"]]], [{"t": "Plain", "c": inlines}]],
+        "c": [
+            ["", [LABEL_CLASS, CONTINUED_LABEL], [["aria-hidden", "true"]]],
+            [{"t": "Plain", "c": inlines}],
+        ],
     }
 
 

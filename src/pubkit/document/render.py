@@ -54,6 +54,7 @@ class RenderJob:
             "authors": self.authors,
             "course": self.config,
             "edition": self.edition.name,
+            "for_instructors": self.edition.instructor,
             "version": __version__,
             "date": self.date or self.lesson.date,
             "body": Markup(self.document.html if body is None else body),

@@ -1,7 +1,7 @@
 """Turn the parts pandoc writes into an EPUB into pubkit's: the lesson chapter (header as
-in print, labelled takeaways, numbered notes), the cover page, the navigation (contents,
-page list, landmarks) and the package metadata (accessibility claims read off the
-content)."""
+in print, course blocks as labelled asides, numbered notes), the cover page, the
+navigation (contents, page list, landmarks) and the package metadata (accessibility
+claims read off the content)."""
 
 from __future__ import annotations
 
@@ -47,11 +47,28 @@ def _finish_header(section: ET.Element) -> None:
     section.insert(0, header)
 
 
-def _finish_takeaways(box: ET.Element) -> None:
-    """A takeaways box is an <aside> labelled by its heading."""
-    box.tag = tag("aside")
-    box.set("class", " ".join(c for c in _classes(box) if not c.startswith("level")))
-    heading = next((c for c in box if c.tag in (tag("h2"), tag("h3"), tag("h4"))), None)
+def _finish_block(box: ET.Element) -> None:
+    """A course block (:mod:`pubkit.document.blocks`) is an <aside> or a <section>,
+    labelled by its heading; pandoc's section attributes and pubkit's own data go."""
+    box.tag = tag("section" if box.get("data-element") == "section" else "aside")
+    # pandoc gives the box its label's classes when it makes one section of the two.
+    label_classes = {"block-label", "block-title", "unlisted"}
+    kept = [c for c in _classes(box) if not c.startswith("level") and c not in label_classes]
+    box.set("class", " ".join(kept))
+    # A block with an id of its own: pandoc wraps its label and what follows in a section
+    # of the label's; the label is the box's own heading.
+    inner = next(iter(box), None)
+    if inner is not None and inner.tag == tag("section") and "block-label" in _classes(inner):
+        place = list(box).index(inner)
+        box.remove(inner)
+        label = next((c for c in inner if c.tag in _HEADINGS), None)
+        if label is not None and not label.get("id") and inner.get("id"):
+            label.set("id", inner.get("id", ""))
+        for offset, child in enumerate(list(inner)):
+            box.insert(place + offset, child)
+    for name in [n for n in box.attrib if n.startswith("data-") and n != "data-number"]:
+        del box.attrib[name]
+    heading = next((c for c in box if c.tag in _HEADINGS), None)
     if heading is None:
         return
     if not heading.get("id") and box.get("id"):
@@ -101,7 +118,7 @@ def set_direction(root: ET.Element) -> None:
 
 
 def finish_chapter(root: ET.Element, title: str) -> None:
-    """Put pandoc's chapter in pubkit's shape: the header as in print, takeaways as asides,
+    """Put pandoc's chapter in pubkit's shape: the header as in print, blocks as asides,
     numbered notes, and the lesson's title (not pandoc's file name) as the document title."""
     for element in root.iter(tag("title")):
         element.text = title
@@ -114,8 +131,8 @@ def finish_chapter(root: ET.Element, title: str) -> None:
                 element.set("dir", text_direction(element.attrib["lang"]))
         if "lesson" in classes:
             _finish_header(element)
-        if "takeaways" in classes:
-            _finish_takeaways(element)
+        if "block" in classes:
+            _finish_block(element)
     _number_notes(root)
 
 

@@ -1,7 +1,7 @@
 """Turn a laid-out WeasyPrint document into typographic findings, page by page.
 
 What a proofreader marks on a first proof: lines that run past the text block, headings
-left alone at the foot of a page, a takeaways box cut in two, pages left almost empty
+left alone at the foot of a page, a box cut in two, pages left almost empty
 by a forced break. The checks read WeasyPrint's box tree, so they see the pages exactly
 as printed.
 """
@@ -16,6 +16,7 @@ from typing import Any
 from weasyprint.document import Document
 from weasyprint.formatting_structure import boxes
 
+from pubkit.document.paged import BOX_NUMBER, CONTINUED_LABEL
 from pubkit.engines.pagelist import IMAGE, KEY_LENGTH, reading_key
 
 #: Slack for rounding in the layout engine, in CSS px (1/96 in).
@@ -38,8 +39,8 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class TakeawaysSplit:
-    """How a takeaways box longer than a page must be set: its place among the lesson's
+class BoxSplit:
+    """How a block's box longer than a page must be set: its place among the lesson's
     boxes, and the units (list items or blocks) that must start a new page under a
     "(continued)" heading. No units: first let the box flow from where it stands."""
 
@@ -47,8 +48,8 @@ class TakeawaysSplit:
     units: tuple[int, ...] = ()
 
 
-#: Classes of takeaways boxes set to run over pages (see :mod:`pubkit.document.markdown`).
-FLOWING = frozenset({"takeaways-long", "takeaways-continued"})
+#: Classes of boxes set to run over pages (see :mod:`pubkit.document.paged`).
+FLOWING = frozenset({"block-long", "block-continued"})
 
 
 @dataclass
@@ -123,8 +124,13 @@ def _classes(box: boxes.Box) -> list[str]:
     return (element.get("class") or "").split() if element is not None else []
 
 
-def _is_takeaways(box: boxes.Box) -> bool:
-    return box.element_tag == "aside" and "takeaways" in _classes(box)
+def _is_block(box: boxes.Box) -> bool:
+    return box.element_tag in ("aside", "section") and "block" in _classes(box)
+
+
+def _kind(box: boxes.Box) -> str:
+    """A block's kind, as its class names it (``block-exercise``)."""
+    return next((c[6:] for c in _classes(box) if c.startswith("block-")), "block")
 
 
 def _short(text: str, limit: int = 48) -> str:
@@ -137,7 +143,7 @@ def inspect(document: Document) -> list[Finding]:
     findings = [
         *_overflows(pages),
         *_stranded_headings(pages),
-        *_split_takeaways(pages),
+        *_split_boxes(pages),
         *_empty_pages(pages),
     ]
     return sorted(findings, key=lambda f: f.page)
@@ -190,26 +196,26 @@ def _stranded_headings(pages: list[_Page]) -> Iterator[Finding]:
             )
 
 
-def _takeaways_fragments(pages: list[_Page]) -> dict[Any, list[tuple[_Page, boxes.Box]]]:
-    """Each takeaways element's boxes, page by page, in document order."""
+def _box_fragments(pages: list[_Page]) -> dict[Any, list[tuple[_Page, boxes.Box]]]:
+    """Each block element's boxes, page by page, in document order."""
     fragments: dict[Any, list[tuple[_Page, boxes.Box]]] = {}
     for page in pages:
         for box, _ in page.flow:
-            if _is_takeaways(box):
+            if _is_block(box):
                 fragments.setdefault(box.element, []).append((page, box))
     return fragments
 
 
-def _split_takeaways(pages: list[_Page]) -> Iterator[Finding]:
-    for parts in _takeaways_fragments(pages).values():
+def _split_boxes(pages: list[_Page]) -> Iterator[Finding]:
+    for parts in _box_fragments(pages).values():
         if len(parts) < 2 or FLOWING.intersection(_classes(parts[0][1])):
             continue
         first, last = parts[0][0].number, parts[-1][0].number
-        text = _source_text(parts[0][1])
+        text, kind = _source_text(parts[0][1]), _kind(parts[0][1])
         if sum(box.margin_height() for _, box in parts) <= parts[0][0].height:
-            message = f"takeaways box split across pages {first}–{last} although it fits on one"
+            message = f"{kind} box split across pages {first}–{last} although it fits on one"
         else:  # only when the renderer did not set it as a long box
-            message = f"takeaways box runs over pages {first}–{last} with no “continued” label"
+            message = f"{kind} box runs over pages {first}–{last} with no “continued” label"
         yield Finding(first, message, text)
 
 
@@ -238,27 +244,27 @@ def _empty_pages(pages: list[_Page]) -> Iterator[Finding]:
             )
 
 
-def continuations(document: Document) -> list[TakeawaysSplit]:
-    """How each takeaways box longer than a page must be set to read well.
+def continuations(document: Document) -> list[BoxSplit]:
+    """How each block's box longer than a page must be set to read well.
 
     A box too long for a page is first let to flow from where it stands (rather than
     leave the rest of its page empty); a flowing box is then cut where its pages end, so
-    that each continuation can carry its label. Boxes carry ``data-takeaways`` (their
+    that each continuation can carry its label. Boxes carry ``data-box`` (their
     place in the lesson) and, when a continuation, ``data-first-unit``.
     """
     splits = []
-    for element, parts in _takeaways_fragments(_pages(document)).items():
+    for element, parts in _box_fragments(_pages(document)).items():
         if len(parts) < 2:
             continue
-        box = int(element.get("data-takeaways", "0"))
+        box = int(element.get(BOX_NUMBER, "0"))
         if not FLOWING.intersection(_classes(parts[0][1])):
             if sum(b.margin_height() for _, b in parts) > parts[0][0].height:
-                splits.append(TakeawaysSplit(box))
+                splits.append(BoxSplit(box))
             continue
         units = [
             unit
             for child in element
-            if "takeaways-label" not in (child.get("class") or "")
+            if CONTINUED_LABEL not in (child.get("class") or "").split()
             for unit in (list(child) if child.tag in ("ul", "ol") else [child])
         ]
         offset = int(element.get("data-first-unit", "0"))
@@ -269,7 +275,7 @@ def continuations(document: Document) -> list[TakeawaysSplit]:
             if first:  # never before the first unit: the heading stays with the box
                 starts.append(offset + first)
         if starts:
-            splits.append(TakeawaysSplit(box, tuple(dict.fromkeys(starts))))
+            splits.append(BoxSplit(box, tuple(dict.fromkeys(starts))))
     return splits
 
 

@@ -26,6 +26,7 @@ from weasyprint import CSS, HTML, Document
 from weasyprint.text.fonts import FontConfiguration
 
 from pubkit.document.links import PDF_FILE
+from pubkit.engines import linebreak
 from pubkit.engines.fetcher import ProjectFetcher, project_url
 from pubkit.errors import Diagnostic, warning
 from pubkit.sources.config import Config
@@ -35,6 +36,7 @@ from pubkit.sources.theme import FontFace, Theme
 #: glyphs missing from the fonts, which pubkit reports itself, once, at the line.
 _ENGINE_NOTICES = ("HarfBuzz-Subset", ".notdef glyph")
 _PT_PER_MM = 72 / 25.4
+linebreak.install()  # no paragraph's first word alone on its line
 #: zlib level of the PDFs' streams. pydyf would use 9, which takes three and a half times
 #: as long as 6 on a lesson's pages and fonts, for streams 1.4 % smaller.
 ZLIB_LEVEL = 6

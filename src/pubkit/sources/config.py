@@ -70,6 +70,10 @@ class Config:
     series: str | None = None
     #: editions: which editions ``pubkit build`` makes when --format is not given.
     editions: tuple[str, ...] = tuple(EDITIONS)
+    #: solutions: where an edition puts exercises' solutions and hints, by edition name
+    #: (``{handout: end}``): ``beside`` each exercise, at the ``end`` of the lesson, or
+    #: ``omit``; an edition not named keeps its own (:attr:`pubkit.editions.Edition.solutions`).
+    solutions: Mapping[str, str] = field(default_factory=dict)
     #: manuscript: folder holding one sub-folder per module.
     manuscript_dir: Path = Path("manuscript")
     #: styles: theme folder (tokens, CSS, templates, fonts).
@@ -87,6 +91,10 @@ class Config:
 
     def line_of(self, key: str) -> int | None:
         return self.lines.get(key)
+
+    def solutions_in(self, edition: str) -> str:
+        """Where edition ``edition`` puts solutions and hints."""
+        return self.solutions.get(edition, EDITIONS[edition].solutions)
 
 
 # --- option parsers: each returns the typed value or raises ValueError(expected ...) ---
@@ -207,6 +215,27 @@ def _editions(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+#: Where an edition may put solutions and hints.
+SOLUTION_PLACES = ("beside", "end", "omit")
+
+
+def _solutions(value: Any) -> dict[str, str]:
+    expected = f"expected editions and where each puts solutions ({', '.join(SOLUTION_PLACES)})"
+    if not isinstance(value, dict):
+        raise ValueError(expected + ", such as {handout: end}")
+    places = {}
+    for name, place in value.items():
+        if name not in EDITIONS:
+            hint = difflib.get_close_matches(str(name), list(EDITIONS), n=1)
+            raise ValueError(
+                f"no edition '{name}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
+            )
+        if place not in SOLUTION_PLACES:
+            raise ValueError(f"{name}: expected one of {', '.join(SOLUTION_PLACES)}")
+        places[str(name)] = str(place)
+    return places
+
+
 def _folder(value: Any) -> Path:
     return Path(_text(value))
 
@@ -231,6 +260,7 @@ OPTIONS = (
     Option("handout.marks", "marks", _flag),
     Option("epub.series", "series", _series),
     Option("editions", "editions", _editions),
+    Option("solutions", "solutions", _solutions),
     Option("manuscript", "manuscript_dir", _folder),
     Option("styles", "styles_dir", _folder),
     Option("output", "output_dir", _folder),

@@ -18,6 +18,8 @@ LESSON_SUFFIX = ".md"
 _DIV_OPEN = re.compile(r"^ {0,3}(:{3,})\s*(\{[^}]*\}|[^\s:{}]+)\s*:*\s*$")
 _DIV_CLOSE = re.compile(r"^ {0,3}(:{3,})\s*$")
 _CODE_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+#: What a line inside a block quote or a list item starts with, before a fence.
+_QUOTE_OR_ITEM = re.compile(r"^(?:\s*>|\s*(?:[-+*]|\d{1,9}[.)])(?=\s)|\s{4})*\s*")
 
 LESSON_FIELDS = (
     "lesson",
@@ -87,11 +89,15 @@ class Lesson:
         return f"{self.module.folder.name}/{self.path.stem}"
 
 
-def check_fenced_divs(body: str, path: Path, first_line: int) -> list[Diagnostic]:
-    """Report ``:::`` blocks that are opened and never closed (pandoc would swallow the rest)."""
-    open_divs: list[tuple[int, str]] = []
+def div_openers(body: str, first_line: int) -> tuple[list[tuple[int, str]], list[int]]:
+    """The ``:::`` blocks of a manuscript body, in document order: each opening line and
+    what follows its colons (``exercise``, ``{.callout-tip title="…"}``); and the indexes of
+    those never closed. In a block quote or a list item as well; not in code."""
+    openers: list[tuple[int, str]] = []
+    open_divs: list[int] = []
     code_fence: str | None = None
     for number, line in enumerate(body.splitlines(), start=first_line):
+        line = _QUOTE_OR_ITEM.sub("", line)
         fence = _CODE_FENCE.match(line)
         if code_fence is not None:
             if (
@@ -104,12 +110,23 @@ def check_fenced_divs(body: str, path: Path, first_line: int) -> list[Diagnostic
         if fence:
             code_fence = fence.group(1)
         elif opener := _DIV_OPEN.match(line):
-            open_divs.append((number, opener.group(2)))
+            open_divs.append(len(openers))
+            openers.append((number, opener.group(2)))
         elif _DIV_CLOSE.match(line) and open_divs:
             open_divs.pop()
+    return openers, open_divs
+
+
+def check_fenced_divs(body: str, path: Path, first_line: int) -> list[Diagnostic]:
+    """Report ``:::`` blocks that are opened and never closed (pandoc would swallow the rest)."""
+    openers, unclosed = div_openers(body, first_line)
     return [
-        error(path, number, f"'::: {name}' block is never closed with a ':::' line")
-        for number, name in open_divs
+        error(
+            path,
+            openers[index][0],
+            f"'::: {openers[index][1]}' block is never closed with a ':::' line",
+        )
+        for index in unclosed
     ]
 
 

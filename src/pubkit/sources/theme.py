@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 from pubkit.editions import COVER_STYLESHEETS, EDITIONS, MODULE_STYLESHEETS
 from pubkit.errors import ConfigError, Diagnostic, PubkitError, error
+from pubkit.sources.blocks import BLOCKS_FILE, Family, load_family
 from pubkit.sources.config import Config, builtin_styles
 from pubkit.sources.resources import css_references
 from pubkit.sources.yamlsrc import FAST_LOADER, load_mapping
@@ -20,6 +21,10 @@ TOKENS_FILE = "tokens.yaml"
 #: A publisher's own additions, cascaded after every edition's stylesheets when present.
 CUSTOM_CSS = "custom.css"
 STRINGS_FILE = "strings.yaml"
+#: The stylesheet every edition's cascade starts with; the blocks' looks follow it.
+BASE_CSS = "base.css"
+#: In :meth:`Theme.words`: the label of each kind of block (``block:exercise``).
+LABEL_PREFIX = "block:"
 _VAR = re.compile(r"var\(\s*--([A-Za-z0-9-]+)\s*\)")
 _FONT_GROUP = "fonts"
 
@@ -42,6 +47,8 @@ class Theme:
     tokens: Mapping[str, Any]
     fonts: tuple[FontFace, ...]
     strings: Mapping[str, Mapping[str, Any]]
+    #: The kinds of block it sets as labelled boxes (:mod:`pubkit.sources.blocks`).
+    blocks: Family = field(default_factory=lambda: Family({}))
 
     def locate(self, name: str) -> Path | None:
         """``name`` from the publisher's folder, else pubkit's; None when neither has it."""
@@ -116,9 +123,19 @@ class Theme:
         for name in names:
             path = self.find(name)
             parts.append(f"/* {name} */\n" + _substitute(path, properties))
+            if name == BASE_CSS:  # each kind of block's look, over the boxes' common rules
+                parts.append(f"/* {BLOCKS_FILE} */\n" + self._blocks_css(properties))
         if custom := self.locate(CUSTOM_CSS):
             parts.append(f"/* {CUSTOM_CSS} */\n" + _substitute(custom, properties))
         return "\n".join(parts)
+
+    def _blocks_css(self, properties: Mapping[str, str]) -> str:
+        if unknown := sorted(self.blocks.tokens() - properties.keys()):
+            source = self.blocks.sources[0] if self.blocks.sources else None
+            raise ConfigError(
+                [error(source, None, f"var(--{name}): no such design token") for name in unknown]
+            )
+        return self.blocks.stylesheet(properties.__getitem__)
 
     def family(self, role: str) -> str:
         """The family of a font role (``serif`` → ``Noto Serif``)."""
@@ -129,10 +146,16 @@ class Theme:
         base = language.split("-")[0].lower()
         english = self.strings.get("en", {})
         traditional = base == "zh" and language.lower().endswith(("-tw", "-hk", "-mo"))
+        words = english
         for tag in (language, language.lower(), *(["zh-Hant"] if traditional else []), base):
             if tag in self.strings:
-                return {**english, **self.strings[tag]}
-        return english
+                words = {**english, **self.strings[tag]}
+                break
+        labels = {
+            f"{LABEL_PREFIX}{kind.name}": kind.label_in(words, language)
+            for kind in self.blocks.kinds.values()
+        }
+        return {**words, **labels}
 
 
 def _affinity(font: Mapping[str, Any], language: str) -> int:
@@ -243,7 +266,24 @@ def load_theme(folder: Path) -> Theme:
     except PubkitError as exc:
         raise ConfigError(exc.diagnostics) from None
     return Theme(
-        folders=folders, tokens=tokens, fonts=_load_fonts(tokens, folders), strings=strings
+        folders=folders,
+        tokens=tokens,
+        fonts=_load_fonts(tokens, folders),
+        strings=strings,
+        blocks=replace(load_family(folders), styled=_styled_classes(folders)),
+    )
+
+
+_CLASS = re.compile(r"\.(-?[A-Za-z_][\w-]*)")
+
+
+def _styled_classes(folders: tuple[Path, ...]) -> frozenset[str]:
+    """Every class the theme's stylesheets name (``.page-break``, a publisher's own)."""
+    return frozenset(
+        name
+        for folder in folders
+        for sheet in folder.glob("*.css")
+        for name in _CLASS.findall(sheet.read_text(encoding="utf-8"))
     )
 
 
