@@ -18,6 +18,7 @@ from pubkit.document.markdown import read as read_markdown
 from pubkit.editions import EDITIONS
 from pubkit.errors import ConfigError, Diagnostic, PubkitError
 from pubkit.output import output_path
+from pubkit.sources import bibliography
 from pubkit.sources.config import Config, load_config, source_date
 from pubkit.sources.manuscript import Manuscripts, collect, strictly
 from pubkit.sources.theme import check_stylesheets, load_theme
@@ -62,6 +63,7 @@ def check(
     if strict and warnings:
         raise ConfigError([w.as_error() for w in warnings])
     check_stylesheets(load_theme(config.styles_dir), config)
+    bibliography.check_course(config)
     manuscripts = collect(config, targets)
     if markdown:
         manuscripts = _read_markdown(manuscripts, config, _course(config, manuscripts, targets))
@@ -82,7 +84,8 @@ def _read_markdown(manuscripts: Manuscripts, config: Config, course: Course) -> 
     for lesson in manuscripts.lessons:
         try:
             words = theme.words(lesson.language or config.language)
-            _, notes, _ = read_markdown(lesson, config.root, course, words, theme.blocks)
+            cites = bibliography.for_lesson(config, lesson)
+            _, notes, _ = read_markdown(lesson, config.root, course, words, theme.blocks, cites)
         except PubkitError as exc:
             diagnostics.extend(exc.diagnostics)
             failed.append(lesson.path)

@@ -24,6 +24,7 @@ from pubkit.course.lessons import LessonOutcome
 from pubkit.course.modulebook import Fragment
 from pubkit.document.render import Rendered
 from pubkit.editions import EDITIONS
+from pubkit.sources import bibliography
 from pubkit.sources.config import Config, load_config
 from pubkit.sources.manuscript import Lesson
 from pubkit.sources.theme import Theme
@@ -140,9 +141,11 @@ class Inputs:
 
     def key(self, lesson: Lesson, links: str = "") -> str:
         """The lesson's content hash: a change to any input rebuilds it, ``links`` included
-        (what it takes from the lessons it links to, :func:`pubkit.course.links.link_key`)."""
+        (what it takes from the lessons it links to, :func:`pubkit.course.links.link_key`)
+        and the bibliographies and style its citations are set from."""
         source = (lesson.path.read_bytes(), lesson.module.source.read_bytes())
-        return fingerprint([self.digest, *source, links])
+        cited = [path.read_bytes() for path in bibliography.inputs(self.config, lesson)]
+        return fingerprint([self.digest, *source, links, *cited])
 
 
 def write_output(out: Path, relative: Path, rendered: Rendered) -> dict[str, Any]:

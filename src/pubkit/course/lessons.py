@@ -27,6 +27,8 @@ from pubkit.editions import EDITIONS, PAGES, Edition
 from pubkit.engines import renderer
 from pubkit.engines.glyphs import missing_glyphs
 from pubkit.errors import Diagnostic, LessonError, PubkitError
+from pubkit.sources import bibliography
+from pubkit.sources.bibliography import Bibliography
 from pubkit.sources.config import Config
 from pubkit.sources.manuscript import Lesson, Manuscripts, Module
 from pubkit.sources.theme import Theme
@@ -113,7 +115,14 @@ def set_lessons(
     def words(lesson: Lesson) -> Mapping[str, Any]:
         return theme.words(_language(lesson, config))
 
-    read = read_ahead(lessons if few else (), config.root, course, words, theme.blocks)
+    read = read_ahead(
+        lessons if few else (),
+        config.root,
+        course,
+        words,
+        theme.blocks,
+        lambda lesson: _bibliography(lesson, config),
+    )
     from pubkit.engines.pdf import warm  # WeasyPrint is loaded only when a lesson is to be set
 
     aside = _aside(names) if few else ()
@@ -250,7 +259,15 @@ def arrangement(edition: Edition, config: Config) -> Arrangement:
 
 def _convert(lesson: Lesson, config: Config, theme: Theme, course: Course | None) -> Document:
     words = theme.words(_language(lesson, config))
-    return convert(lesson, config.root, course, words, theme.blocks)
+    return convert(lesson, config.root, course, words, theme.blocks, _bibliography(lesson, config))
+
+
+def _bibliography(lesson: Lesson, config: Config) -> Bibliography:
+    """What the lesson may cite; a bibliography that does not read fails the lesson."""
+    try:
+        return bibliography.for_lesson(config, lesson)
+    except PubkitError as exc:
+        raise LessonError(exc.diagnostics) from None
 
 
 def _figures(lesson: Lesson, document: Document, config: Config) -> Figures:

@@ -27,6 +27,8 @@ from pubkit.sources.config import SOLUTION_PLACES
 from pubkit.sources.theme import LABEL_PREFIX
 
 BLOCK_CLASS = "block"
+#: The section holding a lesson's references (:mod:`pubkit.document.citations`).
+REFERENCES_CLASS = "references-section"
 #: The kind whose box the manifest notes (``has_takeaways``).
 TAKEAWAYS = "takeaways"
 LABEL_CLASS = "block-label"
@@ -348,7 +350,11 @@ def arrange(blocks: list[Any], arrangement: Arrangement, words: Mapping[str, Any
                 _inlines(str(words.get("solutions", "Solutions"))),
             ],
         }
-        arranged.append({"t": "Div", "c": [["", ["solutions"], []], [heading, *moved]]})
+        solutions = {"t": "Div", "c": [["", ["solutions"], []], [heading, *moved]]}
+        # The lesson's references stay its last section.
+        last = arranged[-1] if arranged else None
+        at_end = last is not None and last["t"] == "Div" and REFERENCES_CLASS in last["c"][0][1]
+        arranged.insert(len(arranged) - 1 if at_end else len(arranged), solutions)
     return arranged
 
 

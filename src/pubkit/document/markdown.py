@@ -22,12 +22,14 @@ from pubkit.document.ast import (
     walk,
 )
 from pubkit.document.blocks import TAKEAWAYS, Arrangement, arrange, kind_of, mark
+from pubkit.document.citations import cite
 from pubkit.document.crossref import number
 from pubkit.document.links import TITLE_ID, Course, Target, lone_course, resolve
 from pubkit.document.math import check_math, keep_prices
 from pubkit.document.paged import to_html
 from pubkit.document.sanitize import html_ids, is_raw_html, rename_ids, sanitize
 from pubkit.errors import Diagnostic, LessonError, warning
+from pubkit.sources.bibliography import Bibliography
 from pubkit.sources.blocks import Family, builtin_family
 from pubkit.sources.config import text_direction
 from pubkit.sources.manuscript import Lesson, div_openers
@@ -101,6 +103,7 @@ def read_ahead(
     course: Course | None = None,
     words: Callable[[Lesson], Mapping[str, Any]] | None = None,
     family: Family | None = None,
+    bibliography: Callable[[Lesson], Bibliography] | None = None,
 ) -> Callable[[], None]:
     """Start pandoc reading ``lessons`` now and return what converts them
     (:func:`convert`), so that the caller can do something else meanwhile (load
@@ -121,7 +124,14 @@ def read_ahead(
             if len(output) > CONVERT_AHEAD_BYTES:
                 continue
             try:
-                _CONVERTED[key] = convert(lesson, root, course, words and words(lesson), family)
+                _CONVERTED[key] = convert(
+                    lesson,
+                    root,
+                    course,
+                    words and words(lesson),
+                    family,
+                    bibliography and bibliography(lesson),
+                )
             except LessonError as error:
                 _CONVERTED[key] = error
             except Exception:
@@ -140,6 +150,7 @@ def read(
     course: Course | None = None,
     words: Mapping[str, Any] | None = None,
     family: Family | None = None,
+    bibliography: Bibliography | None = None,
 ) -> tuple[AST, tuple[Diagnostic, ...], dict[str, Target]]:
     """Parse and check the lesson: every file it refers to must be inside ``root`` and
     every link must lead somewhere in ``course`` (:func:`pubkit.document.links.resolve`);
@@ -147,7 +158,8 @@ def read(
     AST, what the author should know, and the lessons it links to (raises
     :class:`LessonError` for what stops the lesson). Figures, tables and equations are
     numbered and referred to in ``words`` (the theme's, in the lesson's language); its
-    fenced divs become the blocks of ``family`` (default: pubkit's)."""
+    fenced divs become the blocks of ``family`` (default: pubkit's); its citations are
+    rendered from ``bibliography`` (:mod:`pubkit.document.citations`)."""
     try:
         ast = parse(lesson)
         problems = check_resources(ast["blocks"], lesson, root)
@@ -168,6 +180,14 @@ def read(
         numbering = number(
             ast["blocks"], words or {}, lambda text: line_of(lesson, text), lesson.path
         )
+        no_bibliography = Bibliography((), frozenset(), Path())
+        ast, citing = cite(
+            ast,
+            bibliography or no_bibliography,
+            words or {},
+            lambda text: line_of(lesson, text),
+            lesson.path,
+        )
         renamed = deduplicate(ast["blocks"], lesson)
         targets, faults, unlinked = resolve(
             ast["blocks"],
@@ -177,7 +197,7 @@ def read(
         )
         keep_prices(ast["blocks"])
         faults += check_math(ast["blocks"], lambda tex: line_of(lesson, tex), lesson.path)
-        faults += numbering
+        faults += numbering + citing
         if faults:
             raise LessonError(faults)
         mark_directions(ast["blocks"])
@@ -221,6 +241,7 @@ def convert(
     course: Course | None = None,
     words: Mapping[str, Any] | None = None,
     family: Family | None = None,
+    bibliography: Bibliography | None = None,
 ) -> Document:
     """The lesson read (:func:`read`), as the learners' PDF and EPUB set it (or what
     :func:`read_ahead` converted); :func:`for_edition` sets it for another edition."""
@@ -229,7 +250,7 @@ def convert(
             raise done
         return done
     course = course or lone_course(lesson, root)
-    ast, warnings, targets = read(lesson, root, course, words, family)
+    ast, warnings, targets = read(lesson, root, course, words, family, bibliography)
     document = Document(
         ast=ast,
         html="",

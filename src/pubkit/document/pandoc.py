@@ -67,6 +67,27 @@ def html(ast: dict[str, Any], *, source: Path) -> Conversion:
     return _session().request({"op": "html"}, _json(ast), source)
 
 
+def citeproc(
+    ast: dict[str, Any],
+    *,
+    source: Path,
+    bibliography: list[Path],
+    csl: Path,
+    language: str,
+) -> Conversion:
+    """Start rendering the ``Cite`` elements of ``ast`` with citeproc: in style ``csl``
+    and ``language``, from the ``bibliography`` files (checked by
+    :mod:`pubkit.sources.bibliography`), linked to their entries in a list of references
+    at the end (``Div`` ``#refs``); pandoc's JSON."""
+    header = {
+        "op": "citeproc",
+        "bibliography": [str(path) for path in bibliography],
+        "csl": str(csl),
+        "lang": language,
+    }
+    return _session().request(header, _json(ast), source)
+
+
 def epub(
     ast: dict[str, Any],
     *,

@@ -6,6 +6,8 @@
 -- The answer is "ok N" or "error N" on a line, then N bytes: the output, or why not.
 --   parse  Markdown (in the reader given) -> pandoc's JSON; the reader reads no file.
 --   html   JSON -> an HTML5 fragment.
+--   citeproc  JSON -> JSON, its citations rendered from the "bibliography" files in
+--          the "csl" style and "lang", linked to a list of references at its end.
 --   epub   JSON -> an EPUB 3, with the stylesheet, fonts and cover given, files
 --          resolved from "folder", and "epoch" as its time (SOURCE_DATE_EPOCH).
 
@@ -47,6 +49,14 @@ local function epub(doc, request)
   return system.with_environment(environment, write)
 end
 
+local function citeproc(doc, request)
+  doc.meta.bibliography = request.bibliography
+  doc.meta.csl = request.csl
+  doc.meta.lang = request.lang
+  doc.meta['link-citations'] = true
+  return pandoc.write(pandoc.utils.citeproc(doc), 'json') .. '\n'
+end
+
 local function convert(request, input)
   if request.op == 'parse' then
     return pandoc.write(pandoc.read(input, request.reader, {}, {}), 'json') .. '\n'
@@ -54,6 +64,8 @@ local function convert(request, input)
   local doc = pandoc.read(input, 'json')
   if request.op == 'html' then
     return html(doc)
+  elseif request.op == 'citeproc' then
+    return citeproc(doc, request)
   elseif request.op == 'epub' then
     return epub(doc, request)
   end

@@ -74,6 +74,12 @@ class Config:
     #: (``{handout: end}``): ``beside`` each exercise, at the ``end`` of the lesson, or
     #: ``omit``; an edition not named keeps its own (:attr:`pubkit.editions.Edition.solutions`).
     solutions: Mapping[str, str] = field(default_factory=dict)
+    #: bibliography: the course's bibliography files (BibLaTeX ``.bib``, BibTeX ``.bibtex``,
+    #: CSL JSON or YAML), relative to the project; a lesson's front matter may add its own.
+    bibliography: tuple[str, ...] = ()
+    #: csl: the citation style: one pubkit ships (``apa``, ``ieee``…) or a ``.csl`` file of
+    #: the project; None: Chicago author-date.
+    csl: str | None = None
     #: manuscript: folder holding one sub-folder per module.
     manuscript_dir: Path = Path("manuscript")
     #: styles: theme folder (tokens, CSS, templates, fonts).
@@ -261,6 +267,8 @@ OPTIONS = (
     Option("epub.series", "series", _series),
     Option("editions", "editions", _editions),
     Option("solutions", "solutions", _solutions),
+    Option("bibliography", "bibliography", _text_list),
+    Option("csl", "csl", _text),
     Option("manuscript", "manuscript_dir", _folder),
     Option("styles", "styles_dir", _folder),
     Option("output", "output_dir", _folder),

@@ -30,6 +30,7 @@ LESSON_FIELDS = (
     "keywords",
     "reading_minutes",
     "language",
+    "bibliography",
 )
 MODULE_FIELDS = ("number", "title")
 
@@ -63,6 +64,8 @@ class Lesson:
     reading_minutes: int | None = None
     #: The lesson's own language when it differs from the course's (hyphenation, quotes, UI words).
     language: str | None = None
+    #: Bibliography files of its own, as written (relative to the lesson's folder).
+    bibliography: tuple[str, ...] = ()
     field_lines: Mapping[str, int] = field(default_factory=dict)
 
     def line_at(self, offset: int) -> int:
@@ -203,6 +206,7 @@ def load_lesson(path: Path, module: Module) -> tuple[Lesson | None, list[Diagnos
         "keywords": fields.texts("keywords"),
         "reading_minutes": fields.integer("reading_minutes", minimum=1),
         "language": fields.language("language"),
+        "bibliography": fields.texts("bibliography"),
     }
     diagnostics = fields.problems + check_fenced_divs(body, path, body_line)
     diagnostics += check_footnotes(body, path, body_line)
