@@ -58,6 +58,12 @@ def blocks_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _clean_build(tmp_path_factory, "blocks")
 
 
+@pytest.fixture(scope="session")
+def technical_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A technical lesson: math, code in three languages, figures, tables, citations."""
+    return _clean_build(tmp_path_factory, "technical")
+
+
 def _clean_build(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     """A copy of sample project ``name`` built whole, without a single warning."""
     project = tmp_path_factory.mktemp(name) / name

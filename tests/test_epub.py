@@ -66,9 +66,12 @@ def every_epub(seed: Path, *others: Path) -> list[Path]:
 
 
 def test_every_epub_passes_epubcheck_with_no_message(
-    seed_build: tuple[BuildResult, Path], typography_build: Path, blocks_build: Path
+    seed_build: tuple[BuildResult, Path],
+    typography_build: Path,
+    blocks_build: Path,
+    technical_build: Path,
 ) -> None:
-    for epub in every_epub(seed_build[1], typography_build, blocks_build):
+    for epub in every_epub(seed_build[1], typography_build, blocks_build, technical_build):
         assert [(m.code, m.locations, m.text) for m in run_epubcheck(epub)] == [], epub.name
 
 
@@ -188,9 +191,11 @@ def test_ace_by_daisy_finds_no_violation(
     typography_build: Path,
     scripts_build: Path,
     blocks_build: Path,
+    technical_build: Path,
 ) -> None:
-    # The scripts sample: right to left, Indic scripts, Japanese; every course block.
-    for epub in every_epub(seed_build[1], typography_build, scripts_build, blocks_build):
+    # The scripts sample: right to left, Indic scripts, Japanese; every course block; math.
+    others = (typography_build, scripts_build, blocks_build, technical_build)
+    for epub in every_epub(seed_build[1], *others):
         assert ACE_CHECK.violations(epub) == [], epub.name
 
 

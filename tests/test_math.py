@@ -108,3 +108,60 @@ def test_dollar_amounts_stay_text(tmp_path: Path) -> None:
     document = convert(lesson, root)
     assert not [node for node in walk(document.ast["blocks"]) if node["t"] == "Math"]
     assert " ".join(document.text.split()) == " ".join(prices.split())
+
+
+DESCRIBED = r"""Inline \( E = mc^2 \) in LaTeX's delimiters, an escaped \[bracket\] as text.
+
+\[
+  \int_0^1 x \, dx = \frac{1}{2}
+\]
+
+Described: $A = \pi r^2${alt="A equals pi r squared"}, and a numbered one:
+
+$$a^2 + b^2 = c^2$${#eq-pythagoras alt="a squared plus b squared equals c squared"}
+
+By @eq-pythagoras. In code, `\(x\)` stays code.
+"""
+
+
+@pytest.fixture(scope="module")
+def described_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = make_project(
+        tmp_path_factory.mktemp("described"), {"01-d.md": lesson_text(1, "D", DESCRIBED)}
+    )
+    result = build(root, force=True)
+    assert result.ok and not result.diagnostics, [str(d) for d in result.diagnostics]
+    return root / "build"
+
+
+def test_latex_delimiters_are_math_outside_code(described_build: Path) -> None:
+    text = " ".join(
+        page.extract_text()
+        for page in pypdf.PdfReader(described_build / "pdf/01-module/01-d.pdf").pages
+    )
+    assert "mc^2" not in text and "\\int" not in text and "\\( E" not in text
+    assert "[bracket]" in text and "(1)" in text and "Equation 1" in text
+    assert "\\(x\\)" in text  # the code span, as written
+
+
+def test_an_authors_description_is_the_formulas_alternative(described_build: Path) -> None:
+    alts = alternate_texts(described_build / "pdf/01-module/01-d.pdf")
+    assert "A equals pi r squared" in alts and r"A = \pi r^2" not in alts
+    assert "a squared plus b squared equals c squared" in alts
+    assert "E = mc^2" in alts  # undescribed: its TeX
+    with zipfile.ZipFile(described_build / "epub/01-module/01-d.epub") as epub:
+        chapter = epub.read("EPUB/text/ch001.xhtml").decode("utf-8")
+        package = epub.read("EPUB/content.opf").decode("utf-8")
+    assert 'alttext="A equals pi r squared" class="described"' in chapter
+    assert 'alt="' not in re.sub(r"<img[^>]*>", "", chapter)  # no stray alt on a span
+    assert ">MathML<" in package
+    assert ">describedMath<" not in package  # two formulas are not described
+
+
+def test_described_math_is_claimed_when_every_formula_is(tmp_path: Path) -> None:
+    body = 'Only $x + 1${alt="x plus one"} here.\n'
+    root = make_project(tmp_path, {"01-d.md": lesson_text(1, "D", body)})
+    assert build(root, formats=["epub"]).ok
+    with zipfile.ZipFile(root / "build/epub/01-module/01-d.epub") as epub:
+        package = epub.read("EPUB/content.opf").decode("utf-8")
+    assert ">describedMath<" in package

@@ -23,6 +23,7 @@ def test_page_matches_its_reference(
     seed_build: tuple[BuildResult, Path],
     scripts_build: Path,
     blocks_build: Path,
+    technical_build: Path,
     name: str,
     project: str | None,
     lesson: str,
@@ -30,7 +31,8 @@ def test_page_matches_its_reference(
     page: int,
     tmp_path: Path,
 ) -> None:
-    out = {"scripts": scripts_build, "blocks": blocks_build}.get(project or "", seed_build[1])
+    builds = {"scripts": scripts_build, "blocks": blocks_build, "technical": technical_build}
+    out = builds.get(project or "", seed_build[1])
     image = render_page(out / edition / f"{lesson}.pdf", page)
     reference = reference_path(name, edition, page)
     assert reference.is_file(), f"no reference {reference.name}: run make references"

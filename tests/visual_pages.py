@@ -20,7 +20,8 @@ REFERENCES = Path(__file__).resolve().parent / "visual"
 #: verso. The scripts sample (tests/projects/scripts): an Arabic lesson, right to left, in
 #: both paged editions, a Hindi one and a Japanese one. The blocks sample
 #: (tests/projects/blocks): exercises with their solutions beside them (instructor
-#: edition) and at the end of the lesson (pdf), and callouts on the handout.
+#: edition) and at the end of the lesson (pdf), and callouts on the handout. The
+#: technical sample: math, numbered and wrapped code, in the PDF and the handout.
 PAGES = (
     ("seed", None, "09-the-human-craft/50-career-growth-for-product-managers", "pdf", 0),
     ("seed", None, "09-the-human-craft/50-career-growth-for-product-managers", "pdf", 2),
@@ -33,6 +34,8 @@ PAGES = (
     ("blocks", "blocks", "01-loops/01-for-loops", "instructor", 1),
     ("blocks", "blocks", "01-loops/01-for-loops", "pdf", 2),
     ("blocks", "blocks", "01-loops/01-for-loops", "handout", 0),
+    ("technical", "technical", "01-numerics/01-summing", "pdf", 0),
+    ("technical", "technical", "01-numerics/01-summing", "handout", 0),
 )
 SCALE = 0.75  # 54 dpi: enough to see every line, small enough to commit
 #: A pixel differs when a channel moves by more than this (anti-aliasing stays below it).

@@ -109,23 +109,24 @@ def _caption_table(block: Any, text: str) -> None:
 
 
 def _number_equations(inlines: list[Any], label: Callable[[str], Label | None]) -> None:
-    """A display formula followed by ``{#eq-…}`` (pandoc makes that an empty span with the
-    id): the span now holds the formula, then its number "(1)"."""
-    for index, item in enumerate(inlines[:-1]):
-        after = inlines[index + 1]
+    """A display formula labelled ``{#eq-…}`` (the span around it,
+    :func:`pubkit.document.math.attach_attributes`): the span now holds the formula, then
+    its number "(1)"."""
+    for index, item in enumerate(inlines):
+        if not (isinstance(item, dict) and item.get("t") == "Span"):
+            continue
+        (ident, classes, attributes), content = item["c"]
         if (
-            item.get("t") == "Math"
-            and item["c"][0]["t"] == "DisplayMath"
-            and after.get("t") == "Span"
-            and after["c"][0][0].startswith("eq-")
-            and not plain_text(after["c"][1]).strip()
-            and (found := label(after["c"][0][0])) is not None
+            ident.startswith("eq-")
+            and len(content) == 1
+            and content[0].get("t") == "Math"
+            and content[0]["c"][0]["t"] == "DisplayMath"
+            and (found := label(ident)) is not None
         ):
             shown = [{"t": "Str", "c": f"({found.number})"}]
             numbered = {"t": "Span", "c": [["", ["equation-number"], []], shown]}
-            attr = [after["c"][0][0], ["equation"], []]
-            inlines[index] = {"t": "Span", "c": [attr, [item, numbered]]}
-            inlines[index + 1] = {"t": "Str", "c": ""}
+            attr = [ident, ["equation", *classes], attributes]
+            inlines[index] = {"t": "Span", "c": [attr, [content[0], numbered]]}
 
 
 def _linked(

@@ -25,7 +25,7 @@ from pubkit.document.blocks import TAKEAWAYS, Arrangement, arrange, kind_of, mar
 from pubkit.document.citations import cite
 from pubkit.document.crossref import number
 from pubkit.document.links import TITLE_ID, Course, Target, lone_course, resolve
-from pubkit.document.math import check_math, keep_prices
+from pubkit.document.math import attach_attributes, check_math, dollar_delimiters, keep_prices
 from pubkit.document.paged import to_html
 from pubkit.document.sanitize import html_ids, is_raw_html, rename_ids, sanitize
 from pubkit.errors import Diagnostic, LessonError, warning
@@ -141,7 +141,7 @@ def read_ahead(
 
 
 def _parser(lesson: Lesson) -> pandoc.Conversion:
-    return pandoc.parse(lesson.body, READER, source=lesson.path)
+    return pandoc.parse(dollar_delimiters(lesson.body), READER, source=lesson.path)
 
 
 def read(
@@ -166,6 +166,7 @@ def read(
         if problems:
             raise LessonError(problems)
         ast["blocks"], removed = sanitize(ast["blocks"], lambda source: line_of(lesson, source))
+        attach_attributes(ast["blocks"])
         skips = outline(ast["blocks"])
         unreserve(ast["blocks"])
         openers, _ = div_openers(lesson.body, lesson.body_line)

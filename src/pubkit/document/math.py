@@ -4,8 +4,10 @@ SVG (WeasyPrint has no MathML), sitting on the text's baseline at the text's siz
 
 ``$…$`` and ``$$…$$`` are math by pandoc's rules, which keep prices as prices: an opening
 ``$`` followed by a space, or a closing one followed by a digit, is not math, and ``\\$``
-is a dollar sign. The TeX is converted by latex2mathml and drawn by ziamath; TeX either
-cannot read is an error at its line, never raw TeX in an output.
+is a dollar sign; ``\\(…\\)`` and ``\\[…\\]`` (the second opening a line) are math too
+(:func:`dollar_delimiters`). The TeX is converted by latex2mathml and drawn by ziamath;
+TeX either cannot read is an error at its line, never raw TeX in an output. A formula's
+text alternative is its TeX, or the author's description: ``$…${alt="…"}``.
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ def _display(node: Any) -> bool:
 
 
 @lru_cache(maxsize=4096)
-def mathml(tex: str, display: bool) -> str:
-    """The formula as MathML (``<math>`` with ``alttext``, the TeX), or :class:`MathError`."""
+def mathml(tex: str, display: bool, alt: str | None = None) -> str:
+    """The formula as MathML (``<math>`` with ``alttext``: the author's description, of
+    class ``described``, else the TeX), or :class:`MathError`."""
     from latex2mathml.converter import convert  # loaded for lessons with math only
 
     _check_braces(tex)
@@ -57,8 +60,9 @@ def mathml(tex: str, display: bool) -> str:
         raise MathError(f"the TeX cannot be read ({type(exc).__name__})") from None
     if unknown := _UNKNOWN.search(converted):
         raise MathError(f"unknown TeX command {unknown[1]}")
-    alttext = html.escape(" ".join(tex.split()), quote=True)
-    return converted.replace("<math ", f'<math alttext="{alttext}" ', 1)
+    alttext = html.escape(" ".join((alt or tex).split()), quote=True)
+    described = ' class="described"' if alt else ""
+    return converted.replace("<math ", f'<math alttext="{alttext}"{described} ', 1)
 
 
 def _check_braces(tex: str) -> None:
@@ -160,24 +164,111 @@ def check_math(
     return problems
 
 
-def for_pages(node: Any) -> dict[str, Any]:
-    """A formula as the paged editions set it: its drawing, with its TeX as alt text."""
+def for_pages(node: Any, alt: str | None = None) -> dict[str, Any]:
+    """A formula as the paged editions set it: its drawing, with the author's description
+    or its TeX as alt text."""
     tex = node["c"][1]
     display = _display(node)
-    image = drawn(tex, display).img(" ".join(tex.split()), display)
+    image = drawn(tex, display).img(" ".join((alt or tex).split()), display)
     kind = "display" if display else "inline"
     return {"t": "RawInline", "c": ["html", f'<span class="math {kind}">{image}</span>']}
 
 
-def for_epub(node: Any) -> dict[str, Any]:
-    """A formula as the EPUB holds it: MathML, with its TeX as ``alttext``."""
-    return {"t": "RawInline", "c": ["html", mathml(node["c"][1], _display(node))]}
+def for_epub(node: Any, alt: str | None = None) -> dict[str, Any]:
+    """A formula as the EPUB holds it: MathML, with its description or TeX as ``alttext``."""
+    return {"t": "RawInline", "c": ["html", mathml(node["c"][1], _display(node), alt)]}
 
 
-def formulas(blocks: list[Any], how: Callable[[Any], dict[str, Any]]) -> list[Any]:
-    """``blocks`` with every formula replaced by ``how`` (a new list where one changes;
-    the blocks given are left as they are)."""
+def formulas(blocks: list[Any], how: Callable[[Any, str | None], dict[str, Any]]) -> list[Any]:
+    """``blocks`` with every formula replaced by ``how`` (given the formula and the
+    author's description, if any): a new list where one changes; the blocks given are
+    left as they are."""
     if not any(is_math(node) for node in walk(blocks)):
         return blocks
-    result: list[Any] = replaced(blocks, lambda node: how(node) if is_math(node) else None)
+
+    def replace(node: dict[str, Any]) -> dict[str, Any] | None:
+        if node["t"] == "Span" and any(is_math(child) for child in node["c"][1]):
+            ident, classes, attributes = node["c"][0]
+            alt = dict(attributes).get("alt")
+            kept = [[k, v] for k, v in attributes if k not in _FORMULA_ATTRIBUTES]
+            children = [
+                how(child, alt) if is_math(child) else replaced(child, replace)
+                for child in node["c"][1]
+            ]
+            return {"t": "Span", "c": [[ident, classes, kept], children]}
+        return how(node, None) if is_math(node) else None
+
+    result: list[Any] = replaced(blocks, replace)
     return result
+
+
+#: What pandoc gives the span of attributes written after a formula, besides its id and
+#: classes: taken by pubkit, not written as the span's.
+_FORMULA_ATTRIBUTES = ("alt", "wrapper")
+
+
+def attach_attributes(blocks: list[Any]) -> None:
+    """Give, in place, each formula the attributes written after it: pandoc reads
+    ``$…${alt="…"}`` as a span around the formula, but ``$$…$$ {#eq-x}`` as one after it;
+    either becomes the span around it."""
+    for node in walk(blocks):
+        content = node.get("c")
+        if not isinstance(content, list):
+            continue
+        index = 0
+        while index < len(content) - 1:
+            item, after = content[index], content[index + 1]
+            if is_math(item) and _is_attributes(after):
+                content[index] = {"t": "Span", "c": [after["c"][0], [item]]}
+                del content[index + 1]
+            index += 1
+
+
+def _is_attributes(node: Any) -> bool:
+    return (
+        isinstance(node, dict)
+        and node.get("t") == "Span"
+        and ["wrapper", "1"] in [list(pair) for pair in node["c"][0][2]]
+        and all(child.get("t") == "Space" for child in node["c"][1])
+    )
+
+
+#: ``\(…\)`` on a line, and ``\[`` opening a line (``\]`` closing it there or later).
+_INLINE_PARENS = re.compile(r"\\\(\s*(.+?)\s*\\\)")
+_DISPLAY_OPEN = re.compile(r"^(\s*(?:>\s*)*)\\\[")
+_DISPLAY_CLOSE = re.compile(r"\\\]")
+_FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
+
+
+def dollar_delimiters(markdown: str) -> str:
+    """``markdown`` with LaTeX's ``\\(…\\)`` and ``\\[…\\]`` written as ``$…$`` and
+    ``$$…$$``, which pandoc's CommonMark reader knows (it reads ``\\(`` as an escaped
+    parenthesis); outside code, line for line, so that every line keeps its number. A
+    ``\\[`` that does not open a line is an escaped bracket, as CommonMark has it."""
+    if "\\(" not in markdown and "\\[" not in markdown:
+        return markdown
+    lines = markdown.split("\n")
+    fence: str | None = None
+    display = False
+    for number, line in enumerate(lines):
+        if found := _FENCE.match(line):
+            marker = found.group(1)
+            if fence is None:
+                fence = marker
+            elif marker[0] == fence[0] and len(marker) >= len(fence):
+                fence = None
+            continue
+        if fence is not None:
+            continue
+        parts = re.split(r"(`+[^`]*`+)", line)  # code spans stay as they are
+        for index in range(0, len(parts), 2):
+            text = parts[index]
+            if index == 0 and not display and (opened := _DISPLAY_OPEN.match(text)):
+                text = opened.group(1) + "$$" + text[opened.end() :]
+                display = True
+            if display and (closed := _DISPLAY_CLOSE.search(text)):
+                text = text[: closed.start()] + "$$" + text[closed.end() :]
+                display = False
+            parts[index] = _INLINE_PARENS.sub(lambda m: f"${m.group(1)}$", text)
+        lines[number] = "".join(parts)
+    return "\n".join(lines)

@@ -36,7 +36,7 @@ def to_html(
     """
     boxes = _Boxes(continuations or {}, continued)
     # Formulas drawn (WeasyPrint has no MathML), code highlighted.
-    blocks = highlighted(formulas(ast["blocks"], for_pages))
+    blocks = highlighted(formulas(ast["blocks"], for_pages), paged=True)
     html_ast = {**ast, "blocks": _inline_notes(list(boxes.transform(blocks)))}
     return pandoc.html(html_ast, source=lesson.path).wait().decode("utf-8")
 

@@ -139,6 +139,9 @@ def assess(
         features += ["printPageNumbers", "pageBreakMarkers", "pageNavigation"]
     if _any(documents, _is_mathml):
         features.append("MathML")
+        formulas = [e for root in documents for e in root.iter() if _is_mathml(e)]
+        if all("described" in (e.get("class") or "").split() for e in formulas):
+            features.append("describedMath")  # every formula described by its author
     if _any(documents, _has_aria):
         features.append("ARIA")
     hazards = ["unknown"] if av or animated else ["none"]

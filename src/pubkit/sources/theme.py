@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -194,7 +195,33 @@ def _substitute(path: Path, properties: Mapping[str, str]) -> str:
                 problems.append(error(path, number, f"'{reference}': {why}"))
     if problems:
         raise ConfigError(problems)
-    return _VAR.sub(lambda m: properties[m.group(1)], css)
+    return _inline_images(_VAR.sub(lambda m: properties[m.group(1)], css), path.parent)
+
+
+#: Images a theme's stylesheet may refer to, inlined (:func:`_inline_images`).
+_IMAGE_TYPES = {
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".gif": "image/gif",
+}
+_IMAGE_URL = re.compile(r"""url\(\s*(["']?)([^"')\s]+)\1\s*\)""")
+
+
+def _inline_images(css: str, folder: Path) -> str:
+    """``css`` with each image it refers to by a path of its own folder written in as a
+    ``data:`` URL: a stylesheet's images then go wherever it goes (any edition, an EPUB,
+    a publisher's theme that keeps pubkit's stylesheet) with nothing to resolve."""
+
+    def inline(found: re.Match[str]) -> str:
+        reference = found.group(2)
+        kind = _IMAGE_TYPES.get(Path(urlsplit(reference).path).suffix.lower())
+        if urlsplit(reference).scheme or kind is None:
+            return found.group(0)
+        data = (folder / unquote(urlsplit(reference).path)).read_bytes()
+        return f'url("data:{kind};base64,{base64.b64encode(data).decode("ascii")}")'
+
+    return _IMAGE_URL.sub(inline, css)
 
 
 def _outside_theme(folder: Path, reference: str) -> str | None:
