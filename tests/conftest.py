@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 # of its own process), not the daemon an author's builds share: no JVM outlives the tests.
 # tests/test_epub.py starts a daemon on purpose, and stops it.
 os.environ["PUBKIT_EPUBCHECK_DAEMON"] = "0"
+# Formulas drawn by the tests are kept in a folder of the session's, not the user's cache.
+os.environ["PUBKIT_CACHE"] = tempfile.mkdtemp(prefix="pubkit-test-cache-")
 PROJECTS = Path(__file__).resolve().parent / "projects"
 SEED_ID = "09-the-human-craft/50-career-growth-for-product-managers"
 TYPO_ID = "02-elements/01-every-element"

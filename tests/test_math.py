@@ -165,3 +165,44 @@ def test_described_math_is_claimed_when_every_formula_is(tmp_path: Path) -> None
     with zipfile.ZipFile(root / "build/epub/01-module/01-d.epub") as epub:
         package = epub.read("EPUB/content.opf").decode("utf-8")
     assert ">describedMath<" in package
+
+
+def test_formula_paths_are_drawn_as_weasyprint_draws_them(tmp_path: Path) -> None:
+    """The kept path operators (pubkit.engines.svgpaths) give the very bytes WeasyPrint's
+    own drawing gives."""
+    from weasyprint import HTML
+    from weasyprint import svg as weasy_svg
+
+    from pubkit.engines import svgpaths
+
+    formulas = [drawn(rf"\frac{{x^{n}}}{{\sqrt{{{n}}}}} + \alpha", n % 2 == 0) for n in range(6)]
+    page = "".join(f.img("f", False) for f in formulas * 2)  # each drawn twice
+
+    def pdf() -> bytes:
+        data: bytes = HTML(string=f"<p>{page}</p>").write_pdf(pdf_identifier=b"x" * 16)
+        return data
+
+    svgpaths.install()
+    kept = pdf()
+    weasy_svg.TAGS["path"] = svgpaths._draw_path
+    try:
+        own = pdf()
+    finally:
+        svgpaths.install()
+    assert kept == own
+
+
+def test_drawn_formulas_are_kept_for_later_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pubkit.document import math
+
+    monkeypatch.setenv("PUBKIT_CACHE", str(tmp_path))
+    tex = r"\int_0^{42} t \, dt"
+    first = math.drawn.__wrapped__(tex, True)  # drawn, and kept on disk
+    (kept,) = (tmp_path / "formulas").rglob("*.json")
+    assert math.drawn.__wrapped__(tex, True) == first  # read back
+    kept.write_text("{damaged")
+    assert math.drawn.__wrapped__(tex, True) == first  # drawn again
+    monkeypatch.setenv("PUBKIT_CACHE", "")
+    assert math.formula_cache() is None

@@ -143,7 +143,7 @@ def render_paged(job: RenderJob) -> Rendered:
         for _ in range(MAX_PASSES):
             figures = job.figures.with_pages(pages)
             html = job.render_template("lesson.html.j2", figures, body, live_pages=True)
-            document = lay_out(html, css, resources)
+            document = lay_out(html, css, resources, images=str(lesson.path))
             tried.append(pages)
             splits = layout.continuations(document)
             if splits:

@@ -26,7 +26,7 @@ from weasyprint import CSS, HTML, Document
 from weasyprint.text.fonts import FontConfiguration
 
 from pubkit.document.links import PDF_FILE
-from pubkit.engines import linebreak
+from pubkit.engines import linebreak, svgpaths
 from pubkit.engines.fetcher import ProjectFetcher, project_url
 from pubkit.errors import Diagnostic, warning
 from pubkit.sources.config import Config
@@ -37,6 +37,7 @@ from pubkit.sources.theme import FontFace, Theme
 _ENGINE_NOTICES = ("HarfBuzz-Subset", ".notdef glyph")
 _PT_PER_MM = 72 / 25.4
 linebreak.install()  # no paragraph's first word alone on its line
+svgpaths.install()  # a formula's glyphs parsed once, not at each drawing
 #: zlib level of the PDFs' streams. pydyf would use 9, which takes three and a half times
 #: as long as 6 on a lesson's pages and fonts, for streams 1.4 % smaller.
 ZLIB_LEVEL = 6
@@ -63,10 +64,25 @@ class Resources:
         return cls(ProjectFetcher(list(theme.folders)), theme.folders[0].as_uri() + "/")
 
 
-def lay_out(html: str, css: CSS, resources: Resources) -> Document:
-    """``html`` laid out in pages with ``css``."""
+def lay_out(html: str, css: CSS, resources: Resources, images: str | None = None) -> Document:
+    """``html`` laid out in pages with ``css``. Layouts with the same ``images`` key (a
+    lesson's passes and editions) share the images WeasyPrint has read (a formula's SVG is
+    parsed once, not once a pass and an edition); another key forgets them."""
     page = HTML(string=html, base_url=resources.base_url, url_fetcher=resources.fetcher)
-    return page.render(stylesheets=[css], font_config=font_config())
+    cache = _image_cache(images)
+    return page.render(stylesheets=[css], font_config=font_config(), cache=cache)
+
+
+_IMAGES: dict[str, dict[Any, Any]] = {}
+
+
+def _image_cache(key: str | None) -> dict[Any, Any] | None:
+    if key is None:
+        return None
+    if key not in _IMAGES:
+        _IMAGES.clear()  # one document's at a time: a file's image may change meanwhile
+        _IMAGES[key] = {}
+    return _IMAGES[key]
 
 
 def write_pdf(
