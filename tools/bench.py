@@ -91,6 +91,7 @@ def technical_lessons(root: Path) -> tuple[Path, Path]:
         project = root / name
         (project / "manuscript/01-m").mkdir(parents=True)
         (project / "manuscript/01-m/module.yaml").write_text("number: 1\ntitle: Bench\n")
+        (project / "pubkit.yaml").write_text("editions: [pdf, handout, epub]\n")
         parts = []
         for n in range(200):
             formula = FORMULAS[n % 2].format(n=n)
@@ -168,7 +169,11 @@ def make_course(root: Path, modules: int, per_module: int) -> list[Path]:
     text = SEED.read_text(encoding="utf-8")
     _, front, body = text.split("---\n", 2)
     lines = [line for line in front.splitlines() if not line.startswith(("lesson:", "title:"))]
-    (root / "pubkit.yaml").write_text("course:\n  title: Benchmark Course\n  publisher: pubkit\n")
+    # The three editions every stop has measured (the instructor edition, a fourth layout
+    # of each lesson, would move the figures away from the earlier stops').
+    (root / "pubkit.yaml").write_text(
+        "course:\n  title: Benchmark Course\n  publisher: pubkit\neditions: [pdf, handout, epub]\n"
+    )
     lessons = []
     for m in range(1, modules + 1):
         folder = root / "manuscript" / f"{m:02d}-module"
