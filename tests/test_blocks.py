@@ -19,7 +19,7 @@ from pdfinfo import page_texts
 from pubkit.build import build
 from pubkit.document.ast import plain_text, walk
 from pubkit.document.blocks import Arrangement, arrange, kind_of
-from pubkit.document.markdown import read
+from pubkit.document.markdown import Reading, read
 from pubkit.errors import ConfigError
 from pubkit.sources.blocks import load_family
 from pubkit.sources.config import builtin_styles, load_config
@@ -38,7 +38,8 @@ def _read(root: Path, name: str) -> tuple[list, tuple]:
     config, _ = load_config(root)
     theme = load_theme(config.styles_dir)
     lesson = next(lesson for lesson in collect(config).lessons if lesson.path.name == name)
-    ast, notes, _ = read(lesson, root, None, theme.words(lesson.language or "en"), theme.blocks)
+    reading = Reading(theme.words(lesson.language or "en"), theme.blocks)
+    ast, notes, _ = read(lesson, root, None, reading)
     return ast["blocks"], notes
 
 

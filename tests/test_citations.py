@@ -15,7 +15,7 @@ from pdfinfo import page_texts
 from pubkit.build import build
 from pubkit.check import check
 from pubkit.document.ast import walk
-from pubkit.document.markdown import read
+from pubkit.document.markdown import Reading, read
 from pubkit.errors import ConfigError, LessonError
 from pubkit.sources import bibliography
 from pubkit.sources.config import load_config
@@ -86,7 +86,7 @@ def _read(root: Path, name: str = "01-cite.md") -> tuple[dict, tuple]:
     theme = load_theme(config.styles_dir)
     lesson = next(lesson for lesson in collect(config).lessons if lesson.path.name == name)
     cites = bibliography.for_lesson(config, lesson)
-    ast, notes, _ = read(lesson, root, None, theme.words("en"), theme.blocks, cites)
+    ast, notes, _ = read(lesson, root, None, Reading(theme.words("en"), theme.blocks, cites))
     return ast, notes
 
 
@@ -181,7 +181,7 @@ def test_a_citation_without_a_bibliography(tmp_path: Path) -> None:
     config, _ = load_config(tmp_path)
     lesson = collect(config).lessons[0]
     with pytest.raises(LessonError) as caught:
-        read(lesson, tmp_path, None, {}, None, bibliography.for_lesson(config, lesson))
+        read(lesson, tmp_path, None, Reading(bibliography=bibliography.for_lesson(config, lesson)))
     assert "the lesson has no bibliography" in caught.value.diagnostics[0].message
 
 

@@ -14,6 +14,7 @@ from pubkit.course.lessons import modules_of, set_lessons
 from pubkit.course.links import course_links
 from pubkit.course.modulebook import output_path as collection_path
 from pubkit.document.links import Course
+from pubkit.document.markdown import Reading
 from pubkit.document.markdown import read as read_markdown
 from pubkit.editions import EDITIONS
 from pubkit.errors import ConfigError, Diagnostic, PubkitError
@@ -84,8 +85,8 @@ def _read_markdown(manuscripts: Manuscripts, config: Config, course: Course) -> 
     for lesson in manuscripts.lessons:
         try:
             words = theme.words(lesson.language or config.language)
-            cites = bibliography.for_lesson(config, lesson)
-            _, notes, _ = read_markdown(lesson, config.root, course, words, theme.blocks, cites)
+            reading = Reading(words, theme.blocks, bibliography.for_lesson(config, lesson))
+            _, notes, _ = read_markdown(lesson, config.root, course, reading)
         except PubkitError as exc:
             diagnostics.extend(exc.diagnostics)
             failed.append(lesson.path)

@@ -9,10 +9,9 @@ a reading figure of every edition, and its pages are the EPUB's page list.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
 
 from pubkit.course import downloads, modulebook
 from pubkit.course.modulebook import Fragment
@@ -20,7 +19,14 @@ from pubkit.course.workers import Usage, default_jobs, render_isolated
 from pubkit.document.ast import plain_text
 from pubkit.document.blocks import Arrangement
 from pubkit.document.links import Course
-from pubkit.document.markdown import NESTS_TOO_DEEPLY, Document, convert, for_edition, read_ahead
+from pubkit.document.markdown import (
+    NESTS_TOO_DEEPLY,
+    Document,
+    Reading,
+    convert,
+    for_edition,
+    read_ahead,
+)
 from pubkit.document.metrics import Figures, count_words, reading_minutes, reading_rate
 from pubkit.document.render import Rendered, RenderJob
 from pubkit.editions import EDITIONS, PAGES, Edition
@@ -28,7 +34,6 @@ from pubkit.engines import renderer
 from pubkit.engines.glyphs import missing_glyphs
 from pubkit.errors import Diagnostic, LessonError, PubkitError
 from pubkit.sources import bibliography
-from pubkit.sources.bibliography import Bibliography
 from pubkit.sources.config import Config
 from pubkit.sources.manuscript import Lesson, Manuscripts, Module
 from pubkit.sources.theme import Theme
@@ -112,16 +117,8 @@ def set_lessons(
     few = len(lessons) < jobs  # cores to spare
 
     # A few lessons are read by pandoc while WeasyPrint loads (a course's, in the workers).
-    def words(lesson: Lesson) -> Mapping[str, Any]:
-        return theme.words(_language(lesson, config))
-
     read = read_ahead(
-        lessons if few else (),
-        config.root,
-        course,
-        words,
-        theme.blocks,
-        lambda lesson: _bibliography(lesson, config),
+        lessons if few else (), config.root, course, lambda lesson: _reading(lesson, config, theme)
     )
     from pubkit.engines.pdf import warm  # WeasyPrint is loaded only when a lesson is to be set
 
@@ -258,16 +255,16 @@ def arrangement(edition: Edition, config: Config) -> Arrangement:
 
 
 def _convert(lesson: Lesson, config: Config, theme: Theme, course: Course | None) -> Document:
-    words = theme.words(_language(lesson, config))
-    return convert(lesson, config.root, course, words, theme.blocks, _bibliography(lesson, config))
+    return convert(lesson, config.root, course, _reading(lesson, config, theme))
 
 
-def _bibliography(lesson: Lesson, config: Config) -> Bibliography:
-    """What the lesson may cite; a bibliography that does not read fails the lesson."""
+def _reading(lesson: Lesson, config: Config, theme: Theme) -> Reading:
+    """What the lesson is read with; a bibliography that does not read fails the lesson."""
     try:
-        return bibliography.for_lesson(config, lesson)
+        cites = bibliography.for_lesson(config, lesson)
     except PubkitError as exc:
         raise LessonError(exc.diagnostics) from None
+    return Reading(theme.words(_language(lesson, config)), theme.blocks, cites)
 
 
 def _figures(lesson: Lesson, document: Document, config: Config) -> Figures:

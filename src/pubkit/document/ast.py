@@ -7,6 +7,7 @@ of elements, and an author's nesting must not exhaust Python's.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -113,6 +114,25 @@ def free_name(name: str, taken: set[str]) -> str:
         suffix += 1
     taken.add(f"{name}-{suffix}")
     return f"{name}-{suffix}"
+
+
+def unique_name(name: str, taken: set[str]) -> str:
+    """``name`` itself when no element has it yet, else :func:`free_name`; now taken."""
+    if name in taken:
+        return free_name(name, taken)
+    taken.add(name)
+    return name
+
+
+def inlines(text: str) -> list[Any]:
+    """``text`` as pandoc's inlines: its words, and a space wherever it had any."""
+    found: list[Any] = []
+    for index, part in enumerate(re.split(r"(\s+)", text)):
+        if index % 2:
+            found.append({"t": "Space"})
+        elif part:
+            found.append({"t": "Str", "c": part})
+    return found
 
 
 def rename_ids_in_blocks(blocks: list[Any], rename: Callable[[str], str]) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pubkit.document.ast import identifiers, plain_text, walk
+from pubkit.document.ast import identifiers, inlines, plain_text, unique_name, walk
 from pubkit.errors import Diagnostic, warning
 from pubkit.sources.blocks import END, EXERCISE, INSTRUCTOR, SOLUTION, TOP, BlockKind, Family
 from pubkit.sources.config import SOLUTION_PLACES
@@ -79,10 +79,9 @@ def mark(
     ``openers`` are the manuscript lines of the divs, in document order
     (:func:`pubkit.sources.manuscript.div_openers`)."""
     marker = _Marker(family, words, path, lesson_number, identifiers(blocks))
-    lines = iter(openers) if len(openers) == sum(n["t"] == "Div" for n in walk(blocks)) else None
-    marker.lines = (
-        {id(node): next(lines)[0] for node in walk(blocks) if node["t"] == "Div"} if lines else {}
-    )
+    divs = [node for node in walk(blocks) if node["t"] == "Div"]
+    if len(divs) == len(openers):  # else a div pandoc made: lines found by text instead
+        marker.lines = {id(div): line for div, (line, _) in zip(divs, openers, strict=True)}
     blocks[:] = marker.visit(blocks, depth=0, level=1)
     top = [b for b in blocks if _placed(b, family) == TOP]
     end = [b for b in blocks if _placed(b, family) == END]
@@ -219,15 +218,15 @@ class _Marker:
         if heading is not None:
             content = content[1:]
             label_id, label_classes, label_attributes = heading["c"][1]
-            inlines = heading["c"][2]
+            text = heading["c"][2]
         else:
             label_id, label_classes, label_attributes = "", [], []
-            inlines = _inlines(title if title is not None else word)
+            text = inlines(title if title is not None else word)
         if not label_id:
-            label_id = _free(f"{ident or kind.name}-label", self.taken)
+            label_id = unique_name(f"{ident or kind.name}-label", self.taken)
         # A title of the author's own reads as written; the kind's label (or the author's
         # heading repeating it: "## Key Takeaways") is set as a label.
-        own = " ".join(plain_text(inlines).split()).casefold() != word.casefold()
+        own = " ".join(plain_text(text).split()).casefold() != word.casefold()
         label_classes = [
             *label_classes,
             LABEL_CLASS,
@@ -236,7 +235,7 @@ class _Marker:
         ]
         label = {
             "t": "Header",
-            "c": [label_level, [label_id, label_classes, label_attributes], inlines],
+            "c": [label_level, [label_id, label_classes, label_attributes], text],
         }
         names = [BLOCK_CLASS, kind.css_class, *(["no-icon"] if icon == "false" else [])]
         classes = [*names, *(c for c in classes if c not in names)]
@@ -254,22 +253,22 @@ class _Marker:
             word = self.words.get(f"{LABEL_PREFIX}{kind.name}", kind.name)
             reference = f"{word} {number}"
             if not ident:
-                ident = _free(f"{kind.name}-{count}", self.taken)
+                ident = unique_name(f"{kind.name}-{count}", self.taken)
                 exercise["c"][0][0] = ident
             attributes += [["data-number", number], ["data-reference", reference]]
             label = content[0]["c"][2]
             written = " ".join(plain_text(label).split())
             if written == word:
-                content[0]["c"][2] = _inlines(reference)
+                content[0]["c"][2] = inlines(reference)
             elif not _NUMBERED.match(written):
-                content[0]["c"][2] = [*_inlines(f"{reference}:"), {"t": "Space"}, *label]
+                content[0]["c"][2] = [*inlines(f"{reference}:"), {"t": "Space"}, *label]
             for answer in content[1:]:
                 if _role(answer) != SOLUTION:
                     continue
                 answer_kind = self.family.kinds[kind_of(answer) or ""]
                 answer_word = self.words.get(f"{LABEL_PREFIX}{answer_kind.name}", answer_kind.name)
                 if not answer["c"][0][0]:
-                    answer["c"][0][0] = _free(f"{answer_kind.name}-{count}", self.taken)
+                    answer["c"][0][0] = unique_name(f"{answer_kind.name}-{count}", self.taken)
                 answer["c"][0][2] += [
                     ["data-exercise", ident],
                     ["data-end-label", f"{answer_word} {number}"],
@@ -282,27 +281,6 @@ class _Marker:
 
 def _role(node: Any) -> str | None:
     return _attribute(node, "data-role") if is_block(node) else None
-
-
-def _inlines(text: str) -> list[Any]:
-    words = text.split()
-    inlines: list[Any] = []
-    for word in words:
-        if inlines:
-            inlines.append({"t": "Space"})
-        inlines.append({"t": "Str", "c": word})
-    return inlines
-
-
-def _free(name: str, taken: set[str]) -> str:
-    if name not in taken:
-        taken.add(name)
-        return name
-    suffix = 2
-    while f"{name}-{suffix}" in taken:
-        suffix += 1
-    taken.add(f"{name}-{suffix}")
-    return f"{name}-{suffix}"
 
 
 def arrange(blocks: list[Any], arrangement: Arrangement, words: Mapping[str, Any]) -> list[Any]:
@@ -341,13 +319,13 @@ def arrange(blocks: list[Any], arrangement: Arrangement, words: Mapping[str, Any
     arranged = visit(blocks)
     if moved:
         taken = identifiers(blocks)
-        heading_id = _free("solutions", taken)
+        heading_id = unique_name("solutions", taken)
         heading = {
             "t": "Header",
             "c": [
                 2,
                 [heading_id, ["solutions-heading"], []],
-                _inlines(str(words.get("solutions", "Solutions"))),
+                inlines(str(words.get("solutions", "Solutions"))),
             ],
         }
         solutions = {"t": "Div", "c": [["", ["solutions"], []], [heading, *moved]]}
@@ -364,14 +342,14 @@ def _at_end(solution: Any) -> Any:
     (ident, classes, attributes), (label, *content) = solution["c"]
     end_label = _attribute(solution, "data-end-label")
     if end_label and LABEL_CLASS in label["c"][1][1]:
-        label = {**label, "c": [3, label["c"][1], _inlines(end_label)]}
+        label = {**label, "c": [3, label["c"][1], inlines(end_label)]}
     else:
         label = {**label, "c": [3, *label["c"][1:]]}
     exercise, back = _attribute(solution, "data-exercise"), _attribute(solution, "data-back")
     if exercise and back:
         link = {
             "t": "Link",
-            "c": [["", ["back-to-exercise"], []], _inlines(back), [f"#{exercise}", ""]],
+            "c": [["", ["back-to-exercise"], []], inlines(back), [f"#{exercise}", ""]],
         }
         content = [*content, {"t": "Para", "c": [link]}]
     return {"t": "Div", "c": [[ident, classes, attributes], [label, *content]]}
@@ -379,15 +357,15 @@ def _at_end(solution: Any) -> Any:
 
 def _links_to(answers: list[Any]) -> Any:
     """The line under an exercise that leads to its solutions at the end."""
-    inlines: list[Any] = []
+    line: list[Any] = []
     for answer in answers:
-        if inlines:
-            inlines += [{"t": "Str", "c": " ·"}, {"t": "Space"}]
+        if line:
+            line += [{"t": "Str", "c": " ·"}, {"t": "Space"}]
         text = _attribute(answer, "data-end-label") or "→"
-        inlines.append(
+        line.append(
             {
                 "t": "Link",
-                "c": [["", ["to-solution"], []], _inlines(text), [f"#{answer['c'][0][0]}", ""]],
+                "c": [["", ["to-solution"], []], inlines(text), [f"#{answer['c'][0][0]}", ""]],
             }
         )
-    return {"t": "Div", "c": [["", ["solution-links"], []], [{"t": "Para", "c": inlines}]]}
+    return {"t": "Div", "c": [["", ["solution-links"], []], [{"t": "Para", "c": line}]]}

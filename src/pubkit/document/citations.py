@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pubkit.document import pandoc
-from pubkit.document.ast import AST, free_name, identifiers, walk
+from pubkit.document.ast import AST, identifiers, inlines, unique_name, walk
 from pubkit.document.blocks import REFERENCES_CLASS
 from pubkit.errors import Diagnostic, error
 from pubkit.sources.bibliography import Bibliography
@@ -107,13 +107,13 @@ class _Finder:
             citations = self._parsed(match)
             if citations is None:
                 continue
-            pieces += _words(text[start : match.start()])
-            pieces.append({"t": "Cite", "c": [citations, _words(match.group(0))]})
+            pieces += inlines(text[start : match.start()])
+            pieces.append({"t": "Cite", "c": [citations, inlines(match.group(0))]})
             start = match.end()
             self.count += 1
         if not pieces:
             return run
-        return pieces + _words(text[start:])
+        return pieces + inlines(text[start:])
 
     def _parsed(self, match: re.Match[str]) -> list[Any] | None:
         """The citations of a bracketed group or an in-text key; None when the brackets
@@ -162,23 +162,12 @@ def _citations(text: str, keys: frozenset[str]) -> list[re.Match[str]]:
 def _citation(key: str, mode: str, prefix: str, suffix: str) -> dict[str, Any]:
     return {
         "citationId": key,
-        "citationPrefix": _words(prefix.strip()),
-        "citationSuffix": _words(suffix.rstrip()),
+        "citationPrefix": inlines(prefix.strip()),
+        "citationSuffix": inlines(suffix.rstrip()),
         "citationMode": {"t": mode},
         "citationNoteNum": 1,
         "citationHash": 0,
     }
-
-
-def _words(text: str) -> list[Any]:
-    """``text`` as pandoc's inlines: words, and a space wherever it had any."""
-    inlines: list[Any] = []
-    for index, part in enumerate(re.split(r"(\s+)", text)):
-        if index % 2:
-            inlines.append({"t": "Space"})
-        elif part:
-            inlines.append({"t": "Str", "c": part})
-    return inlines
 
 
 def _section(blocks: list[Any], title: str) -> None:
@@ -190,10 +179,9 @@ def _section(blocks: list[Any], title: str) -> None:
     if index is None:
         return
     references = blocks.pop(index)
-    taken = identifiers(blocks)
-    heading_id = free_name("references", taken) if "references" in taken else "references"
+    heading_id = unique_name("references", identifiers(blocks))
     heading = {
         "t": "Header",
-        "c": [2, [heading_id, ["references-heading"], []], _words(title)],
+        "c": [2, [heading_id, ["references-heading"], []], inlines(title)],
     }
     blocks.append({"t": "Div", "c": [["", [REFERENCES_CLASS], []], [heading, references]]})

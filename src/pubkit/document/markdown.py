@@ -77,6 +77,18 @@ class Document:
     source: AST | None = None
 
 
+@dataclass(frozen=True)
+class Reading:
+    """What a lesson is read with, besides its course: the words of its language (labels,
+    "Figure", "References"), the theme's kinds of block, and what it may cite."""
+
+    words: Mapping[str, Any] = field(default_factory=dict)
+    blocks: Family = field(default_factory=builtin_family)
+    bibliography: Bibliography = field(
+        default_factory=lambda: Bibliography((), frozenset(), Path())
+    )
+
+
 def parse(lesson: Lesson) -> AST:
     """Parse the lesson body with pandoc into its JSON AST (or take what :func:`read_ahead`
     read)."""
@@ -101,9 +113,7 @@ def read_ahead(
     lessons: Sequence[Lesson],
     root: Path,
     course: Course | None = None,
-    words: Callable[[Lesson], Mapping[str, Any]] | None = None,
-    family: Family | None = None,
-    bibliography: Callable[[Lesson], Bibliography] | None = None,
+    reading: Callable[[Lesson], Reading] | None = None,
 ) -> Callable[[], None]:
     """Start pandoc reading ``lessons`` now and return what converts them
     (:func:`convert`), so that the caller can do something else meanwhile (load
@@ -124,14 +134,7 @@ def read_ahead(
             if len(output) > CONVERT_AHEAD_BYTES:
                 continue
             try:
-                _CONVERTED[key] = convert(
-                    lesson,
-                    root,
-                    course,
-                    words and words(lesson),
-                    family,
-                    bibliography and bibliography(lesson),
-                )
+                _CONVERTED[key] = convert(lesson, root, course, reading and reading(lesson))
             except LessonError as error:
                 _CONVERTED[key] = error
             except Exception:
@@ -148,18 +151,18 @@ def read(
     lesson: Lesson,
     root: Path,
     course: Course | None = None,
-    words: Mapping[str, Any] | None = None,
-    family: Family | None = None,
-    bibliography: Bibliography | None = None,
+    reading: Reading | None = None,
 ) -> tuple[AST, tuple[Diagnostic, ...], dict[str, Target]]:
     """Parse and check the lesson: every file it refers to must be inside ``root`` and
     every link must lead somewhere in ``course`` (:func:`pubkit.document.links.resolve`);
     unsafe HTML is removed, headings set in order and identifiers made unique. Returns the
     AST, what the author should know, and the lessons it links to (raises
     :class:`LessonError` for what stops the lesson). Figures, tables and equations are
-    numbered and referred to in ``words`` (the theme's, in the lesson's language); its
-    fenced divs become the blocks of ``family`` (default: pubkit's); its citations are
-    rendered from ``bibliography`` (:mod:`pubkit.document.citations`)."""
+    numbered and its fenced divs made blocks in the words of ``reading`` (default: pubkit's
+    blocks, English), its citations rendered from its bibliography
+    (:mod:`pubkit.document.citations`)."""
+    reading = reading or Reading()
+    words = reading.words
     try:
         ast = parse(lesson)
         problems = check_resources(ast["blocks"], lesson, root)
@@ -170,22 +173,12 @@ def read(
         skips = outline(ast["blocks"])
         unreserve(ast["blocks"])
         openers, _ = div_openers(lesson.body, lesson.body_line)
-        boxes = mark(
-            ast["blocks"],
-            family or builtin_family(),
-            words or {},
-            openers,
-            lesson.path,
-            lesson.number,
-        )
-        numbering = number(
-            ast["blocks"], words or {}, lambda text: line_of(lesson, text), lesson.path
-        )
-        no_bibliography = Bibliography((), frozenset(), Path())
+        boxes = mark(ast["blocks"], reading.blocks, words, openers, lesson.path, lesson.number)
+        numbering = number(ast["blocks"], words, lambda text: line_of(lesson, text), lesson.path)
         ast, citing = cite(
             ast,
-            bibliography or no_bibliography,
-            words or {},
+            reading.bibliography,
+            words,
             lambda text: line_of(lesson, text),
             lesson.path,
         )
@@ -240,9 +233,7 @@ def convert(
     lesson: Lesson,
     root: Path,
     course: Course | None = None,
-    words: Mapping[str, Any] | None = None,
-    family: Family | None = None,
-    bibliography: Bibliography | None = None,
+    reading: Reading | None = None,
 ) -> Document:
     """The lesson read (:func:`read`), as the learners' PDF and EPUB set it (or what
     :func:`read_ahead` converted); :func:`for_edition` sets it for another edition."""
@@ -251,7 +242,7 @@ def convert(
             raise done
         return done
     course = course or lone_course(lesson, root)
-    ast, warnings, targets = read(lesson, root, course, words, family, bibliography)
+    ast, warnings, targets = read(lesson, root, course, reading)
     document = Document(
         ast=ast,
         html="",
@@ -260,7 +251,7 @@ def convert(
         warnings=warnings,
         targets=targets,
         links=replace(course, lessons={}),
-        words=dict(words or {}),
+        words=reading.words if reading else {},
     )
     return for_edition(document, lesson, Arrangement())
 

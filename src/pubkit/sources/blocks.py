@@ -9,7 +9,7 @@ import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ class Family:
         """The kind called ``name`` (or one of its aliases), whatever its case."""
         return self._names.get(name.lower())
 
-    @property
+    @cached_property
     def _names(self) -> dict[str, BlockKind]:
         names: dict[str, BlockKind] = {}
         for kind in self.kinds.values():
