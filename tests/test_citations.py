@@ -57,6 +57,7 @@ CSL_YAML = """references:
     - [1843]
 """
 FIRST = (
+    "## Boxes and glue [@knuth1984]\n\n"
     "Typesetting is hard [@knuth1984]. See also [see @lamport1986, p. 33; -@knuth1984].\n"
     "As @knuth1984 shows, boxes and glue suffice. Ask @someone or mail ops@example.org.\n\n"
     "A compiler came early [@hopper1952], a program earlier [@lovelace1843].\n\n"
@@ -108,6 +109,7 @@ def test_citations_of_every_form_become_cites(tmp_path: Path) -> None:
     cites = [n for n in walk(ast["blocks"]) if n["t"] == "Cite"]
     modes = [[(c["citationId"], c["citationMode"]["t"]) for c in n["c"][0]] for n in cites]
     assert modes == [
+        [("knuth1984", "NormalCitation")],  # in the heading
         [("knuth1984", "NormalCitation")],
         [("lamport1986", "NormalCitation"), ("knuth1984", "SuppressAuthor")],
         [("knuth1984", "AuthorInText")],
@@ -123,6 +125,7 @@ def test_citations_of_every_form_become_cites(tmp_path: Path) -> None:
 def test_the_lesson_reads_with_references_last(cited_build: Path) -> None:
     text = _text(cited_build / "pdf" / "01-module" / "01-cite.pdf")
     assert "(Knuth 1984)" in text
+    assert "Boxes and glue (Knuth 1984)" in text  # a heading cites too
     assert "see Lamport 1986, 33; 1984" in text
     assert "Knuth (1984) shows" in text
     assert "@knuth1984" not in text and "[@" not in text

@@ -35,6 +35,14 @@ $$\sum_{i=1}^{n} i = \frac{n(n+1)}{2}$$ {#eq-sum}
 ![A second figure.](swatch.png){#fig-second}
 
 And @fig-second comes second.
+
+| Year | Price |
+|------|------:|
+| 2024 |     3 |
+
+: Prices by year, as @tbl-sales has them {#tbl-prices}
+
+[Compare @tbl-prices.]{.aside}
 """
 
 
@@ -58,6 +66,9 @@ def test_references_read_as_numbered_links_in_the_pdf(numbered: tuple[BuildResul
     assert "Table 1: Sales by quarter." in text
     assert "Figure 2: A second figure." in text and "And Figure 2 comes second." in text
     assert "(1)" in text  # the equation's number
+    # pandoc's (and Quarto's) caption after a table; a reference in a caption, in a span
+    assert "Table 2: Prices by year, as Table 1 has them" in text
+    assert "Compare Table 2." in text
     destinations = set(reader.named_destinations)
     links = [
         str(annotation.get_object()["/Dest"])
@@ -65,7 +76,8 @@ def test_references_read_as_numbered_links_in_the_pdf(numbered: tuple[BuildResul
         for annotation in page.get("/Annots") or []
         if "/Dest" in annotation.get_object()
     ]
-    assert {"fig-swatch", "tbl-sales", "eq-sum", "sec-results", "fig-second"} <= set(links)
+    labels = {"fig-swatch", "tbl-sales", "eq-sum", "sec-results", "fig-second", "tbl-prices"}
+    assert labels <= set(links)
     assert set(links) <= destinations
 
 
@@ -84,6 +96,7 @@ def test_the_epub_links_references_to_their_labels(numbered: tuple[BuildResult, 
         "eq-sum": "Equation 1",
         "sec-results": "Results",
         "fig-second": "Figure 2",
+        "tbl-prices": "Table 2",
     }
     for name in links:
         assert f'id="{name}"' in chapter

@@ -254,8 +254,11 @@ def arrangement(edition: Edition, config: Config) -> Arrangement:
     return Arrangement(solutions=config.solutions_in(edition.name), instructor=edition.instructor)
 
 
-def _convert(lesson: Lesson, config: Config, theme: Theme, course: Course | None) -> Document:
-    return convert(lesson, config.root, course, _reading(lesson, config, theme))
+def _convert(
+    lesson: Lesson, config: Config, theme: Theme, course: Course | None, backwards: bool = False
+) -> Document:
+    reading = _reading(lesson, config, theme)
+    return convert(lesson, config.root, course, reading, backwards=backwards)
 
 
 def _reading(lesson: Lesson, config: Config, theme: Theme) -> Reading:
@@ -280,8 +283,8 @@ def _render_aside(
 ) -> Rendered:
     """Edition ``name`` of the lesson by itself (see :func:`_aside`)."""
     edition = EDITIONS[name]
-    document = for_edition(
-        _convert(lesson, config, theme, course), lesson, arrangement(edition, config)
-    )
+    # Its formulas drawn from the last, while the lesson's worker draws from the first.
+    read = _convert(lesson, config, theme, course, backwards=True)
+    document = for_edition(read, lesson, arrangement(edition, config))
     figures = _figures(lesson, document, config)
     return renderer(edition)(RenderJob(lesson, document, figures, config, theme, edition, date))

@@ -28,6 +28,8 @@ BREAKS = frozenset({"Space", "SoftBreak", "LineBreak"})
 #: pandoc AST nodes and where their attributes are: [id, classes, key-values].
 ATTR_AT = dict.fromkeys(("Div", "Span", "CodeBlock", "Code", "Table", "Figure", "Link", "Image"), 0)
 ATTR_AT["Header"] = 1
+#: Elements whose inlines are one part of their content, and which part.
+INLINES_AT = {"Header": 2, "Span": 1, "Link": 1, "Image": 1, "Quoted": 1}
 
 
 def walk(node: Any) -> Iterator[Any]:
@@ -149,6 +151,23 @@ def rename_ids_in_blocks(blocks: list[Any], rename: Callable[[str], str]) -> Non
                 content[2][0] = "#" + rename(content[2][0][1:])
         elif is_raw_html(node):
             content[1] = rename_ids(content[1], rename)
+
+
+def rewrite_words(blocks: Any, mark: str, how: Callable[[list[Any]], list[Any]]) -> None:
+    """Replace, in place, each run of inlines in ``blocks`` with a word holding ``mark``
+    (a paragraph's, a heading's, a caption's, a span's, a link's text…) by ``how`` of it."""
+    for node in walk(blocks):
+        content = node.get("c")
+        at = INLINES_AT.get(node["t"])
+        words = content if at is None else content[at]
+        if isinstance(words, list) and any(
+            isinstance(item, dict) and item.get("t") == "Str" and mark in item["c"]
+            for item in words
+        ):
+            if at is None:
+                node["c"] = how(words)
+            else:
+                content[at] = how(words)
 
 
 def replaced(node: Any, how: Callable[[dict[str, Any]], dict[str, Any] | None]) -> Any:

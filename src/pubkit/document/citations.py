@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pubkit.document import pandoc
-from pubkit.document.ast import AST, identifiers, inlines, unique_name, walk
+from pubkit.document.ast import AST, identifiers, inlines, rewrite_words, unique_name
 from pubkit.document.blocks import REFERENCES_CLASS
 from pubkit.errors import Diagnostic, error
 from pubkit.sources.bibliography import Bibliography
@@ -47,13 +47,7 @@ def cite(
     a citation where the lesson has no bibliography)."""
     problems: list[Diagnostic] = []
     found = _Finder(bibliography, line_of, path, problems)
-    for node in walk(ast["blocks"]):
-        content = node.get("c")
-        if isinstance(content, list) and any(
-            isinstance(item, dict) and item.get("t") == "Str" and "@" in item["c"]
-            for item in content
-        ):
-            node["c"] = found.cited(content)
+    rewrite_words(ast["blocks"], "@", found.cited)
     if problems or not found.count:
         return ast, problems
     output = pandoc.citeproc(

@@ -2,8 +2,9 @@
 into numbered captions and links, in the syntax Quarto users write:
 
 - ``![Caption](chart.png){#fig-chart}``: "Figure 1: Caption";
-- ``::: {#tbl-sales}`` around a table and its caption (the block's last paragraph):
-  "Table 1: Caption", as the table's own caption;
+- ``::: {#tbl-sales}`` around a table and its caption (the block's last paragraph), or
+  pandoc's caption after (or before) the table, ``: Caption {#tbl-sales}``: "Table 1:
+  Caption", as the table's own caption (:func:`caption_tables`);
 - ``$$…$$ {#eq-energy}``: the equation numbered "(1)" at the right;
 - ``## Area {#sec-area}``: a section, referred to by its heading;
 - ``::: {#ex-loops .exercise}``: an exercise, referred to as its block numbered it
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pubkit.document.ast import plain_text, walk
+from pubkit.document.ast import plain_text, rewrite_words, walk
 from pubkit.errors import Diagnostic, error
 
 #: The kinds of label, and the word each is referred to by (a key of the theme's strings).
@@ -51,6 +52,7 @@ def number(
     labels: dict[str, Label] = {}
     problems: list[Diagnostic] = []
     counts = dict.fromkeys(KINDS, 0)
+    caption_tables(blocks)
 
     def label(name: str, heading: str = "") -> Label | None:
         kind = name.split("-", 1)[0]
@@ -78,13 +80,65 @@ def number(
                 label(ident, reference)
         elif kind in ("Para", "Plain"):
             _number_equations(node["c"], label)
-    for node in walk(blocks):
-        if isinstance(content := node.get("c"), list) and any(
-            isinstance(item, dict) and item.get("t") == "Str" and "@" in item["c"]
-            for item in content
-        ):
-            node["c"] = _linked(content, labels, line_of, path, problems)
+    rewrite_words(blocks, "@", lambda words: _linked(words, labels, line_of, path, problems))
     return problems
+
+
+def caption_tables(blocks: list[Any]) -> None:
+    """Give, in place, each table its caption written as pandoc's Markdown and Quarto
+    write one (CommonMark has none): a paragraph just after the table (or just before
+    it) that opens with ``: ``. A label at its end, ``{#tbl-sales}``, labels the table:
+    both are then wrapped as ``::: {#tbl-sales}`` would wrap them."""
+    stack: list[Any] = [blocks]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.append(item.get("c"))
+            continue
+        if not isinstance(item, list):
+            continue
+        index = 0
+        while index < len(item) - 1:
+            first, second = item[index : index + 2]
+            if _is_table(first) and (words := _caption_words(second)) is not None:
+                item[index : index + 2] = [_captioned(first, words)]
+            elif _is_table(second) and (words := _caption_words(first)) is not None:
+                item[index : index + 2] = [_captioned(second, words)]
+            index += 1
+        stack.extend(item)
+
+
+def _is_table(block: Any) -> bool:
+    return isinstance(block, dict) and block.get("t") == "Table"
+
+
+def _caption_words(block: Any) -> list[Any] | None:
+    """The words of a paragraph that opens with ``: `` (a table's caption), else None."""
+    if not (isinstance(block, dict) and block.get("t") == "Para"):
+        return None
+    words = block["c"]
+    if words[:2] != [{"t": "Str", "c": ":"}, {"t": "Space"}]:
+        return None
+    return list(words[2:])
+
+
+def _captioned(table: Any, words: list[Any]) -> Any:
+    """The table captioned with ``words``; in a block labelled as they end
+    (``{#tbl-…}``, which pandoc reads as an empty span), where they do."""
+    last = words[-1] if words else None
+    if (
+        isinstance(last, dict)
+        and last.get("t") == "Span"
+        and last["c"][0][0]
+        and all(part.get("t") in ("Space", "SoftBreak") for part in last["c"][1])
+    ):
+        words = words[:-1]
+        while words and words[-1].get("t") in ("Space", "SoftBreak"):
+            words.pop()
+        block = [table, {"t": "Para", "c": words}]
+        return {"t": "Div", "c": [[last["c"][0][0], [], []], block]}
+    table["c"][1] = [None, [{"t": "Plain", "c": words}]]
+    return table
 
 
 def _caption_figure(figure: Any, text: str) -> None:

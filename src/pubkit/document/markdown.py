@@ -25,7 +25,13 @@ from pubkit.document.blocks import TAKEAWAYS, Arrangement, arrange, kind_of, mar
 from pubkit.document.citations import cite
 from pubkit.document.crossref import number
 from pubkit.document.links import TITLE_ID, Course, Target, lone_course, resolve
-from pubkit.document.math import attach_attributes, check_math, dollar_delimiters, keep_prices
+from pubkit.document.math import (
+    attach_attributes,
+    check_math,
+    dollar_delimiters,
+    draw_all,
+    keep_prices,
+)
 from pubkit.document.paged import to_html
 from pubkit.document.sanitize import html_ids, is_raw_html, rename_ids, sanitize
 from pubkit.errors import Diagnostic, LessonError, warning
@@ -134,7 +140,8 @@ def read_ahead(
             if len(output) > CONVERT_AHEAD_BYTES:
                 continue
             try:
-                _CONVERTED[key] = convert(lesson, root, course, reading and reading(lesson))
+                # Read, not set: the workers set it, drawing its formulas between them.
+                _CONVERTED[key] = _document(lesson, root, course, reading and reading(lesson))
             except LessonError as error:
                 _CONVERTED[key] = error
             except Exception:
@@ -234,16 +241,27 @@ def convert(
     root: Path,
     course: Course | None = None,
     reading: Reading | None = None,
+    *,
+    backwards: bool = False,
 ) -> Document:
-    """The lesson read (:func:`read`), as the learners' PDF and EPUB set it (or what
-    :func:`read_ahead` converted); :func:`for_edition` sets it for another edition."""
-    if done := _CONVERTED.get((lesson.path, lesson.body)):
-        if isinstance(done, LessonError):
-            raise done
-        return done
+    """The lesson read (:func:`read`, or what :func:`read_ahead` read), as the learners'
+    PDF and EPUB set it; :func:`for_edition` sets it for another edition. Its formulas
+    are drawn first to last, or ``backwards`` (:func:`pubkit.document.math.draw_all`)."""
+    done = _CONVERTED.get((lesson.path, lesson.body))
+    if isinstance(done, LessonError):
+        raise done
+    document = done or _document(lesson, root, course, reading)
+    draw_all(document.ast["blocks"], backwards)
+    return for_edition(document, lesson, Arrangement())
+
+
+def _document(
+    lesson: Lesson, root: Path, course: Course | None, reading: Reading | None
+) -> Document:
+    """The lesson read, not yet set for any edition (its formulas not yet drawn)."""
     course = course or lone_course(lesson, root)
     ast, warnings, targets = read(lesson, root, course, reading)
-    document = Document(
+    return Document(
         ast=ast,
         html="",
         text="",
@@ -253,7 +271,6 @@ def convert(
         links=replace(course, lessons={}),
         words=reading.words if reading else {},
     )
-    return for_edition(document, lesson, Arrangement())
 
 
 def for_edition(document: Document, lesson: Lesson, arrangement: Arrangement) -> Document:

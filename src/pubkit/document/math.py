@@ -25,12 +25,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pubkit.document import mathsvg
 from pubkit.document.ast import replaced, walk
 from pubkit.errors import Diagnostic, error
 
 MATHML = "http://www.w3.org/1998/Math/MathML"
-#: The size formulas are drawn at; the paged editions scale them to the text's (em).
-_DRAWN_AT = 20.0
 #: What latex2mathml leaves of a command it does not know: its name as a token.
 _UNKNOWN = re.compile(r"<(?:mi|mo|mtext)[^>]*>(\\[A-Za-z]+)</")
 #: A word that opens with ``$`` and holds a TeX command, left as text by pandoc: math
@@ -110,22 +109,29 @@ class Drawn:
 def drawn(tex: str, display: bool) -> Drawn:
     """The formula drawn with STIX Two Math, the OpenType math font ziamath ships (SIL Open
     Font License 1.1): its outlines become the SVG's paths, no font is embedded. Each
-    distinct formula is drawn once (14 ms) and kept, in this process and on disk
+    distinct formula is drawn once (6 ms) and kept, in this process and on disk
     (:func:`formula_cache`), for every later build."""
     kept = _kept_drawing(tex, display)
     if kept is not None:
         return kept
-    from ziamath.zmath import Math  # loaded for lessons with math only
-
-    figure = Math(mathml(tex, display), size=_DRAWN_AT, margin=0)
-    svg = figure.svg()
+    svg = mathsvg.draw(mathml(tex, display))
     found = _VIEWBOX.search(svg)
     assert found is not None
     _x, top, width, height = map(float, found.groups())
-    depth = max(0.0, top + height) / _DRAWN_AT
-    drawing = Drawn(svg, width / _DRAWN_AT, height / _DRAWN_AT, depth)
+    depth = max(0.0, top + height) / mathsvg.DRAWN_AT
+    drawing = Drawn(svg, width / mathsvg.DRAWN_AT, height / mathsvg.DRAWN_AT, depth)
     _keep_drawing(tex, display, drawing)
     return drawing
+
+
+def draw_all(blocks: list[Any], backwards: bool = False) -> None:
+    """Draw every distinct formula of ``blocks`` now, first to last or (``backwards``) last
+    to first. Two workers that set one lesson's editions side by side draw from either
+    end: each formula is kept on disk once drawn (:func:`formula_cache`) and read back by
+    the other, so between them they draw each once, about half each."""
+    found = dict.fromkeys((node["c"][1], _display(node)) for node in walk(blocks) if is_math(node))
+    for tex, display in reversed(found) if backwards else found:
+        drawn(tex, display)
 
 
 def formula_cache() -> Path | None:
@@ -142,7 +148,10 @@ def formula_cache() -> Path | None:
 def _engines() -> str:
     from importlib.metadata import version
 
-    return f"ziamath {version('ziamath')}, latex2mathml {version('latex2mathml')}, {_DRAWN_AT}"
+    return (
+        f"ziamath {version('ziamath')}, latex2mathml {version('latex2mathml')}, {mathsvg.DRAWN_AT},"
+        " glyphs merged"
+    )
 
 
 def _drawing_path(tex: str, display: bool) -> Path | None:
