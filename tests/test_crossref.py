@@ -12,7 +12,9 @@ import pypdf
 import pytest
 
 from conftest import PROJECTS, lesson_text, make_project
+from pdfinfo import page_texts
 from pubkit.build import BuildResult, build
+from pubkit.errors import ConfigError
 
 FIGURE = PROJECTS / "links/manuscript/01-basics/fig/swatch.png"
 BODY = r"""## Results {#sec-results}
@@ -141,3 +143,47 @@ def test_a_russian_lesson_reads_in_russian(tmp_path: Path) -> None:
     assert "МОДУЛЬ 1" in text.upper() and "УРОК 1" in text.upper()
     assert "1 стр." in text and "слов:" in text and "мин чтения" in text
     assert "См. Рисунок 1 и формулу Формула 1." in text and "Рисунок 1: Брусок." in text
+
+
+def test_the_theme_numbers_by_lesson_in_every_edition_and_the_collection(tmp_path: Path) -> None:
+    """A theme's numbering.yaml: "{lesson}.{n}" in the lesson's editions and its module's
+    collection, where it tells one lesson's Figure 1 from the next one's."""
+    second = "See @fig-a and @tbl-b.\n\n![A.](swatch.png){#fig-a}\n\n" + (
+        "| x |\n|---|\n| 1 |\n\n: B. {#tbl-b}\n\n$$x = 1$$ {#eq-c}\n\nBy @eq-c.\n"
+    )
+    root = make_project(
+        tmp_path, {"01-a.md": lesson_text(3, "A", BODY), "02-b.md": lesson_text(4, "B", second)}
+    )
+    (root / "manuscript/01-module/swatch.png").write_bytes(FIGURE.read_bytes())
+    (root / "styles").mkdir()
+    (root / "styles/numbering.yaml").write_text(
+        'figure: "{lesson}.{n}"\nequation: "{lesson}-{n}"\n'
+    )
+    result = build(root, force=True)
+    assert result.ok, [str(d) for d in result.diagnostics]
+    text = " ".join(" ".join(page_texts(root / "build/pdf/01-module/02-b.pdf")).split())
+    assert "See Figure 4.1 and Table 1." in text  # tables as pubkit numbers them
+    assert "Figure 4.1: A." in text and "(4-1)" in text and "By Equation 4-1." in text
+    book = " ".join(" ".join(page_texts(root / "build/collections/01-module.pdf")).split())
+    assert "Figure 3.1: Two colours side by side." in book and "Figure 3.2: A second" in book
+    assert "Figure 4.1: A." in book
+    with zipfile.ZipFile(root / "build/epub/01-module/02-b.epub") as epub:
+        chapter = epub.read("EPUB/text/ch001.xhtml").decode("utf-8")
+    assert ">Figure 4.1</a>" in chapter
+
+
+def test_a_bad_numbering_is_an_error_at_its_line(tmp_path: Path) -> None:
+    root = make_project(tmp_path, {"01-a.md": lesson_text(1)})
+    (root / "styles").mkdir()
+    (root / "styles/numbering.yaml").write_text(
+        'figure: "{n}"\nfigures: "{n}"\ntable: "{chapter}"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        build(root)
+    found = [(d.path.name, d.line, d.message) for d in caught.value.diagnostics]
+    unknown = (
+        "unknown kind 'figures' (did you mean 'figure'?); numbered are figure, table, equation"
+    )
+    assert found[0] == ("numbering.yaml", 2, unknown)
+    assert found[1][1] == 3 and found[1][2].startswith("table: expected a pattern with {n}")
+    assert len(found) == 2

@@ -85,7 +85,8 @@ def _read_markdown(manuscripts: Manuscripts, config: Config, course: Course) -> 
     for lesson in manuscripts.lessons:
         try:
             words = theme.words(lesson.language or config.language)
-            reading = Reading(words, theme.blocks, bibliography.for_lesson(config, lesson))
+            cites = bibliography.for_lesson(config, lesson)
+            reading = Reading(words, theme.blocks, cites, theme.numbering)
             _, notes, _ = read_markdown(lesson, config.root, course, reading)
         except PubkitError as exc:
             diagnostics.extend(exc.diagnostics)

@@ -267,7 +267,7 @@ def _reading(lesson: Lesson, config: Config, theme: Theme) -> Reading:
         cites = bibliography.for_lesson(config, lesson)
     except PubkitError as exc:
         raise LessonError(exc.diagnostics) from None
-    return Reading(theme.words(_language(lesson, config)), theme.blocks, cites)
+    return Reading(theme.words(_language(lesson, config)), theme.blocks, cites, theme.numbering)
 
 
 def _figures(lesson: Lesson, document: Document, config: Config) -> Figures:

@@ -11,8 +11,10 @@ into numbered captions and links, in the syntax Quarto users write:
   ("Exercise 3", :mod:`pubkit.document.blocks`);
 - ``@fig-chart`` (or ``[@fig-chart]``) in the text: "Figure 1", linked to it.
 
-Figures, tables and equations are numbered per lesson, each kind on its own, in the
-lesson's language (the theme's strings). A reference to a label the lesson does not have,
+Figures, tables and equations are numbered per lesson, each kind on its own, as the
+theme numbers them (``{n}``, or ``{lesson}.{n}``: :mod:`pubkit.sources.numbering`, the
+same in the lesson's editions and its module's collection), in the lesson's language
+(the theme's strings). A reference to a label the lesson does not have,
 and a label given twice, are errors at their lines.
 """
 
@@ -35,16 +37,30 @@ _REFERENCE = re.compile(r"(?<![\w@.])(\[?)@((?:fig|tbl|eq|sec|ex)-[\w-]*\w)(\]?)
 
 
 @dataclass(frozen=True)
+class Labels:
+    """How the lesson's labels read: the words of its language ("Figure"), the theme's
+    numbering of each kind, and the lesson's number that numbering may show."""
+
+    words: Mapping[str, Any]
+    numbering: Mapping[str, str]
+    lesson: int
+
+    def numbered(self, word: str, count: int) -> str:
+        """The number of the ``count``-th figure (``word``) of the lesson: "2", "50.2"."""
+        return self.numbering.get(word, "{n}").format(lesson=self.lesson, n=count)
+
+
+@dataclass(frozen=True)
 class Label:
     kind: str
-    #: Its number among the lesson's labels of its kind (sections: 0).
-    number: int
+    #: Its number as the theme numbers its kind: "2", "50.2" (sections: "").
+    number: str
     #: What a reference to it reads: "Figure 2", or a section's heading.
     text: str
 
 
 def number(
-    blocks: list[Any], words: Mapping[str, Any], line_of: Callable[[str], int | None], path: Path
+    blocks: list[Any], how: Labels, line_of: Callable[[str], int | None], path: Path
 ) -> list[Diagnostic]:
     """Number, in place, the lesson's labelled figures, tables and equations, caption
     them, and turn every reference into a link that reads "Figure 2"; returns the errors
@@ -61,8 +77,11 @@ def number(
             return None
         counts[kind] += 1
         word = KINDS[kind]
-        text = heading if word is None else f"{words.get(word, word.title())} {counts[kind]}"
-        labels[name] = Label(kind, counts[kind], text)
+        if word is None:
+            labels[name] = Label(kind, "", heading)
+        else:
+            shown = how.numbered(word, counts[kind])
+            labels[name] = Label(kind, shown, f"{how.words.get(word, word.title())} {shown}")
         return labels[name]
 
     for node in walk(blocks):

@@ -23,7 +23,7 @@ from pubkit.document.ast import (
 )
 from pubkit.document.blocks import TAKEAWAYS, Arrangement, arrange, kind_of, mark
 from pubkit.document.citations import cite
-from pubkit.document.crossref import number
+from pubkit.document.crossref import Labels, number
 from pubkit.document.links import TITLE_ID, Course, Target, lone_course, resolve
 from pubkit.document.math import (
     attach_attributes,
@@ -39,6 +39,7 @@ from pubkit.sources.bibliography import Bibliography
 from pubkit.sources.blocks import Family, builtin_family
 from pubkit.sources.config import text_direction
 from pubkit.sources.manuscript import Lesson, div_openers
+from pubkit.sources.numbering import DEFAULT as NUMBERING
 from pubkit.sources.resources import check_resources, line_of
 
 #: CommonMark with pandoc's extensions (fenced divs, footnotes, pipe tables, definition
@@ -86,13 +87,15 @@ class Document:
 @dataclass(frozen=True)
 class Reading:
     """What a lesson is read with, besides its course: the words of its language (labels,
-    "Figure", "References"), the theme's kinds of block, and what it may cite."""
+    "Figure", "References"), the theme's kinds of block, what it may cite, and how the
+    theme numbers figures, tables and equations."""
 
     words: Mapping[str, Any] = field(default_factory=dict)
     blocks: Family = field(default_factory=builtin_family)
     bibliography: Bibliography = field(
         default_factory=lambda: Bibliography((), frozenset(), Path())
     )
+    numbering: Mapping[str, str] = field(default_factory=lambda: dict(NUMBERING))
 
 
 def parse(lesson: Lesson) -> AST:
@@ -181,7 +184,8 @@ def read(
         unreserve(ast["blocks"])
         openers, _ = div_openers(lesson.body, lesson.body_line)
         boxes = mark(ast["blocks"], reading.blocks, words, openers, lesson.path, lesson.number)
-        numbering = number(ast["blocks"], words, lambda text: line_of(lesson, text), lesson.path)
+        labels = Labels(words, reading.numbering, lesson.number)
+        numbering = number(ast["blocks"], labels, lambda text: line_of(lesson, text), lesson.path)
         ast, citing = cite(
             ast,
             reading.bibliography,

@@ -15,6 +15,7 @@ from typing import Any
 
 from pubkit.errors import ConfigError, Diagnostic, PubkitError, error
 from pubkit.sources.config import builtin_styles
+from pubkit.sources.numbering import PATTERN_HINT, valid_numbering
 from pubkit.sources.yamlsrc import FAST_LOADER, YamlMapping, load_mapping
 
 BLOCKS_FILE = "blocks.yaml"
@@ -255,10 +256,8 @@ def _kind(
             fault("icon", f"expected an SVG file of the theme folder; got {icon!r}")
             icon_path = None
     numbering = fields.get("numbering", "{n}")
-    if not isinstance(numbering, str) or "{n}" not in numbering or not _numbering_ok(numbering):
-        fault(
-            "numbering", "expected a pattern with {n}, and {lesson} if wanted, such as {lesson}.{n}"
-        )
+    if not valid_numbering(numbering):
+        fault("numbering", PATTERN_HINT)
         numbering = "{n}"
     if found:
         problems.extend(found)
@@ -275,14 +274,6 @@ def _kind(
         icon=icon_path.resolve() if icon_path else None,
         numbering=numbering,
     )
-
-
-def _numbering_ok(pattern: str) -> bool:
-    try:
-        pattern.format(lesson=1, n=1)
-    except (KeyError, IndexError, ValueError):
-        return False
-    return True
 
 
 def _load(path: Path) -> YamlMapping:

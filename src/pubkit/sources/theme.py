@@ -15,6 +15,8 @@ from pubkit.editions import COVER_STYLESHEETS, EDITIONS, MODULE_STYLESHEETS
 from pubkit.errors import ConfigError, Diagnostic, PubkitError, error
 from pubkit.sources.blocks import BLOCKS_FILE, Family, load_family
 from pubkit.sources.config import Config, builtin_styles
+from pubkit.sources.numbering import DEFAULT as NUMBERING
+from pubkit.sources.numbering import load_numbering
 from pubkit.sources.resources import css_references
 from pubkit.sources.yamlsrc import FAST_LOADER, load_mapping
 
@@ -50,6 +52,8 @@ class Theme:
     strings: Mapping[str, Mapping[str, Any]]
     #: The kinds of block it sets as labelled boxes (:mod:`pubkit.sources.blocks`).
     blocks: Family = field(default_factory=lambda: Family({}))
+    #: How figures, tables and equations are numbered (:mod:`pubkit.sources.numbering`).
+    numbering: Mapping[str, str] = field(default_factory=lambda: dict(NUMBERING))
 
     def locate(self, name: str) -> Path | None:
         """``name`` from the publisher's folder, else pubkit's; None when neither has it."""
@@ -298,6 +302,7 @@ def load_theme(folder: Path) -> Theme:
         fonts=_load_fonts(tokens, folders),
         strings=strings,
         blocks=replace(load_family(folders), styled=_styled_classes(folders)),
+        numbering=load_numbering(folders),
     )
 
 
