@@ -271,6 +271,7 @@ from ziamath.zmath import Math
 from pubkit.document import mathsvg
 from pubkit.document.math import mathml
 ziafont.config.svg2 = False
+ziafont.config.precision = mathsvg.PRECISION
 drawn = []
 for tex in json.load(sys.stdin):
     for display in (True, False):

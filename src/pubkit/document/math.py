@@ -50,10 +50,18 @@ def _display(node: Any) -> bool:
     return bool(node["c"][0]["t"] == "DisplayMath")
 
 
-@lru_cache(maxsize=4096)
 def mathml(tex: str, display: bool, alt: str | None = None) -> str:
     """The formula as MathML (``<math>`` with ``alttext``: the author's description, of
     class ``described``, else the TeX), or :class:`MathError`."""
+    alttext = html.escape(" ".join((alt or tex).split()), quote=True)
+    described = ' class="described"' if alt else ""
+    return _converted(tex, display).replace("<math ", f'<math alttext="{alttext}"{described} ', 1)
+
+
+@lru_cache(maxsize=4096)
+def _converted(tex: str, display: bool) -> str:
+    """latex2mathml's MathML of the formula (1 ms), once per process whoever asks: the
+    build checks every formula before it forks the workers, which then find it here."""
     from latex2mathml.converter import convert  # loaded for lessons with math only
 
     _check_braces(tex)
@@ -63,9 +71,7 @@ def mathml(tex: str, display: bool, alt: str | None = None) -> str:
         raise MathError(f"the TeX cannot be read ({type(exc).__name__})") from None
     if unknown := _UNKNOWN.search(converted):
         raise MathError(f"unknown TeX command {unknown[1]}")
-    alttext = html.escape(" ".join((alt or tex).split()), quote=True)
-    described = ' class="described"' if alt else ""
-    return converted.replace("<math ", f'<math alttext="{alttext}"{described} ', 1)
+    return converted
 
 
 def _check_braces(tex: str) -> None:
@@ -150,7 +156,7 @@ def _engines() -> str:
 
     return (
         f"ziamath {version('ziamath')}, latex2mathml {version('latex2mathml')}, {mathsvg.DRAWN_AT},"
-        " glyphs merged"
+        f" glyphs merged, {mathsvg.PRECISION} decimals"
     )
 
 

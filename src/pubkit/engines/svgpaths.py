@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from functools import lru_cache
 from itertools import islice
 from typing import Any
 
@@ -63,50 +64,61 @@ def _simple_path(stream: Any, node: Any) -> bool:
     if not _SIMPLE.fullmatch(d) or any(name in node.attrib for name in _MARKERS):
         return False
     tokens = d.split()
-    # Check it whole first: a letter then exactly its numbers, each a plain number.
+    written = [b"0 0 m"]  # WeasyPrint's path() starts at the origin
+    write = written.append
+    x = y = 0.0
+    first: tuple[float, float] | None = None
+    last = ""
     index, count = 0, len(tokens)
-    commands: list[tuple[str, list[float]]] = []
     try:
         while index < count:
             letter = tokens[index]
-            arity = _ARITY[letter]
-            numbers = [float(n) for n in tokens[index + 1 : index + 1 + arity]]
-            if len(numbers) != arity:
+            numbers = tokens[index + 1 : index + 1 + _ARITY[letter]]
+            if len(numbers) != _ARITY[letter]:
                 return False
-            commands.append((letter, numbers))
-            index += 1 + arity
+            index += 1 + len(numbers)
+            if last in ("", "M", "Z"):
+                first = None if letter in "MZ" else (x, y)
+            if letter == "Q":  # a cubic curve, its control points as WeasyPrint puts them
+                x2, y2, x3, y3 = map(float, numbers)
+                write(
+                    b" ".join((
+                        _number(x2 * 2 / 3 + x / 3), _number(y2 * 2 / 3 + y / 3),
+                        _number(x2 * 2 / 3 + x3 / 3), _number(y2 * 2 / 3 + y3 / 3),
+                        _written(numbers[2]), _written(numbers[3]), b"c",
+                    ))
+                )  # fmt: skip
+                x, y = x3, y3
+            elif letter in "ML":
+                write(b" ".join((_written(numbers[0]), _written(numbers[1]), _OPERATOR[letter])))
+                x, y = float(numbers[0]), float(numbers[1])
+            elif letter == "C":
+                write(b" ".join([*map(_written, numbers), b"c"]))
+                x, y = float(numbers[4]), float(numbers[5])
+            elif first is not None:  # Z, closing a path that has drawn
+                write(b"h")
+                x, y = first
+            last = letter
     except (KeyError, ValueError):
         return False
-    # What WeasyPrint's path() writes, step for step (its vertices serve markers only).
-    current = (0.0, 0.0)
-    first: tuple[float, float] | None = None
-    last: str | None = None
-    stream.move_to(0, 0)
-    for letter, numbers in commands:
-        if last in (None, "M", "Z"):
-            first = None if letter in "MZ" else current
-        if letter == "M":
-            current = (numbers[0], numbers[1])
-            stream.move_to(*current)
-        elif letter == "L":
-            current = (numbers[0], numbers[1])
-            stream.line_to(*current)
-        elif letter == "Q":
-            x1, y1 = current
-            x2, y2, x3, y3 = numbers
-            stream.curve_to(
-                x2 * 2 / 3 + x1 / 3, y2 * 2 / 3 + y1 / 3, x2 * 2 / 3 + x3 / 3, y2 * 2 / 3 + y3 / 3,
-                x3, y3,
-            )  # fmt: skip
-            current = (x3, y3)
-        elif letter == "C":
-            stream.curve_to(*numbers)
-            current = (numbers[4], numbers[5])
-        elif first is not None:  # Z, closing a path that has drawn
-            stream.close()
-            current = first
-        last = letter
+    stream.stream.extend(written)
     return True
+
+
+_OPERATOR = {"M": b"m", "L": b"l"}
+
+
+def _number(value: float) -> bytes:
+    """A number as pydyf writes one."""
+    if value.is_integer():
+        return str(int(value)).encode()
+    return f"{value:f}".rstrip("0").encode()
+
+
+@lru_cache(maxsize=1 << 16)
+def _written(token: str) -> bytes:
+    """A number of a path's text as pydyf writes it (ziafont's are mostly written so)."""
+    return _number(float(token))
 
 
 def install() -> None:
