@@ -135,6 +135,13 @@ SCRIPTS = {
     "Noto-Serif-Bengali": "বাংলা ভাষা",
     "Noto-Serif-Tamil": "தமிழ் மொழி",
     "Noto-Serif-Telugu": "తెలుగు భాష",
+    "Noto-Serif-Armenian": "Հայերեն լեզու",
+    "Noto-Serif-Georgian": "ქართული ენა",
+    "Noto-Sans-Ethiopic": "አማርኛ ቋንቋ",
+    "Noto-Sans-Khmer": "ភាសាខ្មែរ",
+    "Noto-Sans-Lao": "ພາສາລາວ",
+    "Noto-Sans-Myanmar": "မြန်မာဘာသာ",
+    "Noto-Sans-Sinhala": "සිංහල භාෂාව",
 }
 
 
@@ -225,3 +232,15 @@ def test_chinese_japanese_and_korean_take_their_regions_fonts_and_words(
         chapter = archive.read("EPUB/text/ch001.xhtml").decode()
     assert pages_word in chapter  # the header speaks the lesson's language
     assert not run_epubcheck(epub)
+
+
+
+def test_an_urdu_lesson_reads_back_in_urdu(scripts_build: Path) -> None:
+    """An Urdu lesson: right to left, its header in Urdu, in Naskh (whose glyphs each read
+    back as their letter: a Nastaliq font's shared letter skeletons would not), and its
+    text read back from the PDF as written."""
+    pdf = scripts_build / "pdf/01-languages/05-urdu.pdf"
+    used = fonts(pdf)
+    assert {"Noto-Naskh-Arabic", "Noto-Naskh-Arabic-Bold"} <= set(used), used
+    text = " ".join(" ".join(page_texts(pdf)).split())
+    assert "لکھا ہوا ایک سبق" in text and "اہم نکات" in text and "الفاظ" in text

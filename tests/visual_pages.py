@@ -18,7 +18,7 @@ REFERENCES = Path(__file__).resolve().parent / "visual"
 #: (reference, project, lesson, edition, 0-based page). The seed lesson (project None, the
 #: repository's course): the header page, a body page, the takeaways page, a handout
 #: verso. The scripts sample (tests/projects/scripts): an Arabic lesson, right to left, in
-#: both paged editions, a Hindi one and a Japanese one. The blocks sample
+#: both paged editions, a Hindi one, a Japanese one and an Urdu one. The blocks sample
 #: (tests/projects/blocks): exercises with their solutions beside them (instructor
 #: edition) and at the end of the lesson (pdf), and callouts on the handout. The
 #: technical sample: math, numbered and wrapped code, in the PDF and the handout.
@@ -31,6 +31,7 @@ PAGES = (
     ("arabic", "scripts", "01-languages/01-arabic", "handout", 0),
     ("hindi", "scripts", "01-languages/02-hindi", "pdf", 0),
     ("japanese", "scripts", "01-languages/04-japanese", "pdf", 0),
+    ("urdu", "scripts", "01-languages/05-urdu", "pdf", 0),
     ("blocks", "blocks", "01-loops/01-for-loops", "instructor", 1),
     ("blocks", "blocks", "01-loops/01-for-loops", "pdf", 2),
     ("blocks", "blocks", "01-loops/01-for-loops", "handout", 0),
