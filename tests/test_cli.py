@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from conftest import lesson_text, make_project, run_pubkit
+from pubkit.build import build
 
 
 def test_build_reports_a_broken_lesson_and_builds_the_rest(tmp_path: Path) -> None:
@@ -69,3 +72,25 @@ def test_check_validates_without_building(tmp_path: Path) -> None:
     assert "02.md:2: error: missing required field 'lesson'" in done.stderr
     assert "1 valid, 1 with errors" in done.stderr
     assert not (tmp_path / "build").exists()
+
+
+def test_a_build_that_changed_nothing_does_not_set_the_downloads_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pubkit.course import downloads
+
+    make_project(tmp_path, {"01.md": lesson_text(1)})
+    assert build(tmp_path, formats=["pdf"]).ok
+    set_pages = []
+    render_index = downloads.render_index
+    monkeypatch.setattr(
+        downloads, "render_index", lambda *args: set_pages.append(1) or render_index(*args)
+    )
+    assert build(tmp_path, formats=["pdf"]).ok
+    assert not set_pages  # nothing changed
+    (tmp_path / "build/index.html").unlink()
+    assert build(tmp_path, formats=["pdf"]).ok
+    assert set_pages and (tmp_path / "build/index.html").is_file()  # a file gone: set again
+    (tmp_path / "manuscript/01-module/01.md").write_text(lesson_text(1, "Renamed"))
+    assert build(tmp_path, formats=["pdf"]).ok
+    assert len(set_pages) == 2 and "Renamed" in (tmp_path / "build/index.html").read_text()

@@ -8,6 +8,7 @@ page), and :mod:`pubkit.output` (atomic writes, the build record, the manifest).
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -127,8 +128,7 @@ def build(
     entries = {result.lesson.id: result.entry for result in lessons.results}
     listing = manifest(config, out, entries, run.state, kept)
     write_json(out / MANIFEST_NAME, listing)
-    for relative, data in downloads.render_index(listing, theme, config).items():
-        write_if_changed(out / relative, data)
+    _write_downloads(listing, run)
     write_json(out / STATE_NAME, run.state)
     return BuildResult(
         built=tuple(lessons.results),
@@ -139,6 +139,19 @@ def build(
         collected=tuple(modules),
         peak_worker_bytes=run.usage.peak_bytes,
     )
+
+
+def _write_downloads(listing: Mapping[str, Any], run: _Run) -> None:
+    """The downloads page and its fonts, set again only when the manifest or what every
+    output depends on changed: a build that changed nothing writes nothing."""
+    key = fingerprint([run.inputs.digest, json.dumps(listing, sort_keys=True)])
+    kept = run.state.get("downloads") or {}
+    if kept.get("key") == key and all((run.out / f).is_file() for f in kept.get("files", ())):
+        return
+    files = downloads.render_index(listing, run.inputs.theme, run.inputs.config)
+    for relative, data in files.items():
+        write_if_changed(run.out / relative, data)
+    run.state["downloads"] = {"key": key, "files": sorted(p.as_posix() for p in files)}
 
 
 def _machine_notices(run: _Run) -> list[Diagnostic]:
