@@ -320,3 +320,51 @@ def test_drawn_formulas_are_kept_for_later_builds(
     assert math.drawn.__wrapped__(tex, True) == first  # drawn again
     monkeypatch.setenv("PUBKIT_CACHE", "")
     assert math.formula_cache() is None
+
+
+@pytest.mark.parametrize(
+    ("tex", "rows"),
+    [
+        (r"\begin{aligned} a &= b + c \\ &= d \end{aligned}", 2),
+        (r"\begin{alignedat}{2} a &= b & c &= d \end{alignedat}", 1),
+        (r"\begin{eqnarray} a &=& b \end{eqnarray}", 1),
+        (r"\begin{gathered} a \\ b \end{gathered}", 2),
+        (r"f = \left\{ \begin{aligned} x &, a \\ y &, b \end{aligned} \right.", 2),
+    ],
+)
+def test_amsmath_environments_latex2mathml_lacks_are_set_as_ones_it_has(
+    tex: str, rows: int
+) -> None:
+    """``aligned`` and its kin (everyday in Markdown math) become well-formed MathML
+    tables, drawn for the PDFs row under row; latex2mathml alone let their ``&`` through
+    raw, which no XML reader takes."""
+    import xml.etree.ElementTree as ET
+
+    from pubkit.document.math import mathml
+
+    converted = ET.fromstring(mathml(tex, True))
+    found = [e for e in converted.iter() if e.tag.endswith("}mtr")]
+    assert len(found) == rows
+    assert drawn(tex, True).height > 0.7 * rows  # ems: rows one under another
+
+
+def test_a_formula_in_a_heading_reads_as_its_tex_in_the_contents(tmp_path: Path) -> None:
+    """The EPUB's contents and the PDF's bookmarks are text: a heading's formula is its
+    TeX there (MathML in the navigation document failed EPUBCheck), and an unknown TeX
+    environment is an error at its line."""
+    body = "## The ratio $\\frac{a}{b}$\n\nText.\n"
+    root = make_project(tmp_path, {"01-h.md": lesson_text(1, "Heading", body)})
+    result = build(root)
+    assert result.ok and not result.diagnostics, [str(d) for d in result.diagnostics]
+    with zipfile.ZipFile(root / "build/epub/01-module/01-h.epub") as epub:
+        nav = epub.read("EPUB/nav.xhtml").decode("utf-8")
+    assert "The ratio <span>\\frac{a}{b}</span>" in nav and "<math" not in nav
+    outline = pypdf.PdfReader(root / "build/pdf/01-module/01-h.pdf").outline
+    assert outline[1][0]["/Title"] == "The ratio \\frac{a}{b}"
+    (root / "manuscript/01-module/01-h.md").write_text(
+        lesson_text(1, "Heading", "Text.\n\n$$\\begin{tabular} a \\end{tabular}$$\n")
+    )
+    failed = build(root, formats=["pdf"])
+    assert [(d.line, d.message) for d in failed.diagnostics if d.is_error] == [
+        (8, "math “\\begin{tabular} a \\end{tabular}”: unknown TeX environment tabular")
+    ]

@@ -377,3 +377,19 @@ def test_an_arabic_lesson_reads_slower_unless_the_course_sets_a_rate(tmp_path: P
     )
     checked = check(root)
     assert _figures(lesson, convert(lesson, root), checked.config).minutes == 2
+
+
+def test_a_page_that_opens_on_a_formula_is_found_in_the_epub() -> None:
+    """The PDF draws a formula as an image; the EPUB's MathML is read as one too, so a
+    page that begins with one, or a few words before one, still gets its marker."""
+    from xml.etree import ElementTree as ET
+
+    from pubkit.engines.pagelist import IMAGE, mark_pages
+
+    root = ET.fromstring(
+        '<body xmlns="http://www.w3.org/1999/xhtml"><p>Before. And <math '
+        'xmlns="http://www.w3.org/1998/Math/MathML" alttext="x"><mi>x</mi></math> inline '
+        "display.</p></body>"
+    )
+    markers, missing = mark_pages(root, ["before", f"and{IMAGE}inlinedisplay"])
+    assert [m.page for m in markers] == [1, 2] and not missing

@@ -68,7 +68,6 @@ def number(
     labels: dict[str, Label] = {}
     problems: list[Diagnostic] = []
     counts = dict.fromkeys(KINDS, 0)
-    caption_tables(blocks)
 
     def label(name: str, heading: str = "") -> Label | None:
         kind = name.split("-", 1)[0]
@@ -107,7 +106,8 @@ def caption_tables(blocks: list[Any]) -> None:
     """Give, in place, each table its caption written as pandoc's Markdown and Quarto
     write one (CommonMark has none): a paragraph just after the table (or just before
     it) that opens with ``: ``. A label at its end, ``{#tbl-sales}``, labels the table:
-    both are then wrapped as ``::: {#tbl-sales}`` would wrap them."""
+    both are then wrapped as ``::: {#tbl-sales}`` would wrap them. Done before formulas
+    take the attributes written after them (a caption may end with a formula)."""
     stack: list[Any] = [blocks]
     while stack:
         item = stack.pop()

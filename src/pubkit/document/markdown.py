@@ -23,7 +23,7 @@ from pubkit.document.ast import (
 )
 from pubkit.document.blocks import TAKEAWAYS, Arrangement, arrange, kind_of, mark
 from pubkit.document.citations import cite
-from pubkit.document.crossref import Labels, number
+from pubkit.document.crossref import Labels, caption_tables, number
 from pubkit.document.links import TITLE_ID, Course, Target, lone_course, resolve
 from pubkit.document.math import (
     attach_attributes,
@@ -179,6 +179,7 @@ def read(
         if problems:
             raise LessonError(problems)
         ast["blocks"], removed = sanitize(ast["blocks"], lambda source: line_of(lesson, source))
+        caption_tables(ast["blocks"])  # before formulas take the labels after them
         attach_attributes(ast["blocks"])
         skips = outline(ast["blocks"])
         unreserve(ast["blocks"])

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 from pubkit.document import mathsvg
 from pubkit.document.ast import replaced, walk
@@ -65,13 +66,50 @@ def _converted(tex: str, display: bool) -> str:
     from latex2mathml.converter import convert  # loaded for lessons with math only
 
     _check_braces(tex)
+    tex = _ENVIRONMENT.sub(_environment, tex)
+    for name in _BEGIN.findall(tex):
+        if name not in _known_environments():
+            raise MathError(f"unknown TeX environment {name}")
     try:
         converted: str = convert(tex, display="block" if display else "inline")
     except Exception as exc:  # latex2mathml's own exceptions have no common base
         raise MathError(f"the TeX cannot be read ({type(exc).__name__})") from None
     if unknown := _UNKNOWN.search(converted):
         raise MathError(f"unknown TeX command {unknown[1]}")
+    try:
+        ElementTree.fromstring(converted)
+    except ElementTree.ParseError:  # latex2mathml passed something through as it was
+        raise MathError("the TeX cannot be set (a construct latex2mathml does not know)") from None
     return converted
+
+
+#: amsmath environments latex2mathml does not know, as ones it does that lay out alike:
+#: the aligned kinds as ``align*`` (their column count dropped), ``eqnarray`` as the
+#: right-centre-left array it is, the gathered kinds as one centred column.
+_AS = {
+    **dict.fromkeys(("aligned", "alignedat", "alignat", "alignat*"), ("align*", "")),
+    **dict.fromkeys(("eqnarray", "eqnarray*"), ("array", "{rcl}")),
+    **dict.fromkeys(("gathered", "gather", "gather*", "multline", "multline*"), ("array", "{c}")),
+}
+_ENVIRONMENT = re.compile(
+    r"\\(begin|end)\{(" + "|".join(re.escape(name) for name in _AS) + r")\}(\{\d+\})?"
+)
+_BEGIN = re.compile(r"\\begin\{([^}]*)\}")
+
+
+def _environment(found: re.Match[str]) -> str:
+    name, argument = _AS[found[2]]
+    if found[1] == "end":
+        return f"\\end{{{name}}}" + (found[3] or "")
+    return f"\\begin{{{name}}}{argument}"
+
+
+@lru_cache(maxsize=1)
+def _known_environments() -> frozenset[str]:
+    """The environments latex2mathml sets: its matrices, arrays, cases and alignments."""
+    from latex2mathml import commands
+
+    return frozenset(name.lstrip("\\") for name in commands.MATRICES) | {"smallmatrix"}
 
 
 def _check_braces(tex: str) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pubkit.document import pandoc
-from pubkit.document.ast import AST, BREAKS, list_items, plain_text
+from pubkit.document.ast import AST, BREAKS, list_items, plain_text, replaced, walk
 from pubkit.document.blocks import LABEL_CLASS, is_block
 from pubkit.document.code import highlighted
 from pubkit.document.math import for_pages, formulas
@@ -36,9 +36,24 @@ def to_html(
     """
     boxes = _Boxes(continuations or {}, continued)
     # Formulas drawn (WeasyPrint has no MathML), code highlighted.
-    blocks = highlighted(formulas(ast["blocks"], for_pages), paged=True)
+    blocks = highlighted(formulas(_bookmarked(ast["blocks"]), for_pages), paged=True)
     html_ast = {**ast, "blocks": _inline_notes(list(boxes.transform(blocks)))}
     return pandoc.html(html_ast, source=lesson.path).wait().decode("utf-8")
+
+
+def _bookmarked(blocks: list[Any]) -> list[Any]:
+    """``blocks`` with each heading that holds a formula given its words, the formula's
+    TeX among them, as its PDF bookmark (``data-bookmark``, read by the stylesheet's
+    ``bookmark-label``): drawn, a formula would be left out of the bookmark."""
+
+    def bookmark(node: dict[str, Any]) -> dict[str, Any] | None:
+        if node["t"] != "Header" or not any(n["t"] == "Math" for n in walk(node["c"][2])):
+            return None
+        level, (ident, classes, attributes), words = node["c"]
+        said = " ".join(plain_text(words).split())
+        return {**node, "c": [level, [ident, classes, [*attributes, ["bookmark", said]]], words]}
+
+    return list(replaced(blocks, bookmark))
 
 
 #: The attribute that numbers each block's box in the lesson, for

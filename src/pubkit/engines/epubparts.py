@@ -13,7 +13,17 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from pubkit.engines import a11y
-from pubkit.engines.namespaces import EPUB, NCX, OPF, SVG, XLINK, XML_LANG, tag, to_string
+from pubkit.engines.namespaces import (
+    EPUB,
+    MATHML,
+    NCX,
+    OPF,
+    SVG,
+    XLINK,
+    XML_LANG,
+    tag,
+    to_string,
+)
 from pubkit.engines.pagelist import PageMarker
 from pubkit.sources.config import text_direction
 
@@ -221,12 +231,20 @@ def _heading(section: ET.Element) -> ET.Element | None:
 
 def _label(heading: ET.Element) -> ET.Element:
     """``heading``'s content for the contents: a copy without links (their text stays),
-    note calls, page markers or identifiers, which belong to the chapter alone."""
+    note calls, page markers or identifiers, which belong to the chapter alone; a formula
+    as its text alternative (the contents are text: MathML there is neither allowed by
+    the navigation document's declared properties nor read by every reading system)."""
     label = copy.deepcopy(heading)
     parents = {child: parent for parent in label.iter() for child in parent}
     for element in list(label.iter())[1:]:
         element.attrib.pop("id", None)
-        if element.get("role") in ("doc-noteref", "doc-pagebreak"):
+        if element.tag == tag("math", MATHML) and element in parents:
+            said = ET.Element(tag("span"))
+            said.text, said.tail = element.get("alttext", ""), element.tail
+            parent = parents[element]
+            parent.insert(list(parent).index(element), said)
+            parent.remove(element)
+        elif element.get("role") in ("doc-noteref", "doc-pagebreak"):
             _remove(element, parents[element])
         elif element.tag == tag("a"):
             element.tag = tag("span")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from xml.etree import ElementTree as ET
 
-from pubkit.engines.namespaces import EPUB, tag
+from pubkit.engines.namespaces import EPUB, MATHML, tag
 
 #: Characters of a page's opening text compared with the EPUB's (about eight words).
 KEY_LENGTH = 48
@@ -33,7 +33,8 @@ _BLOCKS = frozenset(
 #: Text the PDF does not set in its flow: footnote calls and notes, hidden labels.
 _NOT_IN_FLOW = frozenset({"doc-noteref", "doc-footnote", "doc-endnotes", "doc-endnote"})
 _NOTE_TYPES = frozenset({"noteref", "footnote", "footnotes", "endnote", "endnotes"})
-_IMG = tag("img")
+#: What the PDF sets as an image: images, and formulas (drawn, :mod:`pubkit.document.math`).
+_DRAWN = frozenset({tag("img"), tag("math", MATHML)})
 
 
 def reading_key(text: str) -> str:
@@ -108,9 +109,10 @@ def _skipped(element: ET.Element) -> bool:
 def _runs(element: ET.Element) -> Iterator[_Run]:
     if _skipped(element):
         return
-    if element.tag == _IMG:
+    if element.tag in _DRAWN:  # a formula too: the PDF draws it as an image
         yield _Run(element, tail=False, image=True)
-    elif element.text:
+        return
+    if element.text:
         yield _Run(element, tail=False)
     for child in element:
         yield from _runs(child)
