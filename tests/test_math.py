@@ -17,7 +17,7 @@ import pypdf
 import pytest
 
 from conftest import lesson_text, make_project
-from pdfinfo import alternate_texts
+from pdfinfo import alternate_texts, page_texts
 from pubkit.build import BuildResult, build
 from pubkit.document.ast import walk
 from pubkit.document.markdown import convert
@@ -368,3 +368,22 @@ def test_a_formula_in_a_heading_reads_as_its_tex_in_the_contents(tmp_path: Path)
     assert [(d.line, d.message) for d in failed.diagnostics if d.is_error] == [
         (8, "math “\\begin{tabular} a \\end{tabular}”: unknown TeX environment tabular")
     ]
+
+
+def test_a_blocks_title_sets_its_formulas(tmp_path: Path) -> None:
+    """``title="Compute $x^2$"`` on a block: the formula is set as every formula is (no
+    TeX in the PDF's text, MathML in the EPUB), a price in a title stays a price."""
+    body = (
+        '::: {.exercise title="Compute $x^2$ for \\$5"}\nWork it out.\n:::\n\n'
+        '::: {.callout-note title="Costs $10 and $20"}\nPrices.\n:::\n'
+    )
+    root = make_project(tmp_path, {"01-t.md": lesson_text(1, "Titles", body)})
+    result = build(root)
+    assert result.ok and not result.diagnostics, [str(d) for d in result.diagnostics]
+    text = " ".join(" ".join(page_texts(root / "build/pdf/01-module/01-t.pdf")).split())
+    assert "for $5" in text.replace("FOR", "for") and "x^2" not in text
+    assert "$10 and $20".upper() in text.upper()
+    assert "x^2" in alternate_texts(root / "build/pdf/01-module/01-t.pdf")
+    with zipfile.ZipFile(root / "build/epub/01-module/01-t.epub") as epub:
+        chapter = epub.read("EPUB/text/ch001.xhtml").decode("utf-8")
+    assert 'alttext="x^2"' in chapter and "$x^2$" not in chapter

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pubkit.document.ast import identifiers, inlines, plain_text, unique_name, walk
+from pubkit.document.math import text_with_math
 from pubkit.errors import Diagnostic, warning
 from pubkit.sources.blocks import END, EXERCISE, INSTRUCTOR, SOLUTION, TOP, BlockKind, Family
 from pubkit.sources.config import SOLUTION_PLACES
@@ -221,7 +222,7 @@ class _Marker:
             text = heading["c"][2]
         else:
             label_id, label_classes, label_attributes = "", [], []
-            text = inlines(title if title is not None else word)
+            text = text_with_math(title) if title is not None else inlines(word)
         if not label_id:
             label_id = unique_name(f"{ident or kind.name}-label", self.taken)
         # A title of the author's own reads as written; the kind's label (or the author's

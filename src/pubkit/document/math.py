@@ -27,7 +27,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from pubkit.document import mathsvg
-from pubkit.document.ast import replaced, walk
+from pubkit.document.ast import inlines, replaced, walk
 from pubkit.errors import Diagnostic, error
 
 MATHML = "http://www.w3.org/1998/Math/MathML"
@@ -232,6 +232,23 @@ def _keep_drawing(tex: str, display: bool, drawing: Drawn) -> None:
         Path(f.name).replace(path)  # whole or not at all
     except OSError:
         pass  # a cache that cannot be written is only slower
+
+
+#: A formula in text pandoc did not read (an attribute's): ``$`` then no space, the TeX,
+#: no space then ``$`` not followed by a digit (pandoc's rules); ``\$`` is a dollar sign.
+_IN_TEXT = re.compile(r"(?<!\\)\$(?=\S)((?:\\.|[^$\\])*?\S)\$(?!\d)")
+
+
+def text_with_math(text: str) -> list[Any]:
+    """``text`` as pandoc's inlines, its ``$…$`` formulas as math: what a block's
+    ``title="Compute $x^2$"`` reads as."""
+    found: list[Any] = []
+    start = 0
+    for formula in _IN_TEXT.finditer(text):
+        found += inlines(text[start : formula.start()].replace("\\$", "$"))
+        found.append({"t": "Math", "c": [{"t": "InlineMath"}, formula[1]]})
+        start = formula.end()
+    return found + inlines(text[start:].replace("\\$", "$"))
 
 
 def keep_prices(blocks: list[Any]) -> None:
