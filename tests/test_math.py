@@ -387,3 +387,26 @@ def test_a_blocks_title_sets_its_formulas(tmp_path: Path) -> None:
     with zipfile.ZipFile(root / "build/epub/01-module/01-t.epub") as epub:
         chapter = epub.read("EPUB/text/ch001.xhtml").decode("utf-8")
     assert 'alttext="x^2"' in chapter and "$x^2$" not in chapter
+
+
+def test_a_formula_in_a_title_is_said_once_at_its_line(tmp_path: Path) -> None:
+    """A title is plain text, printed as written: TeX in it gets a warning at its line
+    (once, not once per edition); a price in a title none."""
+    root = make_project(
+        tmp_path,
+        {
+            "01-t.md": lesson_text(1, "Solving $x^2 = 2$"),
+            "02-p.md": lesson_text(2, "Costs $5 and $6"),
+        },
+    )
+    result = build(root)
+    assert result.ok
+    said = [(d.path.name, d.line, d.message) for d in result.diagnostics]
+    assert said == [
+        (
+            "01-t.md",
+            3,
+            "title: “$x^2 = 2$” is TeX math, which a title prints as written (it is plain text: "
+            "write the formula in words, or in Unicode such as x²)",
+        )
+    ]

@@ -30,6 +30,7 @@ from pubkit.document.math import (
     check_math,
     dollar_delimiters,
     draw_all,
+    formula_in,
     keep_prices,
 )
 from pubkit.document.paged import to_html
@@ -226,6 +227,16 @@ def read(
     warnings += [
         warning(lesson.path, line_of(lesson, source), NO_DESCRIPTION.format(at=source))
         for source in undescribed
+    ]
+    warnings += [
+        warning(
+            lesson.path,
+            lesson.field_lines.get(name),
+            f"{name}: “{formula}” is TeX math, which a {name} prints as written (it is plain "
+            "text: write the formula in words, or in Unicode such as x²)",
+        )
+        for name in ("title", "subtitle")
+        if (formula := formula_in(getattr(lesson, name) or ""))
     ]
     warnings += [
         warning(lesson.path, line, f"{what} removed: pubkit keeps only safe HTML")

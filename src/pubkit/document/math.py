@@ -239,6 +239,12 @@ def _keep_drawing(tex: str, display: bool, drawing: Drawn) -> None:
 _IN_TEXT = re.compile(r"(?<!\\)\$(?=\S)((?:\\.|[^$\\])*?\S)\$(?!\d)")
 
 
+def formula_in(text: str) -> str | None:
+    """The first ``$…$`` formula of plain ``text`` (a title), as written; None if none."""
+    found = _IN_TEXT.search(text)
+    return found[0] if found else None
+
+
 def text_with_math(text: str) -> list[Any]:
     """``text`` as pandoc's inlines, its ``$…$`` formulas as math: what a block's
     ``title="Compute $x^2$"`` reads as."""
