@@ -234,6 +234,32 @@ def test_chinese_japanese_and_korean_take_their_regions_fonts_and_words(
     assert not run_epubcheck(epub)
 
 
+def test_a_span_takes_the_han_forms_of_its_own_language(tmp_path: Path) -> None:
+    """A Japanese quotation, a Traditional Chinese and a Korean one in a Simplified Chinese
+    lesson: each in its region's font (the same characters, their regional forms), in the
+    PDF and the EPUB; the lesson's own text and headings in the Simplified forms."""
+    body = (
+        "## 同一个字\n\n简体：直骨角。[直骨角，日本の字形。]{lang=ja}\n\n"
+        "[直骨角]{lang=zh-Hant} 与 [直骨角]{lang=ko}。\n"
+    )
+    lesson = lesson_text(1, "字形", body).replace("---\n\n", "language: zh\n---\n\n", 1)
+    root = make_project(tmp_path, {"01-l.md": lesson})
+    result = build(root, formats=["pdf", "epub"])
+    assert result.ok and not result.diagnostics, [str(d) for d in result.diagnostics]
+    used = set(fonts(root / "build/pdf/01-module/01-l.pdf"))
+    assert {"Noto-Sans-SC", "Noto-Sans-SC-Bold", "Noto-Sans-JP", "Noto-Sans-TC"} <= used, used
+    assert "Noto-Sans-KR" in used and "Noto-Sans-JP-Bold" not in used  # only what is set
+    epub = root / "build/epub/01-module/01-l.epub"
+    with zipfile.ZipFile(epub) as archive:
+        embedded = {Path(n).name for n in archive.namelist() if n.endswith(".otf")}
+        css = next(archive.read(n).decode() for n in archive.namelist() if n.endswith(".css"))
+    assert {"NotoSansJP-Regular.otf", "NotoSansHant-Regular.otf"} <= embedded
+    assert (
+        ':is([lang|="ja"]):not(h1, h2, h3, h4, h5, h6) { font-family: "Noto Serif", "Noto Sans JP"'
+        in css
+    )
+    assert not run_epubcheck(epub)
+
 
 def test_an_urdu_lesson_reads_back_in_urdu(scripts_build: Path) -> None:
     """An Urdu lesson: right to left, its header in Urdu, in Naskh (whose glyphs each read

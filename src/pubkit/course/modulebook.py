@@ -212,7 +212,7 @@ def _render_pdf(
 ) -> tuple[Rendered, PrintPages]:
     """The collected PDF, in one layout (the contents' page numbers are the lessons'
     pages), and each lesson's pages in it, by the id of its title in the EPUB."""
-    from pubkit.engines.glyphs import faces_for
+    from pubkit.engines.glyphs import faces_for, languages_in
     from pubkit.engines.layout import page_starts
     from pubkit.engines.weasy import Resources, lay_out, stylesheet, weasyprint_warnings, write_pdf
 
@@ -221,7 +221,7 @@ def _render_pdf(
     html = env.get_template("module.html.j2").render(
         _context(module, fragments, config, PAGES.name, date)
     )
-    faces = faces_for(theme, html, config.language)
+    faces = faces_for(theme, html, config.language, languages_in(html))
     css = stylesheet(
         theme, MODULE_STYLESHEETS, PAGES.name, config.paper, "", faces, config.language
     )

@@ -10,7 +10,7 @@ from PIL import Image
 
 from pubkit.document.render import RenderJob
 from pubkit.editions import COVER_STYLESHEETS
-from pubkit.engines.glyphs import faces_for
+from pubkit.engines.glyphs import faces_for, languages_in
 from pubkit.engines.weasy import Resources, first_page_pdf, lay_out, stylesheet
 from pubkit.sources.theme import Theme
 
@@ -30,7 +30,7 @@ def render_cover(job: RenderJob) -> bytes:
 
 def cover_png(html: str, theme: Theme, paper: str, language: str) -> bytes:
     """The first page of ``html``, set with the cover's stylesheets, as a PNG cover."""
-    faces = faces_for(theme, html, language)
+    faces = faces_for(theme, html, language, languages_in(html))
     css = stylesheet(theme, COVER_STYLESHEETS, "cover", paper, "", faces, language)
     document = lay_out(html, css, Resources.of_theme(theme))
     return first_page_png(first_page_pdf(document), WIDTH)

@@ -16,6 +16,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from pubkit.document import pandoc
+from pubkit.document.ast import walk
 from pubkit.document.code import highlighted
 from pubkit.document.links import TITLE_ID, epub_blocks
 from pubkit.document.math import for_epub, formulas
@@ -252,6 +253,17 @@ def _repack(
     return _zip(entries), notes
 
 
+def _languages(blocks: list[Any]) -> set[str]:
+    """The languages the book's spans and blocks say they are in (``{lang=ja}``)."""
+    return {
+        value
+        for node in walk(blocks)
+        if node["t"] in ("Span", "Div")
+        for key, value in node["c"][0][2]
+        if key == "lang"
+    }
+
+
 def _chapter_number(name: str) -> int:
     """Chapters in reading order: pandoc numbers them (ch001, …, ch1000)."""
     match = _CHAPTER.match(name)
@@ -314,7 +326,7 @@ def writing(
         folder = Path(tmp)
         (folder / "fonts").mkdir()
         fonts = []
-        faces = faces_for(theme, book.text, book.language)
+        faces = faces_for(theme, book.text, book.language, _languages(book.blocks))
         for face in faces:
             fonts.append(folder / "fonts" / face.path.name)
             fonts[-1].write_bytes(subset_font(face, book.text))

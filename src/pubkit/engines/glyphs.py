@@ -7,6 +7,7 @@ so such a character would print as an empty box in every edition.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable
 from functools import cache
@@ -49,29 +50,42 @@ def primary_faces(theme: Theme) -> tuple[FontFace, ...]:
     return tuple(face for face in theme.fonts if not face.fallback)
 
 
-def faces_for(theme: Theme, text: str, language: str | None = None) -> tuple[FontFace, ...]:
+def faces_for(
+    theme: Theme, text: str, language: str | None = None, others: Iterable[str] = ()
+) -> tuple[FontFace, ...]:
     """The faces a document that sets ``text`` loads (a PDF) or embeds (an EPUB, the
     downloads page): every face of the theme's own families, and of the fallback families
     only those that set one of its characters: for each stack, the first fallback in the
     stack's order (``language``'s first) that has a character the stack's own family lacks,
     as a reader or WeasyPrint would take it. So a lesson with a ∈ loads Noto Sans Math, not
-    a 10 MB Chinese font that has one too."""
+    a 10 MB Chinese font that has one too. The ``others`` languages its elements are in
+    (``lang``) choose too, in their own order: a Japanese quotation in a Chinese lesson
+    loads the Japanese forms (:meth:`pubkit.sources.theme.Theme.regional_css`)."""
     wanted = {ord(char) for char in set(text) if _needs_glyph(char)}
     own = {face.family for face in theme.fonts if not face.fallback}
     installed = {face.family for face in theme.fonts}
     chosen: set[str] = set()
-    for role, fallbacks in theme.fallbacks(language).items():
-        family = theme.family(role)
-        if family not in own:
-            continue
-        missing = wanted - _family_coverage(theme, family)
-        for fallback in fallbacks:
-            if not missing:
-                break
-            if fallback in installed and (found := missing & _family_coverage(theme, fallback)):
-                chosen.add(fallback)
-                missing -= found
+    for each in dict.fromkeys([language, *others]):
+        for role, fallbacks in theme.fallbacks(each).items():
+            family = theme.family(role)
+            if family not in own:
+                continue
+            missing = wanted - _family_coverage(theme, family)
+            for fallback in (f for f in fallbacks if f in installed):
+                if not missing:
+                    break
+                if found := missing & _family_coverage(theme, fallback):
+                    chosen.add(fallback)
+                    missing -= found
     return tuple(face for face in theme.fonts if not face.fallback or face.family in chosen)
+
+
+_LANG = re.compile(r'\blang="([^"]+)"')
+
+
+def languages_in(html: str) -> set[str]:
+    """The languages the elements of ``html`` say they are in (``lang="ja"``)."""
+    return set(_LANG.findall(html))
 
 
 def _needs_glyph(char: str) -> bool:

@@ -17,7 +17,7 @@ from pubkit.document.templates import counted_right
 from pubkit.editions import COVER_STYLESHEETS, EDITIONS, MODULE_STYLESHEETS, PAGES, Edition
 from pubkit.engines import layout
 from pubkit.engines.fetcher import PROJECT_URL_ROOT
-from pubkit.engines.glyphs import faces_for, primary_faces
+from pubkit.engines.glyphs import faces_for, languages_in, primary_faces
 from pubkit.engines.weasy import Resources, lay_out, stylesheet, weasyprint_warnings, write_pdf
 from pubkit.errors import Diagnostic, LessonError, warning
 from pubkit.sources.config import Config
@@ -131,7 +131,7 @@ def render_paged(job: RenderJob) -> Rendered:
     body = job.document.html
     # The fonts its words need: the first pass's HTML holds them all (header, boxes, body).
     first = job.render_template("lesson.html.j2", job.figures.with_pages(pages), body)
-    faces = faces_for(job.theme, first, job.language)
+    faces = faces_for(job.theme, first, job.language, languages_in(first))
     edition, paper = job.edition, job.config.paper
     css = stylesheet(
         job.theme, edition.stylesheets, edition.name, paper, print_shop, faces, job.language

@@ -83,12 +83,34 @@ class Theme:
         overrides = self.tokens.get("editions", {}).get(edition, {})
         properties.update(_flatten(overrides, exclude=set()))
         properties["print-page-size"] = paper
-        fonts = self.tokens.get(_FONT_GROUP, {})
         for role, fallbacks in self.fallbacks(language).items():
-            listed = "".join(f'"{f}", ' for f in fallbacks if loaded is None or f in loaded)
-            generic = fonts[role].get("generic", "serif")
-            properties[f"font-{role}"] = f'"{fonts[role]["family"]}", {listed}{generic}'
+            properties[f"font-{role}"] = self._stack(role, fallbacks, loaded)
         return properties
+
+    def _stack(self, role: str, fallbacks: list[str], loaded: frozenset[str] | None) -> str:
+        """A font role's CSS stack: its family, the ``fallbacks`` among ``loaded``, its
+        generic family."""
+        font = self.tokens[_FONT_GROUP][role]
+        listed = "".join(f'"{f}", ' for f in fallbacks if loaded is None or f in loaded)
+        return f'"{font["family"]}", {listed}{font.get("generic", "serif")}'
+
+    def regional_css(self, loaded: frozenset[str]) -> str:
+        """For each loaded font made for some languages (``languages:``: Han characters in
+        a region's forms), a rule that sets an element in one of them (a span
+        ``[漢字]{lang=ja}``, a lesson's article in a collection) in the serif stack ordered
+        for that language, whatever the lesson's: its Han characters take their region's
+        forms. Headings keep their own stacks; later rules win (``zh-Hant`` over ``zh``)."""
+        rules = []
+        for font in self.tokens.get(_FONT_GROUP, {}).values():
+            tags = [str(tag) for tag in font.get("languages") or ()]
+            if not tags or font.get("family") not in loaded:
+                continue
+            stack = self._stack("serif", self.fallbacks(tags[0])["serif"], loaded)
+            selector = ", ".join(f'[lang|="{tag}"]' for tag in tags)
+            rules.append(
+                f":is({selector}):not(h1, h2, h3, h4, h5, h6) {{ font-family: {stack}; }}"
+            )
+        return "\n".join(rules)
 
     def fallbacks(self, language: str | None = None) -> dict[str, list[str]]:
         """Each font role's fallback families, in the order its stack lists them: the
@@ -130,6 +152,8 @@ class Theme:
             parts.append(f"/* {name} */\n" + _substitute(path, properties))
             if name == BASE_CSS:  # each kind of block's look, over the boxes' common rules
                 parts.append(f"/* {BLOCKS_FILE} */\n" + self._blocks_css(properties))
+        if regional := self.regional_css(loaded):
+            parts.append(f"/* Han characters in their language's regional forms */\n{regional}")
         if custom := self.locate(CUSTOM_CSS):
             parts.append(f"/* {CUSTOM_CSS} */\n" + _substitute(custom, properties))
         return "\n".join(parts)
