@@ -34,7 +34,13 @@ from pubkit.document.math import (
     keep_prices,
 )
 from pubkit.document.paged import to_html
-from pubkit.document.sanitize import html_ids, is_raw_html, rename_ids, sanitize
+from pubkit.document.sanitize import (
+    html_ids,
+    is_raw_html,
+    rename_ids,
+    rename_repeated_ids,
+    sanitize,
+)
 from pubkit.errors import Diagnostic, LessonError, warning
 from pubkit.sources.bibliography import Bibliography
 from pubkit.sources.blocks import Family, builtin_family
@@ -359,7 +365,14 @@ def deduplicate(blocks: list[Any], lesson: Lesson) -> list[Diagnostic]:
             }
             if renames:
                 node["c"][1] = rename_ids(node["c"][1], _renaming(renames))
-            seen.update(renames.get(name, name) for name in names)
+            # An identifier the fragment itself gives twice: its second tag renamed.
+            node["c"][1] = rename_repeated_ids(
+                node["c"][1],
+                lambda name: free(
+                    name, _written_at(lesson, name, written) or line_of(lesson, name)
+                ),
+            )
+            seen.update(html_ids(node["c"][1]))
     return notes
 
 

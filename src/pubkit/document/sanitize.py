@@ -98,6 +98,21 @@ def rename_ids(html: str, rename: Callable[[str], str]) -> str:
     return START_TAG.sub(tag, html)
 
 
+def rename_repeated_ids(html: str, rename: Callable[[str], str]) -> str:
+    """``html`` with each identifier a tag gives that an earlier tag of it gave already
+    renamed by ``rename``, at that tag only: the first keeps it, and the links to it."""
+    given: set[str] = set()
+
+    def ids(match: re.Match[str]) -> str:
+        if match[1] != "id":
+            return match[0]
+        names = [rename(name) if name in given else name for name in match[2].split()]
+        given.update(names)
+        return f'id="{" ".join(names)}"'
+
+    return START_TAG.sub(lambda tag: _ID_ATTRIBUTE.sub(ids, tag[0]), html)
+
+
 def html_ids(html: str) -> set[str]:
     """The identifiers ``html``'s tags give."""
     return {

@@ -107,9 +107,7 @@ class Theme:
                 continue
             stack = self._stack("serif", self.fallbacks(tags[0])["serif"], loaded)
             selector = ", ".join(f'[lang|="{tag}"]' for tag in tags)
-            rules.append(
-                f":is({selector}):not(h1, h2, h3, h4, h5, h6) {{ font-family: {stack}; }}"
-            )
+            rules.append(f":is({selector}):not(h1, h2, h3, h4, h5, h6) {{ font-family: {stack}; }}")
         return "\n".join(rules)
 
     def fallbacks(self, language: str | None = None) -> dict[str, list[str]]:
