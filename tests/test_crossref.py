@@ -187,3 +187,9 @@ def test_a_bad_numbering_is_an_error_at_its_line(tmp_path: Path) -> None:
     assert found[0] == ("numbering.yaml", 2, unknown)
     assert found[1][1] == 3 and found[1][2].startswith("table: expected a pattern with {n}")
     assert len(found) == 2
+    # a fault of the theme's blocks.yaml is reported with them, not instead
+    (root / "styles/blocks.yaml").write_text("exercise:\n  role: boxx\n")
+    with pytest.raises(ConfigError) as caught:
+        build(root)
+    files = [d.path.name for d in caught.value.diagnostics]
+    assert files.count("numbering.yaml") == 2 and "blocks.yaml" in files

@@ -53,6 +53,8 @@ def _bookmarked(blocks: list[Any]) -> list[Any]:
         said = " ".join(plain_text(words).split())
         return {**node, "c": [level, [ident, classes, [*attributes, ["bookmark", said]]], words]}
 
+    if not any(node["t"] == "Header" and bookmark(node) for node in walk(blocks)):
+        return blocks  # the common case: no copy of the lesson
     return list(replaced(blocks, bookmark))
 
 

@@ -318,13 +318,26 @@ def load_theme(folder: Path) -> Theme:
         raise ConfigError([error(folder, None, "theme has no tokens.yaml")]) from None
     except PubkitError as exc:
         raise ConfigError(exc.diagnostics) from None
+    # Every fault of the theme's blocks and numbering at once, not the first file's only.
+    problems: list[Diagnostic] = []
+    family, numbering = Family({}), dict(NUMBERING)
+    try:
+        family = load_family(folders)
+    except ConfigError as exc:
+        problems += exc.diagnostics
+    try:
+        numbering = dict(load_numbering(folders))
+    except ConfigError as exc:
+        problems += exc.diagnostics
+    if problems:
+        raise ConfigError(problems)
     return Theme(
         folders=folders,
         tokens=tokens,
         fonts=_load_fonts(tokens, folders),
         strings=strings,
-        blocks=replace(load_family(folders), styled=_styled_classes(folders)),
-        numbering=load_numbering(folders),
+        blocks=replace(family, styled=_styled_classes(folders)),
+        numbering=numbering,
     )
 
 
