@@ -266,24 +266,6 @@ def test_page_markers_go_before_the_word_a_page_begins_in_in_page_order() -> Non
     assert flat(root) == "[1]\nDie [2]Straße führt {img} [3][4]weiter, über die Brücke."
 
 
-def test_a_collection_prefixes_ids_and_links_in_tags_only() -> None:
-    """Attributes in tags change; text that reads like one, and data-id, do not."""
-    from pubkit.course.modulebook import _prefix_html
-
-    html = (
-        '<p id="a b" data-id="q">See id="x" and href="#x".</p>'
-        '<a href="#a">here</a><img src="pic.png" alt="" /><a href="https://e.org/">out</a>'
-    )
-    assert _prefix_html(html, "lesson-3-", "file:///course/m/") == (
-        '<p id="lesson-3-a lesson-3-b" data-id="q">See id="x" and href="#x".</p>'
-        '<a href="#lesson-3-a">here</a><img src="file:///course/m/pic.png" alt="" />'
-        '<a href="https://e.org/">out</a>'
-    )
-    assert _prefix_html('<img src="data:," id="i">', "p-", "file:///c/") == (
-        '<img src="data:," id="p-i">'
-    )
-
-
 def test_the_pdfs_streams_are_deflated_whole_and_only_once() -> None:
     import zlib
 

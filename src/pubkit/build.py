@@ -213,6 +213,7 @@ class _Run:
             and previous["key"] == self.keys[lesson.id]
             and outputs_intact(self.out, entry_files(previous["entry"]))
             and (self.out / fragment_path(lesson.id)).is_file()
+            and (self.out / fragment_path(lesson.id).with_suffix(".pdf")).is_file()
         )
 
 

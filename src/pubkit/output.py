@@ -34,7 +34,7 @@ STATE_NAME = ".pubkit-state.json"
 #: Where pubkit keeps what it needs between builds, inside the output folder.
 CACHE_DIR = ".pubkit"
 #: The build record's layout; a record of another layout is ignored (everything rebuilds).
-STATE_FORMAT = 2
+STATE_FORMAT = 3
 
 
 def sha256(data: bytes) -> str:
@@ -171,6 +171,7 @@ def write_lesson(lesson: Lesson, out: Path, outcome: LessonOutcome) -> dict[str,
     editions = {name: r for name, r in written.items() if not EDITIONS[name].instructor}
     instructors = {name: r for name, r in written.items() if EDITIONS[name].instructor}
     thumbnail = Path("thumbnails") / lesson.module.folder.name / (lesson.path.stem + ".png")
+    write_atomic(out / fragment_path(lesson.id).with_suffix(".pdf"), outcome.fragment.pdf)
     write_atomic(out / fragment_path(lesson.id), outcome.fragment.to_json())
     figures = outcome.figures
     return {
@@ -201,11 +202,14 @@ def entry_files(entry: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def fragment_path(lesson_id: str) -> Path:
+    """Where a lesson's :class:`Fragment` is kept; its book pages beside it (``.pdf``),
+    written first, so that the JSON is there only when both are."""
     return Path(CACHE_DIR) / "fragments" / f"{lesson_id}.json"
 
 
 def read_fragment(out: Path, lesson_id: str) -> Fragment:
-    return Fragment.from_json((out / fragment_path(lesson_id)).read_bytes())
+    path = out / fragment_path(lesson_id)
+    return Fragment.from_json(path.read_bytes(), path.with_suffix(".pdf").read_bytes())
 
 
 def read_state(out: Path) -> dict[str, Any]:

@@ -10,20 +10,15 @@ without setting its other lessons again.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin
-
-from markupsafe import Markup
 
 from pubkit import __version__
 from pubkit.document.ast import rename_ids_in_blocks
-from pubkit.document.links import TITLE_ID
+from pubkit.document.links import TITLE_ID, book_anchor
 from pubkit.document.render import Rendered, RenderJob
-from pubkit.document.sanitize import START_TAG, rename_ids
 from pubkit.document.templates import environment
 from pubkit.editions import EDITIONS, MODULE_STYLESHEETS, PAGES
 from pubkit.engines.pagelist import PrintPages
@@ -34,10 +29,6 @@ from pubkit.sources.theme import Theme
 if TYPE_CHECKING:
     from pubkit.engines.epub import Book
 
-#: In a start tag (:data:`pubkit.document.sanitize.START_TAG`): a reference to another file.
-_REFERENCE = re.compile(r'(?<=\s)(src|href|poster)="([^"#][^"]*)"')
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-
 
 #: The collected editions, by the lesson edition each one collects.
 COLLECTED = (PAGES.name, "epub")
@@ -45,7 +36,7 @@ COLLECTED = (PAGES.name, "epub")
 
 @dataclass(frozen=True)
 class Fragment:
-    """One lesson as its module's collection sets it; identifiers carry the lesson's
+    """One lesson as its module's collections set it; identifiers carry the lesson's
     anchor as a prefix, so that lessons never share one."""
 
     anchor: str
@@ -54,119 +45,88 @@ class Fragment:
     language: str
     words: int
     minutes: int
-    #: The header and the body as laid out in the lesson's PDF, for the collected PDF;
-    #: references are project URLs.
-    header: str
-    body: str
     #: The lesson's chapter for the collected EPUB (pandoc blocks).
     blocks: list[Any]
     api_version: list[int]
     #: Every character the lesson sets, for the EPUB's font subsets.
     text: str
+    #: The text that begins each of its pages, for the collected EPUB's page list.
+    page_starts: list[str]
+    #: Its pages as the collected PDF sets them (a PDF, kept beside the rest, not in its
+    #: JSON): laid out for the lesson's own PDF, written again by its worker
+    #: (:func:`pubkit.engines.bookpages.book_pages`).
+    pdf: bytes = field(repr=False, default=b"")
+
+    @property
+    def pages(self) -> int:
+        return len(self.page_starts)
 
     def as_dict(self) -> dict[str, Any]:
-        """The fields by name; not :func:`dataclasses.asdict`, which deep-copies the
-        blocks (a tenth of a second a lesson)."""
-        return {field.name: getattr(self, field.name) for field in fields(self)}
+        """The fields by name, but the PDF; not :func:`dataclasses.asdict`, which
+        deep-copies the blocks (a tenth of a second a lesson)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "pdf"}
 
     def to_json(self) -> bytes:
         return json.dumps(self.as_dict(), ensure_ascii=False).encode("utf-8")
 
     @classmethod
-    def from_json(cls, data: bytes) -> Fragment:
-        return cls(**json.loads(data))
-
-
-def anchor(job: RenderJob) -> str:
-    """The lesson's id in its module's collection: ``lesson-7``. Lesson numbers are unique
-    in a module, and every id of the lesson's own becomes ``lesson-7-…``: one hyphen
-    more than any anchor, so never another lesson's anchor, whatever its file is called."""
-    return f"lesson-{job.lesson.number}"
+    def from_json(cls, data: bytes, pdf: bytes) -> Fragment:
+        return cls(**json.loads(data), pdf=pdf)
 
 
 def fragment(job: RenderJob) -> Fragment:
-    """The lesson, with its final reading figures, as its module's collection sets it:
-    ``job`` carries the lesson's pdf edition, whose laid-out body the collected PDF sets."""
+    """The lesson, with its final reading figures, as its module's collections set it:
+    ``job`` carries the lesson's pdf edition, whose book pages the collected PDF takes."""
     from pubkit.engines.epub import lesson_blocks
-    from pubkit.engines.fetcher import project_url
 
-    prefix = anchor(job) + "-"
+    anchor = book_anchor(job.lesson.number)
     header = str(job.template_macros("header.html.j2").header())
-    base = project_url(job.config.root, job.lesson.path.parent) + "/"
     pdf = job.print_edition
-    assert pdf is not None and pdf.body is not None  # the pdf edition, set first
+    assert pdf is not None and pdf.book is not None  # the pdf edition, set first
     blocks = lesson_blocks(job, links=False)
     # In place, in the document's own blocks, which every edition has set already.
     # References stay relative: the collected EPUB's lessons share their module's folder.
-    rename_ids_in_blocks(blocks, prefix.__add__)
-    blocks, body = _collected_links(job, blocks, _prefix_html(pdf.body, prefix, base))
+    rename_ids_in_blocks(blocks, f"{anchor}-".__add__)
     assert job.figures.pages is not None
     return Fragment(
-        anchor=anchor(job),
+        anchor=anchor,
         number=job.lesson.number,
         title=job.lesson.title,
         language=job.language,
         words=job.figures.words,
         minutes=job.figures.minutes,
-        header=_prefix_html(header, prefix, base),
-        body=body,
-        blocks=blocks,
+        blocks=_collected_links(job, blocks),
         api_version=job.document.ast["pandoc-api-version"],
         text=job.document.text + header,
+        page_starts=list(pdf.page_starts),
+        pdf=pdf.book,
     )
 
 
-def _collected_links(job: RenderJob, blocks: list[Any], body: str) -> tuple[list[Any], str]:
-    """The lesson's links to other lessons as its module's collections hold them: to a
-    lesson of the same module, its place in the same book; to another module's, in the
-    PDF its place in that module's collected PDF beside it, and in the EPUB, which cannot
-    lead into another book, its public PDF or its number and title
-    (:func:`pubkit.document.links.epub_blocks`)."""
-    from pubkit.document.links import PDF_FILE, Target, epub_blocks, lower_html
+def _collected_links(job: RenderJob, blocks: list[Any]) -> list[Any]:
+    """The lesson's links to other lessons as its module's collected EPUB holds them: to
+    a lesson of the same module, its place in the same book; to another module's, which
+    an EPUB cannot lead into, its public PDF or its number and title
+    (:func:`pubkit.document.links.epub_blocks`). The collected PDF's are set in the
+    lesson's book pages (:func:`pubkit.document.links.book_href`)."""
+    from pubkit.document.links import Target, epub_blocks
 
-    targets, course = job.document.targets, job.document.links
     own = job.lesson.module.folder.name
-
-    def place(target: Target, section: str) -> str:
-        return f"lesson-{target.number}-{section}" if section else f"lesson-{target.number}"
 
     def in_book(target: Target, section: str) -> str | None:
         if target.module != own:
             return None
-        return "#" + (place(target, section) if section else f"{place(target, '')}-{TITLE_ID}")
-
-    def in_pdf(lesson: str, section: str) -> str:
-        target = targets[lesson]
-        if target.module == own:
-            return f"#{place(target, section)}"
-        file, destination = f"{target.module}.pdf", f"#{place(target, section)}"
-        public = course.published(f"collections/{file}")
-        return f"{public}{destination}" if public else f"{PDF_FILE}{file}{destination}"
+        place = book_anchor(target.number)
+        return f"#{place}-{section}" if section else f"#{place}-{TITLE_ID}"
 
     words = job.theme.words(job.language)
-    blocks = epub_blocks(blocks, targets, course, own, words, inside=in_book)
-    return blocks, lower_html(body, in_pdf)
-
-
-def _prefix_html(html: str, prefix: str, base: str) -> str:
-    """Give every identifier in ``html``'s tags (and every link to one) ``prefix``; make
-    every other reference absolute against ``base``, since the collected PDF has one base
-    for all its lessons."""
-
-    def reference(match: re.Match[str]) -> str:
-        value = match[2]
-        return match[0] if _SCHEME.match(value) else f'{match[1]}="{urljoin(base, value)}"'
-
-    html = rename_ids(html, prefix.__add__)
-    return START_TAG.sub(lambda tag: _REFERENCE.sub(reference, tag[0]), html)
+    return epub_blocks(blocks, job.document.targets, job.document.links, own, words, in_book)
 
 
 def _context(
     module: Module, fragments: Sequence[Fragment], config: Config, edition: str, date: str | None
 ) -> dict[str, Any]:
-    lessons = [
-        {**f.as_dict(), "header": Markup(f.header), "body": Markup(f.body)} for f in fragments
-    ]
+    lessons = [{**f.as_dict(), "pages": f.pages} for f in fragments]
     return {
         "module": module,
         "course": config,
@@ -210,13 +170,14 @@ def render(
 def _render_pdf(
     module: Module, fragments: Sequence[Fragment], config: Config, theme: Theme, date: str | None
 ) -> tuple[Rendered, PrintPages]:
-    """The collected PDF, in one layout (the contents' page numbers are the lessons'
-    pages), and each lesson's pages in it, by the id of its title in the EPUB."""
+    """The collected PDF, assembled from the lessons' book pages
+    (:mod:`pubkit.engines.bookpages`): only its title page and contents are laid out, with
+    a blank page for each lesson page, numbered; and each lesson's pages in it, by the id
+    of its title in the EPUB."""
+    from pubkit.engines.bookpages import Placed, assemble, number_pages
     from pubkit.engines.glyphs import faces_for, languages_in
-    from pubkit.engines.layout import page_starts
     from pubkit.engines.weasy import Resources, lay_out, stylesheet, weasyprint_warnings, write_pdf
 
-    edition = PAGES
     env = environment(theme, config.language)
     html = env.get_template("module.html.j2").render(
         _context(module, fragments, config, PAGES.name, date)
@@ -227,18 +188,21 @@ def _render_pdf(
     )
     with weasyprint_warnings():  # each lesson's own build has reported them already
         document = lay_out(html, css, Resources.of_project(config, theme, module.folder))
-        data = write_pdf(document, edition.pdf_variant)
-    starts = page_starts(document)
-    # Where each lesson opens (its article's id, on each of its pages), and so which
-    # pages are its own.
-    opens: dict[str, int] = {}
-    for index, page in enumerate(document.pages):
-        for name in page.anchors:
-            opens.setdefault(name, index)
-    firsts = [opens[f.anchor] for f in fragments]
+        # Where each lesson opens: the page of its article's id.
+        opens: dict[str, int] = {}
+        for index, page in enumerate(document.pages):
+            for name in page.anchors:
+                opens.setdefault(name, index)
+        firsts = [opens[f.anchor] for f in fragments]
+        blank = [
+            first + n for f, first in zip(fragments, firsts, strict=True) for n in range(f.pages)
+        ]
+        frame = write_pdf(number_pages(document, blank), PAGES.pdf_variant)
+    placed = [Placed(first, f.pdf) for f, first in zip(fragments, firsts, strict=True)]
+    data = assemble(frame, placed)
     chapters = {
-        f"{f.anchor}-{TITLE_ID}": (first + 1, starts[first:following])
-        for f, first, following in zip(fragments, firsts, [*firsts[1:], len(starts)], strict=True)
+        f"{f.anchor}-{TITLE_ID}": (first + 1, tuple(f.page_starts))
+        for f, first in zip(fragments, firsts, strict=True)
     }
     edition_name = f"{_title(module, config, theme)}, PDF edition ({config.paper})"
     return Rendered(data=data, pages=len(document.pages)), PrintPages(edition_name, chapters)

@@ -39,6 +39,10 @@ LESSON = "data-lesson"
 #: it does not know as it is, and :func:`pubkit.engines.weasy.finisher` makes it a PDF
 #: "go to another file" action (``/GoToR``) to the named destination of the section.
 PDF_FILE = "pubkit-file:"
+#: A link, in a lesson's pages as its module's book sets them, to a place elsewhere in that
+#: book: :func:`pubkit.engines.weasy.finisher` makes it a link to the named destination,
+#: which the lesson's own pages do not have but the assembled book does.
+BOOK_LINK = "pubkit-book:"
 _HREF = re.compile(r'(?<=\s)href="([^"]*)"')
 _LESSON_ATTRIBUTE = re.compile(rf'\s{LESSON}="([^"]*)"')
 
@@ -98,6 +102,29 @@ def pdf_href(course: Course, target: Target, section: str = "") -> str:
     if public := course.published(f"{course.pdf_folder}/{relative}"):
         return public + fragment
     return f"{PDF_FILE}../{relative}{fragment}"
+
+
+def book_anchor(number: int) -> str:
+    """Lesson ``number``'s id in its module's collection: ``lesson-7``. Lesson numbers are
+    unique in a module, and every id of the lesson's own becomes ``lesson-7-…``: one
+    hyphen more than any anchor, so never another lesson's anchor, whatever its file is
+    called."""
+    return f"lesson-{number}"
+
+
+def book_href(
+    targets: Mapping[str, Target], course: Course, own_module: str, lesson: str, section: str
+) -> str:
+    """Where a link to ``lesson`` (``#section``) leads in a module's collected PDF: in a
+    lesson of the same module, its place in the same book (:data:`BOOK_LINK`); in
+    another module's, its place in that module's collected PDF beside it."""
+    target = targets[lesson]
+    place = book_anchor(target.number) + (f"-{section}" if section else "")
+    if target.module == own_module:
+        return BOOK_LINK + place
+    file = f"{target.module}.pdf"
+    public = course.published(f"collections/{file}")
+    return f"{public}#{place}" if public else f"{PDF_FILE}{file}#{place}"
 
 
 def lesson_link(node: Mapping[str, Any]) -> tuple[str, str] | None:

@@ -90,6 +90,6 @@ class Rendered:
     #: The text that begins each page (:func:`pubkit.engines.layout.page_starts`), for
     #: paged editions.
     page_starts: tuple[str, ...] = ()
-    #: The body as laid out, for paged editions: with its takeaways boxes cut where their
-    #: pages end (:func:`pubkit.document.paged.to_html`), which a module's collection keeps.
-    body: str | None = None
+    #: For the pdf edition: its pages as its module's collected PDF sets them, a PDF
+    #: (:func:`pubkit.engines.bookpages.book_pages`), which the collection assembles.
+    book: bytes | None = None

@@ -6,16 +6,19 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import pyphen
 
+from pubkit.document.links import LESSON, book_anchor, book_href
 from pubkit.document.markdown import NO_DESCRIPTION
 from pubkit.document.paged import to_html
 from pubkit.document.render import Rendered, RenderJob
 from pubkit.document.templates import counted_right
 from pubkit.editions import COVER_STYLESHEETS, EDITIONS, MODULE_STYLESHEETS, PAGES, Edition
 from pubkit.engines import layout
+from pubkit.engines.bookpages import book_pages
 from pubkit.engines.fetcher import PROJECT_URL_ROOT
 from pubkit.engines.glyphs import faces_for, languages_in, primary_faces
 from pubkit.engines.weasy import Resources, lay_out, stylesheet, weasyprint_warnings, write_pdf
@@ -158,6 +161,7 @@ def render_paged(job: RenderJob) -> Rendered:
             raise LessonError.at(lesson.path, None, f"layout does not settle (pages {tried})")
         bleed = (job.config.bleed or 0.0) if print_shop else None
         data = write_pdf(document, job.edition.pdf_variant, bleed)
+        book = _book_pages(job, document) if job.edition is PAGES else None
     if refused := resources.fetcher.refused:
         raise LessonError.at(lesson.path, None, "refused resource " + "; ".join(refused))
     name = job.edition.name
@@ -172,5 +176,23 @@ def render_paged(job: RenderJob) -> Rendered:
         diagnostics=diagnostics,
         findings=findings,
         page_starts=layout.page_starts(document),
-        body=body,
+        book=book,
     )
+
+
+def _book_pages(job: RenderJob, document: Any) -> bytes:
+    """The lesson's pages as its module's collected PDF sets them, from their layout for
+    the lesson's own PDF: its ids under the lesson's anchor, its links to lessons led to
+    their place in the books."""
+    targets, course = job.document.targets, job.document.links
+    own = job.lesson.module.folder.name
+
+    def href(element: Any) -> str | None:
+        value = element.get(LESSON) if element is not None else None
+        if not value:
+            return None
+        lesson, _, section = value.partition("#")
+        return book_href(targets, course, own, lesson, section)
+
+    pages = book_pages(document, book_anchor(job.lesson.number) + "-", href)
+    return write_pdf(pages, job.edition.pdf_variant)

@@ -25,7 +25,7 @@ import pydyf
 from weasyprint import CSS, HTML, Document
 from weasyprint.text.fonts import FontConfiguration
 
-from pubkit.document.links import PDF_FILE
+from pubkit.document.links import BOOK_LINK, PDF_FILE
 from pubkit.engines import linebreak, svgpaths
 from pubkit.engines.fetcher import ProjectFetcher, project_url
 from pubkit.errors import Diagnostic, warning
@@ -238,13 +238,24 @@ def _is_link(item: Any) -> bool:
 
 
 def _link_to_file(annotation: pydyf.Dictionary) -> None:
-    """A link to another PDF beside this one (:data:`pubkit.document.links.PDF_FILE`), made
+    """A link to a place of the book a lesson's pages are written for
+    (:data:`pubkit.document.links.BOOK_LINK`), made a link to that named destination; a
+    link to another PDF beside this one (:data:`pubkit.document.links.PDF_FILE`), made
     a "go to a page of another file" action: to the section's named destination (WeasyPrint
     names one after each element's id), else to the first page."""
     action = annotation["A"]
     uri = action.get("URI")
     text = uri.string if isinstance(uri, pydyf.String) else str(uri or "")
-    if action.get("S") != "/URI" or not text.startswith(PDF_FILE):
+    if action.get("S") != "/URI":
+        return
+    if text.startswith(BOOK_LINK):  # to a named destination of the book it will be in
+        del annotation["A"]
+        name = unquote(text[len(BOOK_LINK) :])
+        annotation["Dest"] = pydyf.String(name)
+        if "Contents" in annotation:
+            annotation["Contents"] = pydyf.String(name)
+        return
+    if not text.startswith(PDF_FILE):
         return
     path, _, section = unquote(text[len(PDF_FILE) :]).partition("#")
     del action["URI"]
