@@ -180,6 +180,19 @@ def test_a_book_assembled_after_an_edit_is_the_book_built_from_scratch(tmp_path:
     # The page list follows the book's pages: the second lesson's first entry is its page.
     assert str(second) in [label for label, _ in after["page list"]]
 
+    # An edit that moves no page: the book's numbered pages are taken again, as they were.
+    numbers = edited / "build/.pubkit/collections/01-basics.numbers.pdf"
+    laid_out = numbers.stat().st_mtime_ns
+    lesson.write_text(lesson.read_text().replace("longer.", "longer!", 1))
+    assert build(edited, jobs=2).ok
+    assert numbers.stat().st_mtime_ns == laid_out
+    shutil.rmtree(scratch)
+    shutil.copytree(edited, scratch)
+    shutil.rmtree(scratch / "build")
+    assert build(scratch, jobs=1).ok
+    assert book_facts(edited / "build", "01-basics") == book_facts(scratch / "build", "01-basics")
+    assert "longer!" in book_facts(edited / "build", "01-basics")["pages"][2]
+
 
 def test_a_lessons_pages_in_the_book_are_its_own_pdfs_pages(tmp_path: Path) -> None:
     """Drawn from the same layout: the same text on each page but the folio, the

@@ -18,7 +18,8 @@ in a temporary folder. Every figure comes from a fresh process, as a user runs p
   mean of the floors measured just before and just after it (the machine's speed drifts
   over the half-minute a course takes, so a ratio is only fair between figures taken
   together): the median round is reported, and every round's ratio;
-- then the no-op rebuild and the rebuild after one lesson changed;
+- then the no-op rebuild, and the rebuild after one lesson changed (a sentence appended
+  to a lesson of another module in each round), against the one lesson's cold build;
   and the largest peak memory of a worker, and of any process the build started (a
   worker's pandoc session is one);
 - the course's lessons alone (``pubkit build manuscript``: no module collections), cold,
@@ -66,12 +67,13 @@ JOBS = 2
 #: around it.
 ROUNDS = 3
 
-#: Targets from the issue, for this 2-core machine.
+#: Targets from the issues, for this 2-core machine.
 TARGETS = {
-    "course_over_floor": 1.3,  # whole course ÷ (floor × lessons ÷ 2)
+    "course_over_floor": 1.0,  # whole course ÷ (floor × lessons ÷ 2)
     "lesson_over_floor": 1.6,  # one lesson cold ÷ floor cold
-    "noop_seconds": 1.0,
-    "worker_mb": 400.0,
+    "changed_over_lesson": 1.5,  # one lesson changed in the course ÷ that lesson cold
+    "noop_seconds": 0.3,
+    "worker_mb": 300.0,
     "validation_share": 0.15,  # (validated − unvalidated) ÷ validated, course cold
     "technical_over_plain": 2.0,  # 200 formulas and 30 code blocks ÷ the same as text
 }
@@ -351,15 +353,19 @@ def main() -> None:
         lessons_only = pubkit_build(alone, JOBS, alone / "manuscript")["seconds"]
         console.print(f"course's lessons alone, cold: {lessons_only:.2f} s")
         noop = statistics.median(timed_cli(course) for _ in range(3))
-        edited = lessons[len(lessons) // 2]
-        edited.write_text(edited.read_text() + "\nOne more closing sentence.\n")
-        changed = pubkit_build(course, JOBS)
-        assert changed["built"] == 1, changed
+        changes = []
+        for number in range(ROUNDS):
+            edited = lessons[(number * len(lessons)) // ROUNDS + 3]
+            edited.write_text(edited.read_text() + "\nOne more closing sentence.\n")
+            changes.append(pubkit_build(course, JOBS))
+            assert changes[-1]["built"] == 1, changes[-1]
+            console.print(f"one lesson changed, round {number + 1}: {changes[-1]['seconds']:.2f} s")
 
     lessons_n = len(lessons)
     floor = statistics.median(r.floor for r in ones + rounds)
     median, one_round = median_round(rounds), median_round(ones)
     cold, round_floor, one = median.build, median.floor, one_round.seconds
+    changed = statistics.median(c["seconds"] for c in changes)
     course_budget = round_floor * lessons_n / JOBS
     warm_budget = floor_warm * lessons_n / JOBS
     figures = {
@@ -377,7 +383,10 @@ def main() -> None:
         "lessons_only_seconds": round(lessons_only, 3),
         "first_build_seconds": round(first_build, 3),
         "noop_seconds": round(noop, 3),
-        "one_changed_seconds": round(changed["seconds"], 3),
+        "one_changed_seconds": round(changed, 3),
+        "one_changed_rounds": [round(c["seconds"], 3) for c in changes],
+        "changed_over_lesson": round(changed / one, 2),
+        "changed_rounds_over_lesson": [round(c["seconds"] / one, 2) for c in changes],
         "worker_peak_mb": round(max(r.build["worker_bytes"] for r in rounds) / 2**20, 1),
         "parent_peak_mb": round(max(r.build["parent_bytes"] for r in rounds) / 2**20, 1),
         "child_peak_mb": round(max(r.build["child_bytes"] for r in rounds) / 2**20, 1),
@@ -397,7 +406,8 @@ def main() -> None:
         "lesson_over_floor": figures["lesson_over_floor"] <= TARGETS["lesson_over_floor"],
         "course_over_floor": figures["course_over_floor"] <= TARGETS["course_over_floor"],
         "noop_seconds": noop < TARGETS["noop_seconds"],
-        "worker_mb": figures["worker_peak_mb"] < TARGETS["worker_mb"],
+        "changed_over_lesson": figures["changed_over_lesson"] <= TARGETS["changed_over_lesson"],
+        "worker_mb": figures["worker_peak_mb"] <= TARGETS["worker_mb"],
         "validation_share": figures["validation_share"] <= TARGETS["validation_share"],
         "technical_over_plain": (
             figures["technical_over_plain"] <= TARGETS["technical_over_plain"]
@@ -480,9 +490,28 @@ def main() -> None:
         f"  ÷ (floor × {lessons_n} ÷ {JOBS})", f"{figures['lessons_only_over_floor']:.2f}", "", ""
     )
     table.add_row(
-        "no-op rebuild (pubkit build)", f"{noop:.2f} s", "< 1 s", mark(checks["noop_seconds"])
+        "no-op rebuild (pubkit build)",
+        f"{noop:.2f} s",
+        f"< {TARGETS['noop_seconds']} s",
+        mark(checks["noop_seconds"]),
     )
-    table.add_row("one lesson changed", f"{changed['seconds']:.2f} s", "", "")
+    table.add_row(
+        "one lesson changed in the course ÷ that lesson cold (median round)",
+        f"{figures['changed_over_lesson']:.2f}",
+        f"≤ {TARGETS['changed_over_lesson']}",
+        mark(checks["changed_over_lesson"]),
+    )
+    table.add_row(
+        "  every round",
+        ", ".join(
+            f"{r:.2f} ({c:.2f} s)"
+            for r, c in zip(
+                figures["changed_rounds_over_lesson"], figures["one_changed_rounds"], strict=True
+            )
+        ),
+        "",
+        "",
+    )
     table.add_row(
         "one lesson, a session's first build (starts EPUBCheck's daemon)",
         f"{first_build:.2f} s",
@@ -510,7 +539,7 @@ def main() -> None:
     table.add_row(
         "peak memory per worker",
         f"{figures['worker_peak_mb']:.0f} MB",
-        "< 400 MB",
+        f"≤ {TARGETS['worker_mb']:.0f} MB",
         mark(checks["worker_mb"]),
     )
     table.add_row("peak memory of the build process", f"{figures['parent_peak_mb']:.0f} MB", "", "")

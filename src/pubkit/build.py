@@ -21,10 +21,9 @@ from pubkit.check import check
 from pubkit.course import downloads, modulebook
 from pubkit.course.lessons import LessonOutcome, modules_of, set_lessons
 from pubkit.course.links import course_links, link_key
-from pubkit.course.modulebook import Fragment
+from pubkit.course.modulebook import Collected, Fragment, Numbers
 from pubkit.course.validate import Run, check_collected_epub, check_epub, shared_checker
 from pubkit.course.workers import Usage, default_jobs, render_isolated
-from pubkit.document.render import Rendered
 from pubkit.errors import Diagnostic, PubkitError, warning
 from pubkit.output import (
     MANIFEST_NAME,
@@ -34,9 +33,11 @@ from pubkit.output import (
     fingerprint,
     fragment_path,
     manifest,
+    numbers_path,
     outputs_intact,
     read_fragment,
     read_state,
+    write_atomic,
     write_if_changed,
     write_json,
     write_lesson,
@@ -371,7 +372,7 @@ def _build_collections(
     records = run.state["collections"]
     ready = {result.lesson.id for result in lessons.results}
     diagnostics: list[Diagnostic] = []
-    work: list[tuple[Module, str, list[Fragment]]] = []
+    work: list[tuple[Module, str, list[Fragment], Numbers | None]] = []
     for module, members in modules.items():
         folder = module.folder.name
         key = fingerprint([folder, ",".join(names), *(run.keys[lesson.id] for lesson in members)])
@@ -388,28 +389,29 @@ def _build_collections(
             run.tick(f"collections/{folder}", UP_TO_DATE)
             continue
         fragments = [read_fragment(run.out, lesson.id) for lesson in members]
-        work.append((module, key, fragments))
+        work.append((module, key, fragments, _kept_numbers(run, folder)))
 
     if work:
         from pubkit.engines.pdf import warm
 
-        languages = (f.language for *_, fragments in work for f in fragments)
+        languages = (f.language for _, _, fragments, _ in work for f in fragments)
         warm(run.inputs.theme, run.inputs.config, names, languages, collections=True)
 
-    def collect(item: tuple[Module, str, list[Fragment]]) -> dict[str, Rendered]:
-        module, _, fragments = item
-        config, theme = run.inputs.config, run.inputs.theme
-        return modulebook.render(module, fragments, config, theme, run.inputs.date, names)
+    def collect(item: tuple[Module, str, list[Fragment], Numbers | None]) -> Collected:
+        module, _, fragments, numbers = item
+        config, theme, date = run.inputs.config, run.inputs.theme, run.inputs.date
+        return modulebook.render(module, fragments, config, theme, date, names, numbers)
 
     results = render_isolated(
         work, collect, run.inputs.jobs, where=lambda item: item[0].source, usage=run.usage
     )
-    for (module, key, _), outcomes in results:
+    for (module, key, _, kept), collected in results:
         label = f"collections/{module.folder.name}"
-        if isinstance(outcomes, PubkitError):  # the module keeps its last good collection
-            diagnostics.extend(outcomes.diagnostics)
+        if isinstance(collected, PubkitError):  # the module keeps its last good collection
+            diagnostics.extend(collected.diagnostics)
             run.tick(label, FAILED)
             continue
+        outcomes = collected.rendered
         if "epub" in outcomes:
             found = validator.collection(module, modules[module], outcomes["epub"].data)
             diagnostics.extend(found)
@@ -425,5 +427,23 @@ def _build_collections(
             },
         }
         records[module.folder.name] = {"key": key, "entry": entry}
+        if (numbers := collected.numbers) is not None:
+            if numbers != kept:
+                write_atomic(run.out / numbers_path(module.folder.name), numbers.pdf)
+            records[module.folder.name]["numbers"] = {
+                "key": numbers.key,
+                "inputs": run.inputs.digest,
+            }
         run.tick(label, BUILT)
     return diagnostics
+
+
+def _kept_numbers(run: _Run, folder: str) -> Numbers | None:
+    """The numbered pages of the module's last book, if made from the same inputs (theme,
+    settings, pubkit itself): its next book takes them again while no page count
+    changed."""
+    kept = (run.state["collections"].get(folder) or {}).get("numbers")
+    path = run.out / numbers_path(folder)
+    if not kept or kept.get("inputs") != run.inputs.digest or not path.is_file():
+        return None
+    return Numbers(kept["key"], path.read_bytes())

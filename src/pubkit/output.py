@@ -207,6 +207,11 @@ def fragment_path(lesson_id: str) -> Path:
     return Path(CACHE_DIR) / "fragments" / f"{lesson_id}.json"
 
 
+def numbers_path(module_folder: str) -> Path:
+    """Where the numbered pages of a module's last collected PDF are kept."""
+    return Path(CACHE_DIR) / "collections" / f"{module_folder}.numbers.pdf"
+
+
 def read_fragment(out: Path, lesson_id: str) -> Fragment:
     path = out / fragment_path(lesson_id)
     return Fragment.from_json(path.read_bytes(), path.with_suffix(".pdf").read_bytes())

@@ -9,6 +9,7 @@ without setting its other lessons again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pubkit import __version__
 from pubkit.document.ast import rename_ids_in_blocks
-from pubkit.document.links import TITLE_ID, book_anchor
+from pubkit.document.links import BOOK_LINK, TITLE_ID, book_anchor
 from pubkit.document.render import Rendered, RenderJob
 from pubkit.document.templates import environment
 from pubkit.editions import EDITIONS, MODULE_STYLESHEETS, PAGES
@@ -126,7 +127,7 @@ def _collected_links(job: RenderJob, blocks: list[Any]) -> list[Any]:
 def _context(
     module: Module, fragments: Sequence[Fragment], config: Config, edition: str, date: str | None
 ) -> dict[str, Any]:
-    lessons = [{**f.as_dict(), "pages": f.pages} for f in fragments]
+    lessons = [{**f.as_dict(), "pages": f.pages, "opens": None} for f in fragments]
     return {
         "module": module,
         "course": config,
@@ -139,7 +140,29 @@ def _context(
         "for_instructors": False,
         "version": __version__,
         "date": date,
+        # module.html.j2's part: "front" or "numbers" (see _render_pdf)
+        "part": "front",
+        "front_pages": 0,
+        "book_link": BOOK_LINK,
     }
+
+
+@dataclass(frozen=True)
+class Numbers:
+    """A module book's numbered pages (a PDF of
+    :func:`pubkit.engines.bookpages.number_pages`), and a digest of what they were laid out
+    from: the next build takes them again while no page count changes."""
+
+    key: str
+    pdf: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Collected:
+    """A module's collected editions, by name, and its book's numbered pages."""
+
+    rendered: dict[str, Rendered]
+    numbers: Numbers | None = None
 
 
 def render(
@@ -149,63 +172,87 @@ def render(
     theme: Theme,
     date: str | None,
     names: Sequence[str] = COLLECTED,
-) -> dict[str, Rendered]:
-    """The module's collected editions among ``names``. The PDF is laid out while pandoc
-    writes the EPUB, whose page list then follows the PDF's pages."""
+    numbers: Numbers | None = None,
+) -> Collected:
+    """The module's collected editions among ``names``, the PDF's numbered pages taken
+    from ``numbers`` when they fit. The PDF is set while pandoc writes the EPUB, whose
+    page list then follows the PDF's pages."""
     from pubkit.engines.epub import writing
 
     rendered: dict[str, Rendered] = {}
+    pages = None
     if "epub" not in names:
-        rendered[PAGES.name], _ = _render_pdf(module, fragments, config, theme, date)
-        return rendered
+        rendered[PAGES.name], pages, numbers = _render_pdf(
+            module, fragments, config, theme, date, numbers
+        )
+        return Collected(rendered, numbers)
     book = _book(module, fragments, config, theme, date)
     with writing(book, theme, config, EDITIONS["epub"], date) as finish:
-        pages = None
         if PAGES.name in names:
-            rendered[PAGES.name], pages = _render_pdf(module, fragments, config, theme, date)
+            rendered[PAGES.name], pages, numbers = _render_pdf(
+                module, fragments, config, theme, date, numbers
+            )
         rendered["epub"] = finish(_cover(module, fragments, config, theme, date), pages)
-    return rendered
+    return Collected(rendered, numbers if PAGES.name in names else None)
 
 
 def _render_pdf(
-    module: Module, fragments: Sequence[Fragment], config: Config, theme: Theme, date: str | None
-) -> tuple[Rendered, PrintPages]:
-    """The collected PDF, assembled from the lessons' book pages
-    (:mod:`pubkit.engines.bookpages`): only its title page and contents are laid out, with
-    a blank page for each lesson page, numbered; and each lesson's pages in it, by the id
-    of its title in the EPUB."""
-    from pubkit.engines.bookpages import Placed, assemble, number_pages
+    module: Module,
+    fragments: Sequence[Fragment],
+    config: Config,
+    theme: Theme,
+    date: str | None,
+    numbers: Numbers | None,
+) -> tuple[Rendered, PrintPages, Numbers]:
+    """The collected PDF, assembled (:mod:`pubkit.engines.bookpages`) from its front (title
+    page and contents), its numbered pages (``numbers`` again, when they were laid out
+    for the same pages) and the lessons' book pages; and each lesson's pages in it, by
+    the id of its title in the EPUB."""
+    from pubkit.engines.bookpages import assemble, number_pages
     from pubkit.engines.glyphs import faces_for, languages_in
     from pubkit.engines.weasy import Resources, lay_out, stylesheet, weasyprint_warnings, write_pdf
 
-    env = environment(theme, config.language)
-    html = env.get_template("module.html.j2").render(
-        _context(module, fragments, config, PAGES.name, date)
-    )
-    faces = faces_for(theme, html, config.language, languages_in(html))
-    css = stylesheet(
-        theme, MODULE_STYLESHEETS, PAGES.name, config.paper, "", faces, config.language
-    )
+    template = environment(theme, config.language).get_template("module.html.j2")
+    context = _context(module, fragments, config, PAGES.name, date)
+    resources = Resources.of_project(config, theme, module.folder)
+    front_pages = 2  # the title page and one of contents, until laid out
     with weasyprint_warnings():  # each lesson's own build has reported them already
-        document = lay_out(html, css, Resources.of_project(config, theme, module.folder))
-        # Where each lesson opens: the page of its article's id.
-        opens: dict[str, int] = {}
-        for index, page in enumerate(document.pages):
-            for name in page.anchors:
-                opens.setdefault(name, index)
-        firsts = [opens[f.anchor] for f in fragments]
-        blank = [
-            first + n for f, first in zip(fragments, firsts, strict=True) for n in range(f.pages)
-        ]
-        frame = write_pdf(number_pages(document, blank), PAGES.pdf_variant)
-    placed = [Placed(first, f.pdf) for f, first in zip(fragments, firsts, strict=True)]
-    data = assemble(frame, placed)
+        for _ in range(3):
+            opens = _opening_pages(fragments, front_pages)
+            for lesson, first in zip(context["lessons"], opens, strict=True):
+                lesson["opens"] = first
+            html = template.render(context)
+            faces = faces_for(theme, html, config.language, languages_in(html))
+            css = stylesheet(
+                theme, MODULE_STYLESHEETS, PAGES.name, config.paper, "", faces, config.language
+            )
+            document = lay_out(html, css, resources)
+            if len(document.pages) == front_pages:
+                break
+            front_pages = len(document.pages)
+        front = write_pdf(document, PAGES.pdf_variant)
+        numbered = template.render(context, part="numbers", front_pages=front_pages)
+        key = hashlib.sha256(numbered.encode("utf-8")).hexdigest()
+        if numbers is None or numbers.key != key:
+            laid_out = number_pages(lay_out(numbered, css, resources))
+            numbers = Numbers(key, write_pdf(laid_out, None))
+    data = assemble(front, numbers.pdf, [f.pdf for f in fragments])
     chapters = {
-        f"{f.anchor}-{TITLE_ID}": (first + 1, tuple(f.page_starts))
-        for f, first in zip(fragments, firsts, strict=True)
+        f"{f.anchor}-{TITLE_ID}": (first, tuple(f.page_starts))
+        for f, first in zip(fragments, opens, strict=True)
     }
     edition_name = f"{_title(module, config, theme)}, PDF edition ({config.paper})"
-    return Rendered(data=data, pages=len(document.pages)), PrintPages(edition_name, chapters)
+    pages = front_pages + sum(f.pages for f in fragments)
+    return Rendered(data=data, pages=pages), PrintPages(edition_name, chapters), numbers
+
+
+def _opening_pages(fragments: Sequence[Fragment], front_pages: int) -> list[int]:
+    """The page each lesson opens on, after ``front_pages`` pages."""
+    opens, page = [], front_pages + 1
+    for f in fragments:
+        opens.append(page)
+        page += f.pages
+    return opens
 
 
 def _book(

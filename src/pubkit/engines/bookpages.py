@@ -5,14 +5,13 @@ A lesson's worker lays its pages out once, for its own PDF, and writes them a se
 as its module's book sets them (:func:`book_pages`): its identifiers carry the lesson's
 anchor, its links lead to their place in the book, and its page numbers are left out
 (they are the book's, known only once every lesson of the module is set). The module's
-title page and contents are laid out on their own, followed by one blank page for each
-page of each lesson, which carries nothing but the book's page numbers
-(:func:`number_pages`): the contents' page numbers and folios come out of WeasyPrint
-as they would if the lessons were there. :func:`assemble` then puts each lesson's pages in
-place of its blank ones, with the page numbers drawn over them, and joins what makes the
-PDF tagged and navigable: the structure tree (each lesson an article of the book's
-document), the named destinations, the links, the outline (the lessons' bookmarks under
-the module's).
+title page and contents, the "front", are laid out on their own, with the page each
+lesson opens on; and a blank page for each page of the book, in the same page groups as
+the lessons' own, showing only its numbers (:func:`number_pages`), which the next build
+keeps while no page count changes. :func:`assemble` then puts each lesson's pages after
+the front, under their numbers, and joins what makes the PDF tagged and navigable: the
+structure tree (each lesson an article of the book's document), the named destinations,
+the links, the outline (the lessons' bookmarks under the module's).
 
 A margin box "numbers pages" when its content uses the ``page`` or ``pages`` counter; the
 book takes such boxes from the blank pages and every other margin box (running heads) from
@@ -27,7 +26,6 @@ from __future__ import annotations
 import copy
 import io
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from weasyprint import Document
@@ -74,48 +72,37 @@ def _book_link(
     return link
 
 
-def number_pages(document: Document, blank: Sequence[int]) -> Document:
-    """``document`` with pages ``blank`` (those the lessons' pages will take) showing
-    only the margin boxes that number pages."""
-    pages = list(document.pages)
-    for index in blank:
-        page = pages[index] = copy.copy(pages[index])
+def number_pages(document: Document) -> Document:
+    """``document``'s pages showing only the margin boxes that number pages."""
+    pages = []
+    for page in document.pages:
+        numbered = copy.copy(page)
         box = page._page_box
-        page._page_box = box.copy_with_children([c for c in box.children if numbers_pages(c)])
-        page.anchors = dict(page.anchors)
-        page.links, page.bookmarks = [], []
+        numbered._page_box = box.copy_with_children([c for c in box.children if numbers_pages(c)])
+        numbered.links, numbered.bookmarks = [], []
+        pages.append(numbered)
     return document.copy(pages)
 
 
-@dataclass(frozen=True)
-class Placed:
-    """A lesson's book pages (a PDF of :func:`book_pages`) and where they go in the book."""
-
-    #: Index of the book page the lesson's first page takes.
-    first: int
-    pdf: bytes
-
-
-def assemble(frame: bytes, lessons: Sequence[Placed]) -> bytes:
-    """The book: ``frame`` (title page, contents, and a blank page numbered for each
-    lesson page, tagged PDF) with each lesson's pages in place of its blank ones."""
+def assemble(front: bytes, numbers: bytes, lessons: Sequence[bytes]) -> bytes:
+    """The book: ``front`` (its title page and contents, a tagged PDF), then each lesson's
+    pages (PDFs of :func:`book_pages`), each under its page of ``numbers`` (a PDF of
+    :func:`number_pages`, a page for each page of the book)."""
     import pikepdf
 
-    book = pikepdf.open(io.BytesIO(frame))
-    sources = [pikepdf.open(io.BytesIO(lesson.pdf)) for lesson in lessons]
-    front = [page.obj for page in book.pages]  # the frame's pages, by index
-    taken: dict[tuple[int, int], pikepdf.Page] = {}
-    for lesson, source in zip(lessons, sources, strict=True):
-        for offset, page in enumerate(source.pages):
-            index = lesson.first + offset
-            blank = book.pages[index]
-            numbers = _artifact(book, blank.as_form_xobject())
-            book.pages[index] = page
-            placed = book.pages[index]
-            _draw_over(book, placed, numbers, pikepdf.Name(f"/PubkitNumbers{index}"))
-            taken[blank.obj.objgen] = placed
-    _join_structure(book, sources, front, taken)
-    _join_destinations(book, sources, taken)
+    book = pikepdf.open(io.BytesIO(front))
+    numbered = pikepdf.open(io.BytesIO(numbers))
+    sources = [pikepdf.open(io.BytesIO(lesson)) for lesson in lessons]
+    kept = {page.obj.objgen for page in book.pages}
+    for source in sources:
+        for page in source.pages:
+            index = len(book.pages)
+            form = book.copy_foreign(numbered.pages[index].as_form_xobject())
+            book.pages.append(page)
+            _draw_over(book, book.pages[index], _artifact(form), pikepdf.Name(f"/Numbers{index}"))
+    assert len(book.pages) == len(numbered.pages), "the numbered pages are the book's"
+    _join_structure(book, sources, kept)
+    _join_destinations(book, numbered, sources)
     _join_outlines(book, sources)
     out = io.BytesIO()
     book.save(out, deterministic_id=True)
@@ -133,9 +120,9 @@ def _draw_over(book: Any, page: Any, form: Any, name: Any) -> None:
     page.contents_add(pikepdf.Stream(book, b"\nQ\n" + name.unparse() + b" Do\n"))
 
 
-def _artifact(book: Any, form: Any) -> Any:
-    """``form`` (a blank page's drawing: its page numbers) as one artifact: its content
-    marks (tags of a page that is no more) taken out."""
+def _artifact(form: Any) -> Any:
+    """``form`` (a numbered page's drawing) as one artifact, any content marks of its
+    own taken out."""
     import pikepdf
 
     kept = [
@@ -173,34 +160,31 @@ def _numbers(tree: Any) -> dict[int, Any]:
     return found
 
 
-def _join_structure(
-    book: Any, sources: Sequence[Any], front: list[Any], taken: dict[tuple[int, int], Any]
-) -> None:
-    """One structure tree: the frame's document, less its blank pages' articles, with each
-    lesson's document after it as an article (in the lesson's language); one parent tree,
-    numbered anew, page by page and then annotation by annotation."""
+def _join_structure(book: Any, sources: Sequence[Any], kept: set[tuple[int, int]]) -> None:
+    """One structure tree: the front's document, with each lesson's document after it as
+    an article (in the lesson's language); one parent tree, numbered anew, the front's
+    pages and links first, then each lesson's."""
     import pikepdf
 
     root = book.Root.StructTreeRoot
     document = root.K[0]
-    frame_parents = _numbers(root.ParentTree)
-    kids = [kid for kid in document.K if kid.get("/S") != "/Art"]
+    front_parents = _numbers(root.ParentTree)
+    kids = list(document.K)
     parents: list[Any] = []  # the new parent tree's values, by key
 
     def renumber(holder: Any, key_name: str, value: Any) -> None:
         holder[key_name] = len(parents)
         parents.append(value)
 
-    kept = {page.objgen for page in front if page.objgen not in taken}
     for page in book.pages:
         if page.obj.objgen in kept:
             old = page.obj.get("/StructParents")
             if old is not None:
-                renumber(page.obj, "/StructParents", frame_parents[int(old)])
+                renumber(page.obj, "/StructParents", front_parents[int(old)])
             for annotation in page.obj.get("/Annots", ()):
                 if "/StructParent" in annotation:
                     renumber(
-                        annotation, "/StructParent", frame_parents[int(annotation.StructParent)]
+                        annotation, "/StructParent", front_parents[int(annotation.StructParent)]
                     )
     for source in sources:
         source_root = source.Root.StructTreeRoot
@@ -246,19 +230,17 @@ def _name_entries(tree: Any) -> Iterator[tuple[str, Any]]:
         yield from _name_entries(kid)
 
 
-def _join_destinations(
-    book: Any, sources: Sequence[Any], taken: dict[tuple[int, int], Any]
-) -> None:
-    """One name tree of destinations: the frame's (a lesson's anchor now on its first
-    page) and every lesson's (already named as the book names them)."""
+def _join_destinations(book: Any, numbered: Any, sources: Sequence[Any]) -> None:
+    """One name tree of destinations: the front's, each lesson's anchor (on the numbered
+    page it opens on: the book's page of the same index) and every lesson's own (named
+    as the book names them already)."""
     import pikepdf
 
-    named: dict[str, Any] = {}
-    for name, destination in _destinations(book):
-        page = destination[0]
-        if page.objgen in taken:
-            destination = pikepdf.Array([taken[page.objgen].obj, *list(destination)[1:]])
-        named.setdefault(name, destination)
+    named = dict(_destinations(book))
+    index_of = {page.obj.objgen: index for index, page in enumerate(numbered.pages)}
+    for name, destination in _destinations(numbered):
+        page = book.pages[index_of[destination[0].objgen]].obj
+        named.setdefault(name, pikepdf.Array([page, *list(destination)[1:]]))
     for source in sources:
         for name, destination in _destinations(source):
             named.setdefault(name, _copied(book, destination))
