@@ -10,7 +10,6 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import lesson_text, make_project, run_pubkit
-from pubkit import build as build_module
 from pubkit import check as check_module
 from pubkit.build import build
 from pubkit.cli import main
@@ -67,8 +66,10 @@ def test_each_outcome_reaches_its_own_lesson_whatever_order_they_come_in(
     root = make_project(
         tmp_path, {f"0{n}-l.md": lesson_text(n, f"Lesson {n}", words[n]) for n in words}
     )
-    real = build_module.set_lessons
-    monkeypatch.setattr(build_module, "set_lessons", lambda *a, **k: reversed(list(real(*a, **k))))
+    from pubkit.course import lessons  # the build imports it where it sets lessons
+
+    real = lessons.set_lessons
+    monkeypatch.setattr(lessons, "set_lessons", lambda *a, **k: reversed(list(real(*a, **k))))
     result = build(root, formats=["pdf"], jobs=1)
     assert result.ok
     assert [r.lesson.number for r in result.built] == [1, 2, 3]  # in course order

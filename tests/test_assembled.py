@@ -271,3 +271,27 @@ def test_a_lessons_book_ids_stay_out_of_its_other_editions(tmp_path: Path) -> No
     again = json.dumps(markdown.convert(lesson, config.root, None, reading(lesson)).ast)
     assert "lesson-1-" not in again
     assert '"part"' in again and '\\"box\\"' in again
+
+
+def test_a_failed_lesson_leaves_its_modules_last_good_book_whole(tmp_path: Path) -> None:
+    """A lesson that fails keeps its module's book as it was, whole and navigable; once
+    mended, the book assembled is the one a build from scratch makes."""
+    root = tmp_path / "links"
+    shutil.copytree(PROJECTS / "links", root)
+    assert build(root, jobs=2).ok
+    book = root / "build/collections/01-basics.pdf"
+    good = book.read_bytes()
+    lesson = root / "manuscript/01-basics/02-next.md"
+    text = lesson.read_text()
+    lesson.write_text(text + "\n![A missing picture](nowhere.png)\n\n" + LONGER)
+    assert not build(root, jobs=2).ok
+    assert book.read_bytes() == good
+    assert_tagged_whole(book)
+    lesson.write_text(text + "\n" + LONGER)
+    assert build(root, jobs=2).ok
+    scratch = tmp_path / "scratch"
+    shutil.copytree(root, scratch)
+    shutil.rmtree(scratch / "build")
+    assert build(scratch, jobs=1).ok
+    assert book_facts(root / "build", "01-basics") == book_facts(scratch / "build", "01-basics")
+    assert book.read_bytes() != good
