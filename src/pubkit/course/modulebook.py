@@ -243,6 +243,7 @@ def _render_pdf(
         key = hashlib.sha256(numbered.encode("utf-8")).hexdigest()
         if numbers is None or numbers.key != key:
             laid_out = number_pages(lay_out(numbered, css, resources))
+            # Untagged: its drawing is the book's page furniture (an artifact).
             numbers = Numbers(key, write_pdf(laid_out, None))
     data = assemble(front, numbers.pdf, [f.pdf for f in fragments])
     chapters = {
