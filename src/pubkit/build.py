@@ -30,6 +30,7 @@ from pubkit.output import (
     Inputs,
     entry_files,
     fingerprint,
+    fragment_pages_path,
     fragment_path,
     manifest,
     numbers_path,
@@ -224,7 +225,7 @@ class _Run:
             and previous["key"] == self.keys[lesson.id]
             and outputs_intact(self.out, entry_files(previous["entry"]))
             and (self.out / fragment_path(lesson.id)).is_file()
-            and (self.out / fragment_path(lesson.id).with_suffix(".pdf")).is_file()
+            and (self.out / fragment_pages_path(lesson.id)).is_file()
         )
 
 

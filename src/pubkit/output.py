@@ -174,7 +174,7 @@ def write_lesson(lesson: Lesson, out: Path, outcome: LessonOutcome) -> dict[str,
     editions = {name: r for name, r in written.items() if not EDITIONS[name].instructor}
     instructors = {name: r for name, r in written.items() if EDITIONS[name].instructor}
     thumbnail = Path("thumbnails") / lesson.module.folder.name / (lesson.path.stem + ".png")
-    write_atomic(out / fragment_path(lesson.id).with_suffix(".pdf"), outcome.fragment.pdf)
+    write_atomic(out / fragment_pages_path(lesson.id), outcome.fragment.pdf)
     write_atomic(out / fragment_path(lesson.id), outcome.fragment.to_json())
     figures = outcome.figures
     return {
@@ -205,9 +205,14 @@ def entry_files(entry: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def fragment_path(lesson_id: str) -> Path:
-    """Where a lesson's :class:`Fragment` is kept; its book pages beside it (``.pdf``),
-    written first, so that the JSON is there only when both are."""
+    """Where a lesson's :class:`Fragment` is kept, written after its book pages
+    (:func:`fragment_pages_path`): the JSON is there only when both are."""
     return Path(CACHE_DIR) / "fragments" / f"{lesson_id}.json"
+
+
+def fragment_pages_path(lesson_id: str) -> Path:
+    """Where a lesson's book pages (:attr:`Fragment.pdf`) are kept."""
+    return fragment_path(lesson_id).with_suffix(".pdf")
 
 
 def numbers_path(module_folder: str) -> Path:
@@ -218,8 +223,8 @@ def numbers_path(module_folder: str) -> Path:
 def read_fragment(out: Path, lesson_id: str) -> Fragment:
     from pubkit.course.modulebook import Fragment
 
-    path = out / fragment_path(lesson_id)
-    return Fragment.from_json(path.read_bytes(), path.with_suffix(".pdf").read_bytes())
+    pages = (out / fragment_pages_path(lesson_id)).read_bytes()
+    return Fragment.from_json((out / fragment_path(lesson_id)).read_bytes(), pages)
 
 
 def read_state(out: Path) -> dict[str, Any]:

@@ -142,15 +142,10 @@ def rename_ids_in_blocks(blocks: list[Any], rename: Callable[[str], str]) -> Non
     attributes and in raw HTML), and every link to one, by ``rename``; an element without
     an identifier keeps none."""
     for node in walk(blocks):
-        kind, content = node["t"], node.get("c")
-        if kind in ATTR_AT:
-            at = ATTR_AT[kind]
-            identifier, *rest = content[at]  # a list, or a tuple made by pubkit
-            content[at] = [rename(identifier) if identifier else "", *rest]
-            if kind == "Link" and content[2][0].startswith("#"):
-                content[2][0] = "#" + rename(content[2][0][1:])
+        if node["t"] in ATTR_AT:
+            _rename_attributes(node["t"], node["c"], rename)
         elif is_raw_html(node):
-            content[1] = rename_ids(content[1], rename)
+            node["c"][1] = rename_ids(node["c"][1], rename)
 
 
 def renamed_ids(blocks: list[Any], rename: Callable[[str], str]) -> list[Any]:
@@ -159,14 +154,9 @@ def renamed_ids(blocks: list[Any], rename: Callable[[str], str]) -> list[Any]:
     the same worker may set again for another edition)."""
 
     def how(node: dict[str, Any]) -> dict[str, Any] | None:
-        kind = node["t"]
-        if kind in ATTR_AT:
+        if node["t"] in ATTR_AT:
             content = replaced(node["c"], how)  # a copy, its elements renamed in turn
-            at = ATTR_AT[kind]
-            identifier, *rest = content[at]
-            content[at] = [rename(identifier) if identifier else "", *rest]
-            if kind == "Link" and content[2][0].startswith("#"):
-                content[2] = ["#" + rename(content[2][0][1:]), *content[2][1:]]
+            _rename_attributes(node["t"], content, rename)
             return {**node, "c": content}
         if is_raw_html(node):
             return {**node, "c": [node["c"][0], rename_ids(node["c"][1], rename)]}
@@ -174,6 +164,16 @@ def renamed_ids(blocks: list[Any], rename: Callable[[str], str]) -> list[Any]:
 
     result: list[Any] = replaced(blocks, how)
     return result
+
+
+def _rename_attributes(kind: str, content: list[Any], rename: Callable[[str], str]) -> None:
+    """Rename, in ``content`` (an element's own list), its identifier and, for a link to
+    one, its target; the attributes and the target are replaced, not changed."""
+    at = ATTR_AT[kind]
+    identifier, *rest = content[at]  # a list, or a tuple made by pubkit
+    content[at] = [rename(identifier) if identifier else "", *rest]
+    if kind == "Link" and content[2][0].startswith("#"):
+        content[2] = ["#" + rename(content[2][0][1:]), *content[2][1:]]
 
 
 def rewrite_words(blocks: Any, mark: str, how: Callable[[list[Any]], list[Any]]) -> None:

@@ -50,11 +50,7 @@ def book_pages(document: Document, prefix: str, href: Callable[[Any], str | None
     The layout is shared with ``document``, which is left as it is."""
     pages = []
     for page in document.pages:
-        book_page = copy.copy(page)
-        box = page._page_box
-        book_page._page_box = box.copy_with_children(
-            [child for child in box.children if not numbers_pages(child)]
-        )
+        book_page = _keeping(page, lambda box: not numbers_pages(box))
         book_page.anchors = {prefix + name: place for name, place in page.anchors.items()}
         book_page.links = [_book_link(link, prefix, href) for link in page.links]
         pages.append(book_page)
@@ -76,12 +72,19 @@ def number_pages(document: Document) -> Document:
     """``document``'s pages showing only the margin boxes that number pages."""
     pages = []
     for page in document.pages:
-        numbered = copy.copy(page)
-        box = page._page_box
-        numbered._page_box = box.copy_with_children([c for c in box.children if numbers_pages(c)])
+        numbered = _keeping(page, numbers_pages)
         numbered.links, numbered.bookmarks = [], []
         pages.append(numbered)
     return document.copy(pages)
+
+
+def _keeping(page: Any, keep: Callable[[Any], bool]) -> Any:
+    """A copy of laid-out ``page`` with only the boxes ``keep`` takes of those it holds
+    (the root element's, the footnotes', the margin boxes), shared with ``page``."""
+    kept = copy.copy(page)
+    box = page._page_box
+    kept._page_box = box.copy_with_children([child for child in box.children if keep(child)])
+    return kept
 
 
 def assemble(front: bytes, numbers: bytes, lessons: Sequence[bytes]) -> bytes:

@@ -219,7 +219,7 @@ def finisher(bleed_mm: float | None = None) -> Callable[[Any, pydyf.PDF], None]:
             if isinstance(item, pydyf.Stream) and item.compress:
                 _compress(item)
             elif _is_link(item):
-                _link_to_file(item)
+                _lead_link(item)
             elif bleed_mm is not None and _is_page(item):
                 left, bottom, right, top = item["TrimBox"]
                 item["BleedBox"] = pydyf.Array(
@@ -237,7 +237,7 @@ def _is_link(item: Any) -> bool:
     )
 
 
-def _link_to_file(annotation: pydyf.Dictionary) -> None:
+def _lead_link(annotation: pydyf.Dictionary) -> None:
     """A link to a place of the book a lesson's pages are written for
     (:data:`pubkit.document.links.BOOK_LINK`), made a link to that named destination; a
     link to another PDF beside this one (:data:`pubkit.document.links.PDF_FILE`), made
