@@ -375,3 +375,25 @@ def test_a_page_that_opens_on_a_formula_is_found_in_the_epub() -> None:
     )
     markers, missing = mark_pages(root, ["before", f"and{IMAGE}inlinedisplay"])
     assert [m.page for m in markers] == [1, 2] and not missing
+
+
+def test_a_reading_key_drops_the_accents_capitals_drop_and_keeps_indic_vowel_signs() -> None:
+    """A Greek header set in capitals has no tonos; the EPUB's text has them: the page
+    list still finds the page. Devanagari's vowel signs stay part of the word."""
+    from pubkit.engines.pagelist import reading_key
+
+    assert reading_key("ΕΝΟΤΗΤΑ 1 · ΚΥΜΑΤΑ ΚΑΙ ΤΑΛΑΝΤΩΣΕΙΣ") == reading_key(
+        "Ενότητα 1 · Κύματα και ταλαντώσεις"
+    )
+    assert reading_key("Café") == reading_key("CAFE")
+    assert reading_key("कि") != reading_key("क")
+    assert reading_key("ஒலி") != reading_key("ஒல")
+
+
+def test_a_greek_course_speaks_greek() -> None:
+    from pubkit.sources.config import builtin_styles
+    from pubkit.sources.theme import load_theme
+
+    words = load_theme(builtin_styles()).words("el")
+    assert (words["module"], words["lesson"], words["exercise"]) == ("Ενότητα", "Μάθημα", "Άσκηση")
+    assert words["pages"] == ["{n} σελίδα", "{n} σελίδες"]

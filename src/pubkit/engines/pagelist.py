@@ -39,16 +39,25 @@ _DRAWN = frozenset({tag("img"), tag("math", MATHML)})
 
 def reading_key(text: str) -> str:
     """``text`` reduced to what any rendering of it keeps: letters, marks and digits,
-    case-folded."""
+    case-folded, without the accents that setting a text in capitals may drop (Greek
+    capitals have no tonos: a header's "Ταλαντώσεις" prints "ΤΑΛΑΝΤΩΣΕΙΣ")."""
     return text.translate(_KEYS)
+
+
+#: The combining diacritics of the Latin, Greek and Cyrillic scripts (not the marks of
+#: scripts such as Devanagari, whose vowel signs are letters of the word).
+_ACCENTS = range(0x300, 0x370)
 
 
 class _Keys(dict[int, str]):
     """Each character's part of a reading key, worked out once per character."""
 
     def __missing__(self, code: int) -> str:
-        character = chr(code)
-        key = character.casefold() if unicodedata.category(character)[0] in "LMN" else ""
+        key = "".join(
+            part.casefold()
+            for part in unicodedata.normalize("NFD", chr(code))
+            if unicodedata.category(part)[0] in "LMN" and ord(part) not in _ACCENTS
+        )
         self[code] = key
         return key
 
