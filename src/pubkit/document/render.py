@@ -91,5 +91,5 @@ class Rendered:
     #: paged editions.
     page_starts: tuple[str, ...] = ()
     #: For the pdf edition: its pages as its module's collected PDF sets them, a PDF
-    #: (:func:`pubkit.engines.bookpages.book_pages`), which the collection assembles.
+    #: (:func:`pubkit.engines.bookpages.book_pages`, from its own), which the collection assembles.
     book: bytes | None = None

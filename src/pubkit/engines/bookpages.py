@@ -1,17 +1,18 @@
 """Turn lessons' laid-out pages into their module's collected PDF, without laying them out
 again.
 
-A lesson's worker lays its pages out once, for its own PDF, and writes them a second time
-as its module's book sets them (:func:`book_pages`): its identifiers carry the lesson's
-anchor, its links lead to their place in the book, and its page numbers are left out
-(they are the book's, known only once every lesson of the module is set). The module's
-title page and contents, the "front", are laid out on their own, with the page each
-lesson opens on; and a blank page for each page of the book, in the same page groups as
-the lessons' own, showing only its numbers (:func:`number_pages`), which the next build
-keeps while no page count changes. :func:`assemble` then puts each lesson's pages after
-the front, under their numbers, and joins what makes the PDF tagged and navigable: the
-structure tree (each lesson an article of the book's document), the named destinations,
-the links, the outline (the lessons' bookmarks under the module's).
+A lesson's worker lays its pages out once and writes its own PDF, with the drawing of the
+margin boxes that number its pages bracketed; from that PDF, qpdf makes the pages as its
+module's book sets them (:func:`book_pages`): those boxes cut out (the numbers are the
+book's, known only once every lesson of the module is set), its named destinations under
+the lesson's anchor, its links led to their place in the book. Nothing is drawn twice.
+The module's title page and contents, the "front", are laid out on their own, with the
+page each lesson opens on; and a blank page for each page of the book, in the same page
+groups as the lessons' own, showing only its numbers (:func:`number_pages`), which the
+next build keeps while no page count changes. :func:`assemble` then puts each lesson's
+pages after the front, under their numbers, and joins what makes the PDF tagged and
+navigable: the structure tree (each lesson an article of the book's document), the named
+destinations, the links, the outline (the lessons' bookmarks under the module's).
 
 A margin box "numbers pages" when its content uses the ``page`` or ``pages`` counter; the
 book takes such boxes from the blank pages and every other margin box (running heads) from
@@ -25,11 +26,15 @@ from __future__ import annotations
 
 import copy
 import io
-from collections.abc import Callable, Iterator, Sequence
+import re
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from weasyprint import Document
 from weasyprint.formatting_structure import boxes
+
+from pubkit.engines.weasy import BRACKET, ZLIB_LEVEL, lead
 
 _PAGE_COUNTERS = frozenset({"page", "pages"})
 
@@ -43,29 +48,111 @@ def numbers_pages(box: Any) -> bool:
     )
 
 
-def book_pages(document: Document, prefix: str, href: Callable[[Any], str | None]) -> Document:
-    """``document``'s pages as its module's book sets them: without the margin boxes that
-    number pages, every anchor and link to one with ``prefix``, and each link ``href``
-    gives another target (called with the link's element; None keeps the link) led there.
-    The layout is shared with ``document``, which is left as it is."""
-    pages = []
-    for page in document.pages:
-        book_page = _keeping(page, lambda box: not numbers_pages(box))
-        book_page.anchors = {prefix + name: place for name, place in page.anchors.items()}
-        book_page.links = [_book_link(link, prefix, href) for link in page.links]
-        pages.append(book_page)
-    return document.copy(pages)
+def book_pages(
+    lesson: bytes, prefix: str, relinked: Mapping[tuple[str, str, str], str]
+) -> bytes:
+    """The pages of ``lesson`` (a PDF written with its page-number boxes bracketed, see
+    :func:`pubkit.engines.weasy.write_pdf`) as its module's book sets them: without those
+    boxes' drawing, every named destination and link to one under ``prefix``, and each
+    link to another file or URI that ``relinked`` knows (by what :func:`~pubkit.engines.
+    weasy.lead` made of it) led to the written target it gives. Nothing is laid out or
+    drawn again: qpdf edits the lesson's own PDF."""
+    import pikepdf
+
+    pdf = pikepdf.open(io.BytesIO(lesson))
+    names = pdf.Root.Names.Dests
+    entries = [(prefix + name, place) for name, place in _name_entries(names)]
+    for key in ("/Kids", "/Limits"):
+        if key in names:
+            del names[key]
+    names.Names = pikepdf.Array([item for name, place in entries for item in (name, place)])
+    for page in pdf.pages:
+        _cut_brackets(pdf, page)
+        for annotation in page.get("/Annots", ()):
+            if annotation.get("/Subtype") == "/Link":
+                _relink(annotation, prefix, relinked)
+    out = io.BytesIO()
+    pdf.save(out, deterministic_id=True)
+    return out.getvalue()
 
 
-def _book_link(
-    link: tuple[Any, ...], prefix: str, href: Callable[[Any], str | None]
-) -> tuple[Any, ...]:
-    kind, target, rectangle, box = link
-    if kind == "internal":
-        return (kind, prefix + target, rectangle, box)
-    if kind == "external" and (place := href(box.element)) is not None:
-        return (kind, place, rectangle, box)
-    return link
+_BRACKET = re.compile(rb"^/" + BRACKET.encode() + rb"\nBMC$", re.MULTILINE)
+#: pydyf writes each operator on a line of its own, after its operands.
+_MARKED_CONTENT = re.compile(rb"^(?:BDC|BMC|EMC)$", re.MULTILINE)
+
+
+def _cut_brackets(pdf: Any, page: Any) -> None:
+    """``page`` without what its drawing brackets as :data:`~pubkit.engines.weasy.BRACKET`."""
+    import pikepdf
+
+    contents = page.obj.Contents
+    streams = list(contents) if isinstance(contents, pikepdf.Array) else [contents]
+    for stream in streams:
+        drawing = stream.read_bytes()
+        if _BRACKET.search(drawing) is None:
+            continue
+        kept, at = [], 0
+        while (opened := _BRACKET.search(drawing, at)) is not None:
+            kept.append(drawing[at : opened.start()])
+            depth = 1
+            for mark in _MARKED_CONTENT.finditer(drawing, opened.end()):
+                depth += -1 if mark[0] == b"EMC" else 1
+                if depth == 0:
+                    at = mark.end()
+                    break
+            else:
+                raise ValueError("a bracketed drawing is not closed")
+        kept.append(drawing[at:])
+        stream.write(zlib.compress(b"".join(kept), ZLIB_LEVEL), filter=pikepdf.Name.FlateDecode)
+
+
+def _relink(annotation: Any, prefix: str, relinked: Mapping[tuple[str, str, str], str]) -> None:
+    """A lesson's link annotation as the book's: to its named destination under
+    ``prefix``, or to where ``relinked`` leads it."""
+    import pikepdf
+
+    if isinstance(annotation.get("/Dest"), pikepdf.String):
+        name = prefix + str(annotation.Dest)
+        annotation.Dest = pikepdf.String(name)
+        if "/Contents" in annotation:
+            annotation.Contents = pikepdf.String(name)
+        return
+    action = annotation.get("/A")
+    if action is None:
+        return
+    if action.get("/S") == "/GoToR":
+        section = action.D
+        key = ("file", str(action.F), str(section) if isinstance(section, pikepdf.String) else "")
+    elif action.get("/S") == "/URI":
+        key = ("uri", str(action.URI), "")
+    else:
+        return
+    if (target := relinked.get(key)) is None:
+        return
+    led = lead(target)
+    for key in ("/URI", "/F", "/D", "/NewWindow"):
+        if key in action:
+            del action[key]
+    if led is None:
+        action.S, action.URI = pikepdf.Name.URI, pikepdf.String(target)
+        return
+    kind, place, section = led
+    if kind == "dest":
+        del annotation["/A"]
+        annotation.Dest = pikepdf.String(place)
+    else:
+        action.S, action.F = pikepdf.Name.GoToR, pikepdf.String(place)
+        action.D = pikepdf.String(section) if section else pikepdf.Array([0, pikepdf.Name.Fit])
+        action.NewWindow = False
+    if "/Contents" in annotation:
+        annotation.Contents = pikepdf.String(place)
+
+
+def written_link(uri: str) -> tuple[str, str, str]:
+    """The key :func:`book_pages` knows a lesson's link by, from the URI it was written
+    with."""
+    led = lead(uri)
+    return led if led is not None and led[0] == "file" else ("uri", uri, "")
 
 
 def number_pages(document: Document) -> Document:

@@ -18,7 +18,7 @@ from pubkit.document.render import Rendered, RenderJob
 from pubkit.document.templates import counted_right
 from pubkit.editions import COVER_STYLESHEETS, EDITIONS, MODULE_STYLESHEETS, PAGES, Edition
 from pubkit.engines import layout
-from pubkit.engines.bookpages import book_pages
+from pubkit.engines.bookpages import book_pages, numbers_pages, written_link
 from pubkit.engines.fetcher import PROJECT_URL_ROOT
 from pubkit.engines.glyphs import faces_for, languages_in, primary_faces
 from pubkit.engines.weasy import Resources, lay_out, stylesheet, weasyprint_warnings, write_pdf
@@ -160,8 +160,10 @@ def render_paged(job: RenderJob) -> Rendered:
         else:
             raise LessonError.at(lesson.path, None, f"layout does not settle (pages {tried})")
         bleed = (job.config.bleed or 0.0) if print_shop else None
-        data = write_pdf(document, job.edition.pdf_variant, bleed)
-        book = _book_pages(job, document) if job.edition is PAGES else None
+        # The book's pages are the lesson's own, less the boxes that number them.
+        bracketed = numbers_pages if job.edition is PAGES else None
+        data = write_pdf(document, job.edition.pdf_variant, bleed, bracketed)
+        book = _book_pages(job, document, data) if job.edition is PAGES else None
     if refused := resources.fetcher.refused:
         raise LessonError.at(lesson.path, None, "refused resource " + "; ".join(refused))
     name = job.edition.name
@@ -180,19 +182,17 @@ def render_paged(job: RenderJob) -> Rendered:
     )
 
 
-def _book_pages(job: RenderJob, document: Any) -> bytes:
-    """The lesson's pages as its module's collected PDF sets them, from their layout for
-    the lesson's own PDF: its ids under the lesson's anchor, its links to lessons led to
-    their place in the books."""
+def _book_pages(job: RenderJob, document: Any, data: bytes) -> bytes:
+    """The lesson's pages as its module's collected PDF sets them, made from its own PDF
+    ``data``: its ids under the lesson's anchor, its links to lessons led to their place in
+    the books."""
     targets, course = job.document.targets, job.document.links
     own = job.lesson.module.folder.name
-
-    def href(element: Any) -> str | None:
-        value = element.get(LESSON) if element is not None else None
-        if not value:
-            return None
-        lesson, _, section = value.partition("#")
-        return book_href(targets, course, own, lesson, section)
-
-    pages = book_pages(document, book_anchor(job.lesson.number) + "-", href)
-    return write_pdf(pages, job.edition.pdf_variant)
+    relinked = {}
+    for page in document.pages:
+        for kind, uri, _, box in page.links:
+            value = box.element.get(LESSON) if box.element is not None else None
+            if kind == "external" and value:
+                lesson, _, section = value.partition("#")
+                relinked[written_link(uri)] = book_href(targets, course, own, lesson, section)
+    return book_pages(data, book_anchor(job.lesson.number) + "-", relinked)

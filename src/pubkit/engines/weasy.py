@@ -15,6 +15,7 @@ import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pydyf
+import weasyprint.draw
 from weasyprint import CSS, HTML, Document
 from weasyprint.text.fonts import FontConfiguration
 
@@ -41,6 +43,30 @@ svgpaths.install()  # a formula's glyphs parsed once, not at each drawing
 #: zlib level of the PDFs' streams. pydyf would use 9, which takes three and a half times
 #: as long as 6 on a lesson's pages and fonts, for streams 1.4 % smaller.
 ZLIB_LEVEL = 6
+#: The marked-content tag around the drawing of the boxes :func:`write_pdf` is asked to
+#: bracket (the boxes that number a lesson's pages, which its module's book cuts out).
+BRACKET = "PubkitCut"
+_bracketed: ContextVar[Callable[[Any], bool] | None] = ContextVar("bracketed", default=None)
+
+
+def _install_brackets() -> None:
+    """Have WeasyPrint's drawing of a stacking context (a page's margin boxes are each
+    one) bracket it with :data:`BRACKET` when the box is one :func:`write_pdf` picks."""
+    draw = weasyprint.draw.draw_stacking_context
+
+    def drawing(stream: Any, context: Any) -> None:
+        picks = _bracketed.get()
+        if picks is None or not picks(context.box):
+            draw(stream, context)
+            return
+        pydyf.Stream.begin_marked_content(stream, BRACKET)
+        draw(stream, context)
+        pydyf.Stream.end_marked_content(stream)
+
+    weasyprint.draw.draw_stacking_context = drawing
+
+
+_install_brackets()
 
 
 @dataclass(frozen=True)
@@ -86,11 +112,19 @@ def _image_cache(key: str | None) -> dict[Any, Any] | None:
 
 
 def write_pdf(
-    document: Document, variant: str | None = None, bleed_mm: float | None = None
+    document: Document,
+    variant: str | None = None,
+    bleed_mm: float | None = None,
+    bracketed: Callable[[Any], bool] | None = None,
 ) -> bytes:
     """The laid-out ``document`` as a PDF of WeasyPrint's ``variant`` ("pdf/ua-1"), its
-    streams deflated at :data:`ZLIB_LEVEL`; with ``bleed_mm``, each page's BleedBox set."""
-    return document.write_pdf(pdf_variant=variant, finisher=finisher(bleed_mm))  # type: ignore[no-any-return]
+    streams deflated at :data:`ZLIB_LEVEL`; with ``bleed_mm``, each page's BleedBox set;
+    the drawing of each margin box ``bracketed`` picks marked as :data:`BRACKET`."""
+    token = _bracketed.set(bracketed)
+    try:
+        return document.write_pdf(pdf_variant=variant, finisher=finisher(bleed_mm))  # type: ignore[no-any-return]
+    finally:
+        _bracketed.reset(token)
 
 
 def first_page_pdf(document: Document) -> bytes:
@@ -237,34 +271,45 @@ def _is_link(item: Any) -> bool:
     )
 
 
+def lead(uri: str) -> tuple[str, str, str] | None:
+    """Where a written link leads as a PDF link: ``("dest", name, "")`` for a place of the
+    book a lesson's pages are written for (:data:`pubkit.document.links.BOOK_LINK`),
+    ``("file", path, section)`` for another PDF beside this one
+    (:data:`pubkit.document.links.PDF_FILE`); None for a link that stays a URI."""
+    if uri.startswith(BOOK_LINK):
+        return ("dest", unquote(uri[len(BOOK_LINK) :]), "")
+    if uri.startswith(PDF_FILE):
+        path, _, section = unquote(uri[len(PDF_FILE) :]).partition("#")
+        return ("file", path, section)
+    return None
+
+
 def _lead_link(annotation: pydyf.Dictionary) -> None:
-    """A link to a place of the book a lesson's pages are written for
-    (:data:`pubkit.document.links.BOOK_LINK`), made a link to that named destination; a
-    link to another PDF beside this one (:data:`pubkit.document.links.PDF_FILE`), made
-    a "go to a page of another file" action: to the section's named destination (WeasyPrint
-    names one after each element's id), else to the first page."""
+    """A link annotation to a written target made the PDF link :func:`lead` says: to a
+    named destination; or a "go to a page of another file" action, to the section's
+    named destination (WeasyPrint names one after each element's id), else to the first
+    page."""
     action = annotation["A"]
     uri = action.get("URI")
-    text = uri.string if isinstance(uri, pydyf.String) else str(uri or "")
     if action.get("S") != "/URI":
         return
-    if text.startswith(BOOK_LINK):  # to a named destination of the book it will be in
+    led = lead(uri.string if isinstance(uri, pydyf.String) else str(uri or ""))
+    if led is None:
+        return
+    kind, place, section = led
+    if kind == "dest":
         del annotation["A"]
-        name = unquote(text[len(BOOK_LINK) :])
-        annotation["Dest"] = pydyf.String(name)
+        annotation["Dest"] = pydyf.String(place)
         if "Contents" in annotation:
-            annotation["Contents"] = pydyf.String(name)
+            annotation["Contents"] = pydyf.String(place)
         return
-    if not text.startswith(PDF_FILE):
-        return
-    path, _, section = unquote(text[len(PDF_FILE) :]).partition("#")
     del action["URI"]
     action["S"] = "/GoToR"
-    action["F"] = pydyf.String(path)
+    action["F"] = pydyf.String(place)
     action["D"] = pydyf.String(section) if section else pydyf.Array([0, "/Fit"])
     action["NewWindow"] = "false"
     if "Contents" in annotation:  # what a screen reader says of the link (PDF/UA)
-        annotation["Contents"] = pydyf.String(path)
+        annotation["Contents"] = pydyf.String(place)
 
 
 def _is_page(item: Any) -> bool:
