@@ -48,9 +48,7 @@ def numbers_pages(box: Any) -> bool:
     )
 
 
-def book_pages(
-    lesson: bytes, prefix: str, relinked: Mapping[tuple[str, str, str], str]
-) -> bytes:
+def book_pages(lesson: bytes, prefix: str, relinked: Mapping[tuple[str, str, str], str]) -> bytes:
     """The pages of ``lesson`` (a PDF written with its page-number boxes bracketed, see
     :func:`pubkit.engines.weasy.write_pdf`) as its module's book sets them: without those
     boxes' drawing, every named destination and link to one under ``prefix``, and each
