@@ -128,9 +128,9 @@ def _relink(annotation: Any, prefix: str, relinked: Mapping[tuple[str, str, str]
     if (target := relinked.get(key)) is None:
         return
     led = lead(target)
-    for key in ("/URI", "/F", "/D", "/NewWindow"):
-        if key in action:
-            del action[key]
+    for entry in ("/URI", "/F", "/D", "/NewWindow"):
+        if entry in action:
+            del action[entry]
     if led is None:
         action.S, action.URI = pikepdf.Name.URI, pikepdf.String(target)
         return
