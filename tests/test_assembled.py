@@ -295,3 +295,51 @@ def test_a_failed_lesson_leaves_its_modules_last_good_book_whole(tmp_path: Path)
     assert build(scratch, jobs=1).ok
     assert book_facts(root / "build", "01-basics") == book_facts(scratch / "build", "01-basics")
     assert book.read_bytes() != good
+
+
+def test_a_lessons_book_pages_are_its_own_pdf_less_its_page_numbers(tmp_path: Path) -> None:
+    """The fragment's pages are made from the lesson's own PDF by qpdf: the same words on
+    each page but the folio's, every destination and internal link under the lesson's
+    anchor, links to lessons led into the book, the bracket marks gone."""
+    root = tmp_path / "links"
+    shutil.copytree(PROJECTS / "links", root)
+    assert build(root, formats=["pdf"]).ok
+    own_pdf = root / "build/pdf/01-basics/01-start.pdf"
+    fragment = next((root / "build/.pubkit/fragments").rglob("01-start.pdf"))
+    own, book = page_texts(own_pdf), page_texts(fragment)
+    assert len(own) == len(book)
+    for mine, theirs in zip(own, book, strict=True):
+        folio = [line for line in mine.splitlines() if re.fullmatch(r"\d+ / \d+", line.strip())]
+        assert len(folio) == 1, mine  # the lesson's own "1 / 1" …
+        assert theirs.split() == mine.replace(folio[0], "").split()  # … alone is cut
+    with pikepdf.open(own_pdf) as mine, pikepdf.open(fragment) as theirs:
+        names = list(_named(mine))
+        assert names and list(_named(theirs)) == [f"lesson-1-{name}" for name in names]
+        marked = b"".join(page.Contents.read_bytes() for page in mine.pages)
+        assert b"/PubkitCut\nBMC" in marked
+        led = set()
+        for page in theirs.pages:
+            assert b"PubkitCut" not in page.Contents.read_bytes()
+            for link in page.get("/Annots", ()):
+                if "/Dest" in link:
+                    led.add(("page", str(link.Dest)))
+                elif link.A.S == "/GoToR":
+                    led.add(("file", f"{link.A.F}#{link.A.D}"))
+    assert {
+        ("page", "lesson-1-where-to-go-next"),  # its own section
+        ("page", "lesson-2-second-section"),  # a lesson of its module
+        ("file", "02-advanced.pdf#lesson-1-proofs"),  # another module's book
+    } <= led, led
+
+
+def test_a_bracket_is_cut_with_what_it_marks_and_an_open_one_is_an_error() -> None:
+    import pytest
+
+    from pubkit.engines.bookpages import without_brackets
+
+    folio = b"/PubkitCut\nBMC\nq\n/Span\n<</MCID 3>>\nBDC\n[<0014>] TJ\nEMC\nQ\nEMC"
+    drawing = b"q\nBT\nET\n" + folio + b"\nQ\n"
+    assert without_brackets(drawing) == b"q\nBT\nET\n\nQ\n"
+    assert without_brackets(b"q\nQ\n") == b"q\nQ\n"
+    with pytest.raises(ValueError, match="not closed"):
+        without_brackets(b"/PubkitCut\nBMC\nq\n/Span\n<</MCID 3>>\nBDC\nEMC\n")

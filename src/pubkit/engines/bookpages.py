@@ -84,24 +84,29 @@ def _cut_brackets(pdf: Any, page: Any) -> None:
     import pikepdf
 
     contents = page.obj.Contents
-    streams = list(contents) if isinstance(contents, pikepdf.Array) else [contents]
-    for stream in streams:
+    for stream in list(contents) if isinstance(contents, pikepdf.Array) else [contents]:
         drawing = stream.read_bytes()
-        if _BRACKET.search(drawing) is None:
-            continue
-        kept, at = [], 0
-        while (opened := _BRACKET.search(drawing, at)) is not None:
-            kept.append(drawing[at : opened.start()])
-            depth = 1
-            for mark in _MARKED_CONTENT.finditer(drawing, opened.end()):
-                depth += -1 if mark[0] == b"EMC" else 1
-                if depth == 0:
-                    at = mark.end()
-                    break
-            else:
-                raise ValueError("a bracketed drawing is not closed")
-        kept.append(drawing[at:])
-        stream.write(zlib.compress(b"".join(kept), ZLIB_LEVEL), filter=pikepdf.Name.FlateDecode)
+        if _BRACKET.search(drawing) is not None:
+            kept = without_brackets(drawing)
+            stream.write(zlib.compress(kept, ZLIB_LEVEL), filter=pikepdf.Name.FlateDecode)
+
+
+def without_brackets(drawing: bytes) -> bytes:
+    """A page's ``drawing`` (its content stream) without each marked-content sequence
+    tagged :data:`~pubkit.engines.weasy.BRACKET`, with what is marked inside it."""
+    kept, at = [], 0
+    while (opened := _BRACKET.search(drawing, at)) is not None:
+        kept.append(drawing[at : opened.start()])
+        depth = 1
+        for mark in _MARKED_CONTENT.finditer(drawing, opened.end()):
+            depth += -1 if mark[0] == b"EMC" else 1
+            if depth == 0:
+                at = mark.end()
+                break
+        else:
+            raise ValueError("a bracketed drawing is not closed")
+    kept.append(drawing[at:])
+    return b"".join(kept)
 
 
 def _relink(annotation: Any, prefix: str, relinked: Mapping[tuple[str, str, str], str]) -> None:
