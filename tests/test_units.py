@@ -398,3 +398,44 @@ def test_a_greek_course_speaks_greek() -> None:
     words = load_theme(builtin_styles()).words("el")
     assert (words["module"], words["lesson"], words["exercise"]) == ("Ενότητα", "Μάθημα", "Άσκηση")
     assert words["pages"] == ["{n} σελίδα", "{n} σελίδες"]
+
+
+def test_every_language_of_the_theme_has_every_word_english_has() -> None:
+    theme = load_theme(builtin_styles())
+    english = set(theme.strings["en"])
+    for tag, words in theme.strings.items():
+        assert set(words) == english, tag
+        for key in ("lessons", "pages", "words", "minutes", "modules"):
+            assert all("{n}" in form for form in words[key]), (tag, key)
+    for tag, module, lesson in [
+        ("it", "Modulo", "Lezione"),
+        ("pt-BR", "Módulo", "Lição"),
+        ("th", "โมดูล", "บทเรียน"),
+        ("vi", "Học phần", "Bài"),
+    ]:
+        words = theme.words(tag)
+        assert (words["module"], words["lesson"]) == (module, lesson), tag
+
+
+def test_a_language_without_strings_is_named_once_where_it_is_first_used(tmp_path: Path) -> None:
+    """A Tamil lesson's header speaks English (the theme has no Tamil words): said once,
+    at its front matter's line, an error under --strict; Italian, which it has, is not."""
+    from conftest import make_project
+    from pubkit.check import check
+
+    def lesson(number: int, language: str) -> str:
+        return f"---\nlesson: {number}\ntitle: A Lesson\nlanguage: {language}\n---\n\nWords.\n"
+
+    root = make_project(
+        tmp_path,
+        {"01-a.md": lesson(1, "ta"), "02-b.md": lesson(2, "ta"), "03-c.md": lesson(3, "it")},
+    )
+    said = [str(w) for w in check(root).warnings]
+    assert len(said) == 1, said
+    assert said[0].startswith(str(root / "manuscript/01-module/01-a.md") + ":4: warning:")
+    assert "no strings for 'ta'" in said[0]
+    with pytest.raises(ConfigError, match="no strings for 'ta'"):
+        check(root, strict=True)
+    (root / "pubkit.yaml").write_text("course:\n  title: T\n  language: sw\n", encoding="utf-8")
+    said = [str(w) for w in check(root).warnings]
+    assert len(said) == 2 and said[0].startswith(str(root / "pubkit.yaml") + ":3: warning:"), said

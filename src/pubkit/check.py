@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pubkit.editions import EDITIONS
-from pubkit.errors import ConfigError, Diagnostic, PubkitError
+from pubkit.errors import ConfigError, Diagnostic, PubkitError, warning
 from pubkit.output import output_path
 from pubkit.sources import bibliography
 from pubkit.sources.config import Config, load_config, source_date
 from pubkit.sources.manuscript import Manuscripts, collect, modules_of, strictly
-from pubkit.sources.theme import check_stylesheets, load_theme
+from pubkit.sources.theme import Theme, check_stylesheets, load_theme
 
 if TYPE_CHECKING:
     from pubkit.document.links import Course
@@ -60,16 +60,43 @@ def check(
     """
     targets = tuple(targets)
     config, warnings = load_config(root, settings)
+    theme = load_theme(config.styles_dir)
     if strict and warnings:
         raise ConfigError([w.as_error() for w in warnings])
-    check_stylesheets(load_theme(config.styles_dir), config)
+    check_stylesheets(theme, config)
     bibliography.check_course(config)
     manuscripts = collect(config, targets)
+    if unspoken := _unspoken(config, theme, manuscripts):
+        if strict:
+            raise ConfigError([w.as_error() for w in unspoken])
+        warnings = [*warnings, *unspoken]
     if markdown:
         manuscripts = _read_markdown(manuscripts, config, _course(config, manuscripts, targets))
     if strict:
         manuscripts = strictly(manuscripts)
     return Checked(config, manuscripts, tuple(warnings), targets, strict)
+
+
+def _unspoken(config: Config, theme: Theme, manuscripts: Manuscripts) -> list[Diagnostic]:
+    """A warning for each language of the course the theme has no words for (its lessons'
+    headers, boxes and labels then speak English), once, where it is first named."""
+    named = [(config.language, config.source, config.line_of("course.language"))]
+    named += [
+        (lesson.language, lesson.path, lesson.field_lines.get("language"))
+        for lesson in manuscripts.lessons
+        if lesson.language
+    ]
+    found: dict[str, Diagnostic] = {}
+    for language, path, line in named:
+        if language not in found and theme.strings_tag(language) is None:
+            found[language] = warning(
+                path,
+                line,
+                f"the theme has no strings for {language!r}: the headers, boxes and labels "
+                f"of its lessons are in English (add its words under {language}: in the "
+                "theme's strings.yaml)",
+            )
+    return list(found.values())
 
 
 def _course(config: Config, manuscripts: Manuscripts, targets: tuple[Path, ...]) -> Course:

@@ -168,16 +168,22 @@ class Theme:
         """The family of a font role (``serif`` → ``Noto Serif``)."""
         return str(self.tokens[_FONT_GROUP][role]["family"])
 
-    def words(self, language: str) -> Mapping[str, Any]:
-        """The UI strings for ``language``: exact tag, then base language, then English."""
+    def strings_tag(self, language: str) -> str | None:
+        """The tag ``language``'s UI strings are under: the exact tag, else the base
+        language's (Traditional Chinese's for ``zh-TW``, ``zh-HK``, ``zh-MO``); None when
+        the theme has none for it."""
         base = language.split("-")[0].lower()
-        english = self.strings.get("en", {})
         traditional = base == "zh" and language.lower().endswith(("-tw", "-hk", "-mo"))
-        words = english
         for tag in (language, language.lower(), *(["zh-Hant"] if traditional else []), base):
             if tag in self.strings:
-                words = {**english, **self.strings[tag]}
-                break
+                return tag
+        return None
+
+    def words(self, language: str) -> Mapping[str, Any]:
+        """The UI strings for ``language``: exact tag, then base language, then English."""
+        english = self.strings.get("en", {})
+        tag = self.strings_tag(language)
+        words = english if tag is None else {**english, **self.strings[tag]}
         labels = {
             f"{LABEL_PREFIX}{kind.name}": kind.label_in(words, language)
             for kind in self.blocks.kinds.values()
