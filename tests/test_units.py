@@ -439,3 +439,12 @@ def test_a_language_without_strings_is_named_once_where_it_is_first_used(tmp_pat
     (root / "pubkit.yaml").write_text("course:\n  title: T\n  language: sw\n", encoding="utf-8")
     said = [str(w) for w in check(root).warnings]
     assert len(said) == 2 and said[0].startswith(str(root / "pubkit.yaml") + ":3: warning:"), said
+
+
+def test_thai_counts_its_words_not_its_space_separated_phrases() -> None:
+    """Thai puts no space between words: "career growth takes patience" is one run of
+    letters, and used to count as one word (a Thai lesson read in a minute)."""
+    phrase = "การเติบโตในอาชีพต้องใช้ความอดทน"  # growth in a career takes patience
+    assert count_words(phrase) >= 7
+    assert count_words(phrase + " and English") == count_words(phrase) + 2
+    assert count_words("ไทย") == 1
