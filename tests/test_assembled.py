@@ -300,7 +300,7 @@ def test_a_failed_lesson_leaves_its_modules_last_good_book_whole(tmp_path: Path)
 def test_a_lessons_book_pages_are_its_own_pdf_less_its_page_numbers(tmp_path: Path) -> None:
     """The fragment's pages are made from the lesson's own PDF by qpdf: the same words on
     each page but the folio's, every destination and internal link under the lesson's
-    anchor, links to lessons led into the book, the bracket marks gone."""
+    anchor, links to lessons led into the book, the folio's stream left out."""
     root = tmp_path / "links"
     shutil.copytree(PROJECTS / "links", root)
     assert build(root, formats=["pdf"]).ok
@@ -315,11 +315,12 @@ def test_a_lessons_book_pages_are_its_own_pdf_less_its_page_numbers(tmp_path: Pa
     with pikepdf.open(own_pdf) as mine, pikepdf.open(fragment) as theirs:
         names = list(_named(mine))
         assert names and list(_named(theirs)) == [f"lesson-1-{name}" for name in names]
-        marked = b"".join(page.Contents.read_bytes() for page in mine.pages)
-        assert b"/PubkitCut\nBMC" in marked
+        for page in mine.pages:  # the folio's drawing is a stream of its own …
+            apart = [s for s in page.obj.Contents if "/PubkitApart" in s.stream_dict]
+            assert len(apart) == 1 and b"TJ" in apart[0].read_bytes()
         led = set()
-        for page in theirs.pages:
-            assert b"PubkitCut" not in page.Contents.read_bytes()
+        for page in theirs.pages:  # … which the book's page leaves out
+            assert all("/PubkitApart" not in s.stream_dict for s in page.obj.Contents)
             for link in page.get("/Annots", ()):
                 if "/Dest" in link:
                     led.add(("page", str(link.Dest)))
@@ -330,16 +331,3 @@ def test_a_lessons_book_pages_are_its_own_pdf_less_its_page_numbers(tmp_path: Pa
         ("page", "lesson-2-second-section"),  # a lesson of its module
         ("file", "02-advanced.pdf#lesson-1-proofs"),  # another module's book
     } <= led, led
-
-
-def test_a_bracket_is_cut_with_what_it_marks_and_an_open_one_is_an_error() -> None:
-    import pytest
-
-    from pubkit.engines.bookpages import without_brackets
-
-    folio = b"/PubkitCut\nBMC\nq\n/Span\n<</MCID 3>>\nBDC\n[<0014>] TJ\nEMC\nQ\nEMC"
-    drawing = b"q\nBT\nET\n" + folio + b"\nQ\n"
-    assert without_brackets(drawing) == b"q\nBT\nET\n\nQ\n"
-    assert without_brackets(b"q\nQ\n") == b"q\nQ\n"
-    with pytest.raises(ValueError, match="not closed"):
-        without_brackets(b"/PubkitCut\nBMC\nq\n/Span\n<</MCID 3>>\nBDC\nEMC\n")

@@ -2,10 +2,11 @@
 again.
 
 A lesson's worker lays its pages out once and writes its own PDF, with the drawing of the
-margin boxes that number its pages bracketed; from that PDF, qpdf makes the pages as its
-module's book sets them (:func:`book_pages`): those boxes cut out (the numbers are the
-book's, known only once every lesson of the module is set), its named destinations under
-the lesson's anchor, its links led to their place in the book. Nothing is drawn twice.
+margin boxes that number its pages in content streams of their own; from that PDF, qpdf
+makes the pages as its module's book sets them (:func:`book_pages`): those streams left
+out (the numbers are the book's, known only once every lesson of the module is set), its
+named destinations under the lesson's anchor, its links led to their place in the book.
+Nothing is drawn or compressed twice.
 The module's title page and contents, the "front", are laid out on their own, with the
 page each lesson opens on; and a blank page for each page of the book, in the same page
 groups as the lessons' own, showing only its numbers (:func:`number_pages`), which the
@@ -26,15 +27,13 @@ from __future__ import annotations
 
 import copy
 import io
-import re
-import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from weasyprint import Document
 from weasyprint.formatting_structure import boxes
 
-from pubkit.engines.weasy import BRACKET, ZLIB_LEVEL, lead
+from pubkit.engines.weasy import APART, lead
 
 _PAGE_COUNTERS = frozenset({"page", "pages"})
 
@@ -49,9 +48,9 @@ def numbers_pages(box: Any) -> bool:
 
 
 def book_pages(lesson: bytes, prefix: str, relinked: Mapping[tuple[str, str, str], str]) -> bytes:
-    """The pages of ``lesson`` (a PDF written with its page-number boxes bracketed, see
-    :func:`pubkit.engines.weasy.write_pdf`) as its module's book sets them: without those
-    boxes' drawing, every named destination and link to one under ``prefix``, and each
+    """The pages of ``lesson`` (a PDF written with its page-number boxes' drawing set
+    apart, see :func:`pubkit.engines.weasy.write_pdf`) as its module's book sets them:
+    without those boxes' drawing, every named destination and link to one under ``prefix``, and each
     link to another file or URI that ``relinked`` knows (by what :func:`~pubkit.engines.
     weasy.lead` made of it) led to the written target it gives. Nothing is laid out or
     drawn again: qpdf edits the lesson's own PDF."""
@@ -65,7 +64,7 @@ def book_pages(lesson: bytes, prefix: str, relinked: Mapping[tuple[str, str, str
             del names[key]
     names.Names = pikepdf.Array([item for name, place in entries for item in (name, place)])
     for page in pdf.pages:
-        _cut_brackets(pdf, page)
+        _cut_apart(page)
         for annotation in page.get("/Annots", ()):
             if annotation.get("/Subtype") == "/Link":
                 _relink(annotation, prefix, relinked)
@@ -74,39 +73,15 @@ def book_pages(lesson: bytes, prefix: str, relinked: Mapping[tuple[str, str, str
     return out.getvalue()
 
 
-_BRACKET = re.compile(rb"^/" + BRACKET.encode() + rb"\nBMC$", re.MULTILINE)
-#: pydyf writes each operator on a line of its own, after its operands.
-_MARKED_CONTENT = re.compile(rb"^(?:BDC|BMC|EMC)$", re.MULTILINE)
-
-
-def _cut_brackets(pdf: Any, page: Any) -> None:
-    """``page`` without what its drawing brackets as :data:`~pubkit.engines.weasy.BRACKET`."""
+def _cut_apart(page: Any) -> None:
+    """``page`` without the streams of its drawing set apart (marked
+    :data:`~pubkit.engines.weasy.APART`)."""
     import pikepdf
 
     contents = page.obj.Contents
-    for stream in list(contents) if isinstance(contents, pikepdf.Array) else [contents]:
-        drawing = stream.read_bytes()
-        if _BRACKET.search(drawing) is not None:
-            kept = without_brackets(drawing)
-            stream.write(zlib.compress(kept, ZLIB_LEVEL), filter=pikepdf.Name.FlateDecode)
-
-
-def without_brackets(drawing: bytes) -> bytes:
-    """A page's ``drawing`` (its content stream) without each marked-content sequence
-    tagged :data:`~pubkit.engines.weasy.BRACKET`, with what is marked inside it."""
-    kept, at = [], 0
-    while (opened := _BRACKET.search(drawing, at)) is not None:
-        kept.append(drawing[at : opened.start()])
-        depth = 1
-        for mark in _MARKED_CONTENT.finditer(drawing, opened.end()):
-            depth += -1 if mark[0] == b"EMC" else 1
-            if depth == 0:
-                at = mark.end()
-                break
-        else:
-            raise ValueError("a bracketed drawing is not closed")
-    kept.append(drawing[at:])
-    return b"".join(kept)
+    if isinstance(contents, pikepdf.Array):
+        marked = pikepdf.Name("/" + APART)
+        page.obj.Contents = pikepdf.Array([s for s in contents if marked not in s.stream_dict])
 
 
 def _relink(annotation: Any, prefix: str, relinked: Mapping[tuple[str, str, str], str]) -> None:

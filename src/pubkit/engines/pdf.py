@@ -161,8 +161,8 @@ def render_paged(job: RenderJob) -> Rendered:
             raise LessonError.at(lesson.path, None, f"layout does not settle (pages {tried})")
         bleed = (job.config.bleed or 0.0) if print_shop else None
         # The book's pages are the lesson's own, less the boxes that number them.
-        bracketed = numbers_pages if job.edition is PAGES else None
-        data = write_pdf(document, job.edition.pdf_variant, bleed, bracketed)
+        apart = numbers_pages if job.edition is PAGES else None
+        data = write_pdf(document, job.edition.pdf_variant, bleed, apart)
         book = _book_pages(job, document, data) if job.edition is PAGES else None
     if refused := resources.fetcher.refused:
         raise LessonError.at(lesson.path, None, "refused resource " + "; ".join(refused))

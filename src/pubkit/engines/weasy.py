@@ -43,30 +43,35 @@ svgpaths.install()  # a formula's glyphs parsed once, not at each drawing
 #: zlib level of the PDFs' streams. pydyf would use 9, which takes three and a half times
 #: as long as 6 on a lesson's pages and fonts, for streams 1.4 % smaller.
 ZLIB_LEVEL = 6
-#: The marked-content tag around the drawing of the boxes :func:`write_pdf` is asked to
-#: bracket (the boxes that number a lesson's pages, which its module's book cuts out).
-BRACKET = "PubkitCut"
-_bracketed: ContextVar[Callable[[Any], bool] | None] = ContextVar("bracketed", default=None)
+#: The key that marks a content stream holding only the drawing of boxes :func:`write_pdf`
+#: was asked to set apart (the boxes that number a lesson's pages, which its module's book
+#: leaves out): each such drawing is a stream of its page's own.
+APART = "PubkitApart"
+#: While a PDF is drawn: which boxes to set apart, and where each page's drawing of them
+#: starts and ends (by the page stream's id: indexes into its operators).
+_apart: ContextVar[tuple[Callable[[Any], bool], dict[int, list[tuple[int, int]]]] | None] = (
+    ContextVar("apart", default=None)
+)
 
 
-def _install_brackets() -> None:
-    """Have WeasyPrint's drawing of a stacking context (a page's margin boxes are each
-    one) bracket it with :data:`BRACKET` when the box is one :func:`write_pdf` picks."""
+def _install_apart() -> None:
+    """Have WeasyPrint's drawing of a stacking context (a page's margin boxes are each one)
+    note where its operators start and end when its box is one to set apart."""
     draw = weasyprint.draw.draw_stacking_context
 
     def drawing(stream: Any, context: Any) -> None:
-        picks = _bracketed.get()
-        if picks is None or not picks(context.box):
+        apart = _apart.get()
+        if apart is None or not apart[0](context.box):
             draw(stream, context)
             return
-        pydyf.Stream.begin_marked_content(stream, BRACKET)
+        start = len(stream.stream)
         draw(stream, context)
-        pydyf.Stream.end_marked_content(stream)
+        apart[1].setdefault(id(stream), []).append((start, len(stream.stream)))
 
     weasyprint.draw.draw_stacking_context = drawing
 
 
-_install_brackets()
+_install_apart()
 
 
 @dataclass(frozen=True)
@@ -115,16 +120,18 @@ def write_pdf(
     document: Document,
     variant: str | None = None,
     bleed_mm: float | None = None,
-    bracketed: Callable[[Any], bool] | None = None,
+    apart: Callable[[Any], bool] | None = None,
 ) -> bytes:
     """The laid-out ``document`` as a PDF of WeasyPrint's ``variant`` ("pdf/ua-1"), its
     streams deflated at :data:`ZLIB_LEVEL`; with ``bleed_mm``, each page's BleedBox set;
-    the drawing of each margin box ``bracketed`` picks marked as :data:`BRACKET`."""
-    token = _bracketed.set(bracketed)
+    the drawing of each box ``apart`` picks in a content stream of its own, marked
+    :data:`APART` (the page's others before and after it)."""
+    cuts: dict[int, list[tuple[int, int]]] = {}
+    token = _apart.set((apart, cuts) if apart is not None else None)
     try:
-        return document.write_pdf(pdf_variant=variant, finisher=finisher(bleed_mm))  # type: ignore[no-any-return]
+        return document.write_pdf(pdf_variant=variant, finisher=finisher(bleed_mm, cuts))  # type: ignore[no-any-return]
     finally:
-        _bracketed.reset(token)
+        _apart.reset(token)
 
 
 def first_page_pdf(document: Document) -> bytes:
@@ -242,13 +249,18 @@ def weasyprint_warnings() -> Iterator[list[str]]:
         logger.propagate = propagate
 
 
-def finisher(bleed_mm: float | None = None) -> Callable[[Any, pydyf.PDF], None]:
-    """What is done to a PDF once WeasyPrint has drawn it: its streams compressed at
-    :data:`ZLIB_LEVEL`, and with ``bleed_mm`` (print-shop editions) each page's BleedBox
+def finisher(
+    bleed_mm: float | None = None, cuts: dict[int, list[tuple[int, int]]] | None = None
+) -> Callable[[Any, pydyf.PDF], None]:
+    """What is done to a PDF once WeasyPrint has drawn it: each page's drawing split into
+    streams where ``cuts`` say (see :func:`write_pdf`); its streams compressed at
+    :data:`ZLIB_LEVEL`; and with ``bleed_mm`` (print-shop editions) each page's BleedBox
     set to that bleed: WeasyPrint caps it at 10 pt, and counts the crop marks' slug in."""
     points = (bleed_mm or 0.0) * _PT_PER_MM
 
     def finish(_document: Any, pdf: pydyf.PDF) -> None:
+        if cuts:
+            _split_pages(pdf, cuts)
         for item in pdf.objects:
             if isinstance(item, pydyf.Stream) and item.compress:
                 _compress(item)
@@ -261,6 +273,33 @@ def finisher(bleed_mm: float | None = None) -> Callable[[Any, pydyf.PDF], None]:
                 )
 
     return finish
+
+
+def _split_pages(pdf: pydyf.PDF, cuts: dict[int, list[tuple[int, int]]]) -> None:
+    """Each page's drawing with ``cuts`` made an array of streams: the drawing between
+    two cuts, the drawing each cut holds (marked :data:`APART`), in order. A page's
+    drawing may be split between any two operators: its streams are read as one."""
+    streams = {id(item): item for item in pdf.objects if isinstance(item, pydyf.Stream)}
+    for page in [item for item in pdf.objects if _is_page(item)]:
+        drawing = next(
+            (streams[key] for key in cuts if streams[key].reference == page.get("Contents")),
+            None,
+        )
+        if drawing is None:
+            continue
+        parts, at = [], 0
+        for start, end in sorted(cuts[id(drawing)]):
+            parts.append((drawing.stream[at:start], False))
+            parts.append((drawing.stream[start:end], True))
+            at = end
+        parts.append((drawing.stream[at:], False))
+        drawing.stream = parts[0][0]  # the first part stays where the drawing was
+        references = [drawing.reference]
+        for operators, apart in parts[1:]:
+            stream = pydyf.Stream(operators, {APART: "true"} if apart else None, drawing.compress)
+            pdf.add_object(stream)
+            references.append(stream.reference)
+        page["Contents"] = pydyf.Array(references)
 
 
 def _is_link(item: Any) -> bool:
