@@ -11,16 +11,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.progress import Progress as LiveDisplay
 
 from pubkit import __version__
 from pubkit.build import BuildResult, Progress, build
@@ -182,18 +172,28 @@ def build_command(
 @contextmanager
 def _progress(quiet: bool) -> Iterator[Progress | None]:
     """On a terminal, a live display (done of total, the latest lesson, elapsed time);
-    otherwise a plain line per lesson; nothing with --quiet."""
+    otherwise a plain line per lesson; nothing with --quiet. rich is loaded for a
+    terminal only (30 ms of a no-op rebuild's 0.3 s)."""
     if quiet:
         yield None
         return
-    console = Console(stderr=True)
-    if not console.is_terminal:
+    if not _terminal():
 
         def line(label: str, done: int, total: int, how: str) -> None:
             click.echo(f"[{done}/{total}] {how}: {label}")
 
         yield line
         return
+    from rich.markup import escape
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.progress import Progress as LiveDisplay
+
     display = LiveDisplay(
         SpinnerColumn(),
         TextColumn("[bold]Building"),
@@ -201,7 +201,7 @@ def _progress(quiet: bool) -> Iterator[Progress | None]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TextColumn("{task.description}"),
-        console=console,
+        console=_console(),
         transient=True,
     )
     task = display.add_task("", total=None)
@@ -211,6 +211,20 @@ def _progress(quiet: bool) -> Iterator[Progress | None]:
 
     with display:
         yield update
+
+
+def _terminal() -> bool:
+    """Whether standard error is a terminal, as rich judges it (which honours
+    ``FORCE_COLOR`` and ``TTY_COMPATIBLE``); rich is asked only when it may be one."""
+    if not sys.stderr.isatty() and not {"FORCE_COLOR", "TTY_COMPATIBLE"} & set(os.environ):
+        return False
+    return bool(_console().is_terminal)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def _summarise(result: BuildResult, quiet: bool) -> None:
