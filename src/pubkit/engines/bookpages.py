@@ -50,9 +50,9 @@ def numbers_pages(box: Any) -> bool:
 def book_pages(lesson: bytes, prefix: str, relinked: Mapping[tuple[str, str, str], str]) -> bytes:
     """The pages of ``lesson`` (a PDF written with its page-number boxes' drawing set
     apart, see :func:`pubkit.engines.weasy.write_pdf`) as its module's book sets them:
-    without those boxes' drawing, every named destination and link to one under ``prefix``, and each
-    link to another file or URI that ``relinked`` knows (by what :func:`~pubkit.engines.
-    weasy.lead` made of it) led to the written target it gives. Nothing is laid out or
+    without those boxes' drawing; every named destination, and every link to one, under
+    ``prefix``; each link to another file or URI that ``relinked`` knows (by
+    :func:`written_link`) led to the written target it gives. Nothing is laid out or
     drawn again: qpdf edits the lesson's own PDF."""
     import pikepdf
 

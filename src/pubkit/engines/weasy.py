@@ -279,16 +279,17 @@ def _split_pages(pdf: pydyf.PDF, cuts: dict[int, list[tuple[int, int]]]) -> None
     """Each page's drawing with ``cuts`` made an array of streams: the drawing between
     two cuts, the drawing each cut holds (marked :data:`APART`), in order. A page's
     drawing may be split between any two operators: its streams are read as one."""
-    streams = {id(item): item for item in pdf.objects if isinstance(item, pydyf.Stream)}
+    cut = {
+        item.reference: (item, sorted(cuts[id(item)]))
+        for item in pdf.objects
+        if isinstance(item, pydyf.Stream) and id(item) in cuts
+    }
     for page in [item for item in pdf.objects if _is_page(item)]:
-        drawing = next(
-            (streams[key] for key in cuts if streams[key].reference == page.get("Contents")),
-            None,
-        )
-        if drawing is None:
+        if page.get("Contents") not in cut:
             continue
+        drawing, spans = cut[page["Contents"]]
         parts, at = [], 0
-        for start, end in sorted(cuts[id(drawing)]):
+        for start, end in spans:
             parts.append((drawing.stream[at:start], False))
             parts.append((drawing.stream[start:end], True))
             at = end
