@@ -314,6 +314,51 @@ def clean_command(project: Path, out: Path | None) -> None:
     click.echo(f"removed {len(removed)} {noun}" if removed else "nothing to remove")
 
 
+@main.command("preview")
+@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
+@project_option
+@click.option(
+    "-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder."
+)
+@click.option(
+    "--port",
+    type=click.IntRange(min=0, max=65535),
+    help="Port to serve on (default: 8765, or a free one when it is taken; 0: a free one).",
+)
+@click.option(
+    "--host",
+    help="Address to listen on (default: 127.0.0.1, this machine only). Another address "
+    "lets other machines read the course.",
+)
+@click.option("--no-browser", is_flag=True, help="Do not open the preview in a browser.")
+@_guarded
+def preview_command(
+    path: Path | None,
+    project: Path,
+    out: Path | None,
+    port: int | None,
+    host: str | None,
+    no_browser: bool,
+) -> None:
+    """Build the course (or the lessons under PATH), show it in a browser, and build
+    again on every save: the real pages of every edition, the EPUB's chapters, the
+    messages of a manuscript that fails. Ctrl-C stops it."""
+    from pubkit.preview.server import preview
+
+    def say(text: str, is_error: bool) -> None:
+        click.secho(text, err=is_error, fg="red" if is_error else None)
+
+    preview(
+        project,
+        (path,) if path else (),
+        out=out,
+        host=host,
+        port=port,
+        browser=not no_browser,
+        say=say,
+    )
+
+
 @main.command("new")
 @click.argument("path", type=click.Path(path_type=Path))
 @_guarded

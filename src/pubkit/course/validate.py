@@ -318,6 +318,13 @@ def shared_checker() -> EpubCheck:
     return _SHARED[0]
 
 
+def close_shared_checker() -> None:
+    """Stop the process's :class:`EpubCheck` now (a process that ends without running
+    ``atexit``, such as the preview's build process, stops it so)."""
+    if _SHARED and _SHARED[0].pid == os.getpid():
+        _SHARED.pop().close()
+
+
 def _messages(report: Any) -> list[Message]:
     return [
         Message(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -175,6 +176,17 @@ class _ForkSafeFonts(FontConfiguration):  # type: ignore[misc]
                 self._folder = Path(tempfile.mkdtemp(prefix=f"worker-{self._owner}-", dir=shared))
         self._registered.add(key)
         return super().add_font_face(rule_descriptors, url_fetcher)
+
+
+def forget_fonts() -> None:
+    """Remove the font files WeasyPrint copied for this process's :func:`font_config`,
+    which its finaliser would: for a process that ends without running finalisers (the
+    preview's build process)."""
+    if font_config.cache_info().currsize:
+        folder: Path | None = getattr(font_config(), "_folder", None)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        font_config.cache_clear()
 
 
 @cache
