@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pubkit.preview.server import host_check
+from pubkit.preview.web import host_check
 
 PROJECTS = Path(__file__).resolve().parent / "projects"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -103,9 +103,13 @@ def preview(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Preview]:
     )
     running.wait_for("preview: built in", timeout=120)
     yield running
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    if process.poll() is None:  # a test failed before the last one stopped it
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _descendants(pid: int) -> set[int]:

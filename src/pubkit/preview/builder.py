@@ -59,7 +59,9 @@ class Builder:
         context = multiprocessing.get_context("fork")
         self._connection, theirs = context.Pipe(duplex=True)
         self._process = context.Process(
-            target=_serve, args=(theirs, root, out, settings), name="pubkit-preview-builder"
+            target=_serve,
+            args=(theirs, self._connection, root, out, settings),
+            name="pubkit-preview-builder",
         )
         self._process.start()
         theirs.close()
@@ -100,8 +102,17 @@ class Builder:
         self._connection.close()
 
 
-def _serve(connection: Connection, root: Path, out: Path | None, settings: dict[str, Any]) -> None:
-    """In the build process: one build per request, until told to stop or terminated."""
+def _serve(
+    connection: Connection,
+    servers: Connection,
+    root: Path,
+    out: Path | None,
+    settings: dict[str, Any],
+) -> None:
+    """In the build process: one build per request, until told to stop, terminated, or
+    the server is gone (its end of the pipe, inherited with the fork, is closed here, so
+    that the server's death is heard)."""
+    servers.close()
     os.setpgid(0, 0)  # Ctrl-C is the server's; it stops this process itself
     # EPUBCheck's JVM is this process's own, not the daemon an author's builds share: it
     # stays loaded while the preview runs and stops with it.
