@@ -20,6 +20,9 @@ in a temporary folder. Every figure comes from a fresh process, as a user runs p
   together): the median round is reported, and every round's ratio;
 - then the no-op rebuild, and the rebuild after one lesson changed (a sentence appended
   to a lesson of another module in each round), against the one lesson's cold build;
+- ``pubkit preview`` on the course: from a lesson's save to its new first page drawn for
+  the browser (the announcing event, then the page as the page asks for it), against the
+  one lesson's cold build, in three rounds;
   and the largest peak memory of a worker, and of any process the build started (a
   worker's pandoc session is one);
 - the course's lessons alone (``pubkit build manuscript``: no module collections), cold,
@@ -72,6 +75,7 @@ TARGETS = {
     "course_over_floor": 1.0,  # whole course ÷ (floor × lessons ÷ 2)
     "lesson_over_floor": 1.6,  # one lesson cold ÷ floor cold
     "changed_over_lesson": 1.5,  # one lesson changed in the course ÷ that lesson cold
+    "preview_over_lesson": 1.5,  # a save in pubkit preview to its new pages ÷ that lesson cold
     "noop_seconds": 0.3,
     "worker_mb": 300.0,
     "validation_share": 0.15,  # (validated − unvalidated) ÷ validated, course cold
@@ -267,6 +271,79 @@ def floor_cold(theme: Path, epub: str, lesson: Path) -> float:
     return seconds
 
 
+def _events(response: Any) -> Any:
+    """The states a preview's event stream sends, as they come."""
+    data: list[str] = []
+    for raw in response:
+        line = raw.decode("utf-8").rstrip("\n")
+        if line.startswith("data: "):
+            data.append(line[6:])
+        elif not line and data:
+            yield json.loads("\n".join(data))
+            data = []
+
+
+def _lesson_state(state: dict[str, Any], lesson_id: str) -> dict[str, Any]:
+    return next(
+        lesson
+        for module in state["modules"]
+        for lesson in module["lessons"]
+        if lesson["id"] == lesson_id
+    )
+
+
+def preview_rounds(project: Path, edited: list[Path]) -> list[float]:
+    """``pubkit preview`` on the built course: for each lesson, the time from its save
+    (a sentence appended) until the page has its new first page: the state that announces
+    the lesson's new PDF, then that page drawn, as the page asks for them. Each round
+    waits for the build after it (the module's collection) to end."""
+    import http.client
+    import re
+    import urllib.parse
+
+    command = [sys.executable, "-m", "pubkit", "preview", "--no-browser", "--port", "0"]
+    process = subprocess.Popen(
+        command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        assert process.stdout is not None
+        found = None
+        while found is None:
+            line = process.stdout.readline()
+            assert line, "pubkit preview stopped"
+            found = re.search(r"http://([\d.]+):(\d+)/", line)
+        host, port = found.group(1), int(found.group(2))
+        stream = http.client.HTTPConnection(host, port, timeout=600)
+        stream.request("GET", "/api/events")
+        states = _events(stream.getresponse())
+        while (state := next(states))["busy"] or state["took"] is None:
+            pass  # the first build: all up to date
+        times = []
+        for path in edited:
+            lesson_id = f"{path.parent.name}/{path.stem}"
+            before = _lesson_state(state, lesson_id)["editions"]["pdf"]["version"]
+            start = time.perf_counter()
+            path.write_text(path.read_text() + "\nA sentence saved in the preview.\n")
+            while True:
+                state = next(states)
+                version = _lesson_state(state, lesson_id)["editions"]["pdf"]["version"]
+                if version != before:
+                    break
+            query = urllib.parse.urlencode({"lesson": lesson_id, "edition": "pdf"})
+            page = http.client.HTTPConnection(host, port, timeout=600)
+            page.request("GET", f"/api/pages?{query}")
+            page.getresponse().read()
+            page.request("GET", f"/api/page.png?{query}&n=1&v={version}")
+            assert page.getresponse().read().startswith(b"\x89PNG")
+            times.append(time.perf_counter() - start)
+            while state["busy"] or _lesson_state(state, lesson_id)["state"] != "up to date":
+                state = next(states)
+        return times
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, default=Path("bench.json"))
@@ -360,6 +437,11 @@ def main() -> None:
             changes.append(pubkit_build(course, JOBS))
             assert changes[-1]["built"] == 1, changes[-1]
             console.print(f"one lesson changed, round {number + 1}: {changes[-1]['seconds']:.2f} s")
+        saved = [lessons[(number * len(lessons)) // ROUNDS + 5] for number in range(ROUNDS)]
+        previews = preview_rounds(course, saved)
+        console.print(
+            "preview, save to new pages: " + ", ".join(f"{seconds:.2f} s" for seconds in previews)
+        )
 
     lessons_n = len(lessons)
     floor = statistics.median(r.floor for r in ones + rounds)
@@ -387,6 +469,9 @@ def main() -> None:
         "one_changed_rounds": [round(c["seconds"], 3) for c in changes],
         "changed_over_lesson": round(changed / one, 2),
         "changed_rounds_over_lesson": [round(c["seconds"] / one, 2) for c in changes],
+        "preview_seconds": round(statistics.median(previews), 3),
+        "preview_over_lesson": round(statistics.median(previews) / one, 2),
+        "preview_rounds_over_lesson": [round(seconds / one, 2) for seconds in previews],
         "worker_peak_mb": round(max(r.build["worker_bytes"] for r in rounds) / 2**20, 1),
         "parent_peak_mb": round(max(r.build["parent_bytes"] for r in rounds) / 2**20, 1),
         "child_peak_mb": round(max(r.build["child_bytes"] for r in rounds) / 2**20, 1),
@@ -407,6 +492,7 @@ def main() -> None:
         "course_over_floor": figures["course_over_floor"] <= TARGETS["course_over_floor"],
         "noop_seconds": noop < TARGETS["noop_seconds"],
         "changed_over_lesson": figures["changed_over_lesson"] <= TARGETS["changed_over_lesson"],
+        "preview_over_lesson": figures["preview_over_lesson"] <= TARGETS["preview_over_lesson"],
         "worker_mb": figures["worker_peak_mb"] <= TARGETS["worker_mb"],
         "validation_share": figures["validation_share"] <= TARGETS["validation_share"],
         "technical_over_plain": (
@@ -509,6 +595,18 @@ def main() -> None:
                 figures["changed_rounds_over_lesson"], figures["one_changed_rounds"], strict=True
             )
         ),
+        "",
+        "",
+    )
+    table.add_row(
+        "pubkit preview: a save to its new pages ÷ that lesson cold (median)",
+        f"{figures['preview_over_lesson']:.2f} ({figures['preview_seconds']:.2f} s)",
+        f"≤ {TARGETS['preview_over_lesson']}",
+        mark(checks["preview_over_lesson"]),
+    )
+    table.add_row(
+        "  every round",
+        ", ".join(f"{r:.2f}" for r in figures["preview_rounds_over_lesson"]),
         "",
         "",
     )

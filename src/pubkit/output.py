@@ -258,9 +258,14 @@ def theme_digest(theme: Theme) -> str:
 @cache
 def code_digest() -> str:
     """One digest of pubkit's own code, so that a changed pubkit rebuilds everything even
-    before its version number changes."""
+    before its version number changes (but for the preview's server, which shapes no
+    output)."""
     package = Path(__file__).parent
-    files = sorted(p for p in package.rglob("*") if p.suffix in {".py", ".lua"} and p.is_file())
+    files = sorted(
+        p
+        for p in package.rglob("*")
+        if p.suffix in {".py", ".lua"} and p.is_file() and p.parent.name != "preview"
+    )
     return fingerprint(
         part for path in files for part in (path.relative_to(package).as_posix(), path.read_bytes())
     )

