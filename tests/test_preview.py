@@ -5,6 +5,7 @@ the test edits, breaks and mends a manuscript on disk, and the server's refusals
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import shutil
@@ -49,10 +50,11 @@ class Preview:
     tmp: Path
     lines: list[str]
 
-    def wait_for(self, text: str, timeout: float = 60) -> None:
+    def wait_for(self, text: str, timeout: float = 60, after: int = 0) -> None:
+        """Until a line printed after the first ``after`` holds ``text``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(text in line for line in self.lines):
+            if any(text in line for line in self.lines[after:]):
                 return
             time.sleep(0.1)
         raise AssertionError(f"{text!r} never printed; output: {self.lines}")
@@ -279,14 +281,48 @@ def test_an_author_watches_their_pages_change_as_they_write(
     expect(messages).to_be_hidden()
 
     # The other editions: the handout's pages, and the EPUB's chapter as a reader shows it.
-    page.locator('#editions [data-edition="handout"]').click()
-    expect(page.locator("#pages .page").first).to_contain_text("Pages to scroll")
+    for edition in ("handout", "instructor"):
+        page.locator(f'#editions [data-edition="{edition}"]').click()
+        first = page.locator("#pages .page").first
+        expect(first.locator("img")).to_have_attribute("src", re.compile(f"edition={edition}&"))
+        expect(first).to_contain_text("Pages to scroll")
+        expect(page.locator("#pages")).to_contain_text("Mended at last.")
     page.locator('#editions [data-edition="epub"]').click()
     chapter = page.frame_locator("#chapter-frame").locator("body")
     expect(chapter).to_contain_text("Mended at last.", timeout=30_000)
     assert page.evaluate("window.stayed") is True
     page.close()
     assert not problems, problems
+
+
+def _page_text(preview: Preview, lesson_id: str, edition: str = "pdf") -> str:
+    status, _, body = preview.request(f"/api/pages?lesson={lesson_id}&edition={edition}")
+    assert status == 200
+    return " ".join(page["text"] for page in json.loads(body)["pages"])
+
+
+def test_a_burst_of_saves_is_one_build(preview: Preview) -> None:
+    lesson_id = "01-getting-started/01-first-steps"
+    path = preview.project / "manuscript" / f"{lesson_id}.md"
+    text = path.read_text()
+    start = len(preview.lines)
+    for count in range(1, 6):
+        path.write_text(text + f"\nSaved {count} times.\n")
+        time.sleep(0.01)
+    preview.wait_for("built collections/01-getting-started", after=start)
+    built = [line for line in preview.lines[start:] if f"built {lesson_id} in" in line]
+    assert len(built) == 1, preview.lines[start:]
+    assert "Saved 5 times." in _page_text(preview, lesson_id)
+
+
+def test_a_modules_new_title_rebuilds_its_lessons_and_collection(preview: Preview) -> None:
+    module = preview.project / "manuscript/01-getting-started/module.yaml"
+    start = len(preview.lines)
+    module.write_text(module.read_text().replace("Getting Started", "Getting Going"))
+    preview.wait_for("built 3 lessons and 1 collection", after=start)
+    state = json.loads(preview.request("/api/state")[2])
+    assert [m["title"] for m in state["modules"]] == ["Getting Going"]
+    assert "GETTING GOING" in _page_text(preview, LONG_ID, "handout").upper()
 
 
 def test_ctrl_c_stops_it_with_nothing_left_behind(preview: Preview) -> None:

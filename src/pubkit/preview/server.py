@@ -21,6 +21,7 @@ from pubkit.errors import PubkitError
 from pubkit.preview.builder import running
 from pubkit.preview.session import Session
 from pubkit.preview.web import application, host_check, ip_of
+from pubkit.sources.config import Config, builtin_styles
 
 #: The port asked for first when none is given (a bookmark survives a restart); a free one
 #: is chosen when it is taken.
@@ -63,11 +64,10 @@ def preview(
     port: int | None = None,
     browser: bool = True,
     say: Callable[[str, bool], None] | None = None,
-    ready: Callable[[str], None] | None = None,
 ) -> None:
     """Build the course (or ``targets``), serve its preview, and build again on every
     save until interrupted (Ctrl-C). ``say`` hears what the terminal shows (message,
-    whether it is an error); ``ready`` is called with the address once it is served."""
+    whether it is an error)."""
     from pubkit.check import check
 
     say = say or (lambda text, _error: print(text))
@@ -78,7 +78,8 @@ def preview(
     with running(root, out, {}) as builder:  # forked before any thread starts
         session = Session(builder, out, tuple(t.resolve() for t in targets), say)
         bound_host, bound_port = sock.getsockname()[:2]
-        app = _Lifespan(application(session, host_check(bound_host, bound_port)), session, root)
+        guarded = application(session, host_check(bound_host, bound_port))
+        app = _Lifespan(guarded, session, _watched(checked.config))
         config = uvicorn.Config(
             app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1
         )
@@ -88,8 +89,6 @@ def preview(
             say(f"preview: listening on {bound_host}: other machines can reach it", False)
         if browser:
             threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
-        if ready:
-            ready(url)
         asyncio.run(server.serve(sockets=[sock]))
     sock.close()
     say("preview: stopped", False)
@@ -130,10 +129,10 @@ class _Server(uvicorn.Server):
 class _Lifespan:
     """The app, with the watcher and the builds running while it is served."""
 
-    def __init__(self, app: ASGIApp, session: Session, root: Path) -> None:
+    def __init__(self, app: ASGIApp, session: Session, folders: Sequence[Path]) -> None:
         self.app = app
         self.session = session
-        self.root = root
+        self.folders = folders
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":
@@ -145,7 +144,7 @@ class _Lifespan:
             if message["type"] == "lifespan.startup":
                 tasks = [
                     asyncio.create_task(self.session.rebuilding()),
-                    asyncio.create_task(_watch(self.root, self.session)),
+                    asyncio.create_task(_watch(self.folders, self.session)),
                 ]
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -159,11 +158,21 @@ class _Lifespan:
                 return
 
 
-async def _watch(root: Path, session: Session) -> None:
-    """Every burst of saves under the course folder (but the build folder) as one change;
-    the operating system tells (inotify), nothing polls."""
+def _watched(config: Config) -> list[Path]:
+    """The course folder, and its manuscripts' and theme's folders when they lie outside
+    it (pubkit's own theme aside)."""
+    folders = [config.root.resolve()]
+    for folder in (config.manuscript_dir.resolve(), config.styles_dir.resolve()):
+        if folder != builtin_styles().resolve() and not folder.is_relative_to(folders[0]):
+            folders.append(folder)
+    return folders
+
+
+async def _watch(folders: Sequence[Path], session: Session) -> None:
+    """Every burst of saves in ``folders`` (but the build folder) as one change: the
+    operating system tells (inotify), nothing polls."""
     from watchfiles import DefaultFilter, awatch
 
     quiet = DefaultFilter(ignore_paths=[str(session.out)])
-    async for changes in awatch(root.resolve(), watch_filter=quiet, step=50, rust_timeout=500):
+    async for changes in awatch(*folders, watch_filter=quiet, step=50, rust_timeout=500):
         session.changed(Path(path).resolve() for _change, path in changes)

@@ -101,7 +101,7 @@ class Session:
                 "paged": EDITIONS[name].paged if name in EDITIONS else False,
                 "description": EDITIONS[name].description if name in EDITIONS else name,
             }
-            for name, edition in entry.get("editions", {}).items()
+            for name, edition in _editions(entry).items()
         }
         figures = {key: entry[key] for key in ("words", "minutes", "pages") if key in entry}
         return {
@@ -224,8 +224,8 @@ class Session:
     def edition_file(self, lesson_id: str, edition: str) -> tuple[Path, str] | None:
         """The lesson's built file of ``edition``, and its version; none if there is none."""
         for entry in self.manifest.get("lessons", ()):
-            if entry["id"] == lesson_id and edition in entry.get("editions", {}):
-                item = entry["editions"][edition]
+            if entry["id"] == lesson_id and edition in _editions(entry):
+                item = _editions(entry)[edition]
                 path = (self.out / item["path"]).resolve()
                 if path.is_relative_to(self.out) and path.is_file():
                     return path, item["sha256"][:16]
@@ -243,6 +243,11 @@ def _done(rendered: Sequence[str]) -> str:
     counts = [f"{lessons} lesson{'s' * (lessons != 1)}"] if lessons else []
     counts += [f"{collections} collection{'s' * (collections != 1)}"] if collections else []
     return "built " + " and ".join(counts)
+
+
+def _editions(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A lesson's editions in the manifest, the instructor's (listed apart) among them."""
+    return {**entry.get("editions", {}), **entry.get("instructor_editions", {})}
 
 
 def _lesson_id(path: Path) -> str:
