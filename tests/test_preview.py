@@ -290,6 +290,16 @@ def test_an_author_watches_their_pages_change_as_they_write(
     page.locator('#editions [data-edition="epub"]').click()
     chapter = page.frame_locator("#chapter-frame").locator("body")
     expect(chapter).to_contain_text("Mended at last.", timeout=30_000)
+    # The e-reader's place is kept too.
+    frame = page.locator("#chapter-frame")
+    frame.evaluate("frame => frame.contentWindow.scrollTo(0, 1200)")
+    assert frame.evaluate("frame => frame.contentWindow.scrollY") == 1200
+    path.write_text(long_lesson("Read in the e-reader."))
+    expect(chapter).to_contain_text("Read in the e-reader.", timeout=60_000)
+    page.wait_for_function(
+        "() => document.querySelector('#chapter-frame').contentWindow.scrollY > 0"
+    )
+    assert abs(frame.evaluate("frame => frame.contentWindow.scrollY") - 1200) <= 2
     assert page.evaluate("window.stayed") is True
     page.close()
     assert not problems, problems

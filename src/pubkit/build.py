@@ -9,12 +9,14 @@ page), and :mod:`pubkit.output` (atomic writes, the build record, the manifest).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +25,7 @@ from pubkit.course import modulebook
 from pubkit.course.links import course_links, link_key
 from pubkit.course.modulebook import Collected, Fragment, Numbers
 from pubkit.course.workers import Usage, default_jobs, render_isolated
-from pubkit.errors import Diagnostic, PubkitError, warning
+from pubkit.errors import ConfigError, Diagnostic, PubkitError, error, warning
 from pubkit.output import (
     MANIFEST_NAME,
     STATE_NAME,
@@ -43,11 +45,12 @@ from pubkit.output import (
     write_lesson,
     write_output,
 )
-from pubkit.sources.config import source_date
+from pubkit.sources.config import Config, source_date
 from pubkit.sources.manuscript import Lesson, Manuscripts, Module, collect, modules_of
-from pubkit.sources.theme import load_theme
+from pubkit.sources.theme import Theme, load_theme
 
 if TYPE_CHECKING:
+    from pubkit.course.cluster import Cluster
     from pubkit.course.lessons import LessonOutcome
     from pubkit.course.validate import EpubCheck, Run
 
@@ -100,6 +103,7 @@ def build(
     strict: bool = False,
     jobs: int | None = None,
     validate: bool = True,
+    scheduler: str | None = None,
 ) -> BuildResult:
     """Build every lesson under ``targets`` (default: the whole course), then each module's
     collected editions and the downloads page.
@@ -112,6 +116,9 @@ def build(
     (:mod:`pubkit.course.workers`); the output is the same for any number of jobs.
     Every EPUB is run through EPUBCheck before it is written (unless not ``validate``):
     one it rejects fails its lesson, or leaves its module's last good collection.
+    Given the address of a Dask ``scheduler`` (or pubkit.yaml's ``scheduler``, or the
+    environment's ``DASK_SCHEDULER_ADDRESS``), lessons and collections are set on that
+    cluster's workers instead (:mod:`pubkit.course.cluster`), into the same bytes.
     """
     # Gather and check everything first: pubkit.yaml, the theme, every manuscript.
     checked = check(root, targets, settings=settings, strict=strict)
@@ -125,10 +132,12 @@ def build(
     # Links lead to any lesson of the course, built now or not.
     course = collect(config).lessons if checked.targets else manuscripts.lessons
     run = _Run(inputs, out, read_state(out), manuscripts, course, modules, force, progress)
+    address = scheduler or config.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
 
-    # Set each lesson that is not up to date, writing it once it is whole and its EPUB
-    # valid; then collect each module whose lessons changed.
-    with _Validator(validate and "epub" in names) as validator:
+    # Set each lesson that is not up to date (here, or on a cluster), writing it once it
+    # is whole and its EPUB valid; then collect each module whose lessons changed.
+    with _Validator(validate and "epub" in names) as validator, _connected(address) as cluster:
+        run.cluster = cluster
         lessons = _build_lessons(manuscripts, run, validator)
         collected = _build_collections(modules, lessons, run, validator)
 
@@ -144,7 +153,12 @@ def build(
         failed=tuple(dict.fromkeys(lessons.failed)),
         diagnostics=(*lessons.diagnostics, *collected),
         manifest=out / MANIFEST_NAME,
-        warnings=(*checked.warnings, *_machine_notices(run), *validator.notices),
+        warnings=(
+            *checked.warnings,
+            *_machine_notices(run),
+            *validator.notices,
+            *(cluster.notices if cluster else ()),
+        ),
         collected=tuple(modules),
         peak_worker_bytes=run.usage.peak_bytes,
     )
@@ -166,9 +180,24 @@ def _write_downloads(listing: Mapping[str, Any], run: _Run) -> None:
     run.state["downloads"] = {"key": key, "files": sorted(p.as_posix() for p in files)}
 
 
+@contextmanager
+def _connected(address: str | None) -> Iterator[Cluster | None]:
+    """The Dask cluster at ``address`` for the length of the build; none without one."""
+    if not address:
+        yield None
+        return
+    try:
+        from pubkit.course.cluster import Cluster
+    except ImportError:
+        message = "a Dask scheduler was given: install Dask with pip install 'pubkit[cluster]'"
+        raise ConfigError([error(None, None, message)]) from None
+    with Cluster(address) as cluster:
+        yield cluster
+
+
 def _machine_notices(run: _Run) -> list[Diagnostic]:
     """What the machine lacks that the outputs this build set are worse for."""
-    if not run.rendered:
+    if not run.rendered or run.cluster is not None:
         return []
     from pubkit.engines.weasy import machine_notices  # WeasyPrint is loaded once anything was set
 
@@ -195,6 +224,8 @@ class _Run:
     #: How many of those were set anew (not up to date).
     rendered: int = 0
     usage: Usage = field(default_factory=Usage)
+    #: The Dask cluster lessons are set on; none: this machine's workers.
+    cluster: Cluster | None = None
     #: Each lesson's content hash.
     keys: Mapping[str, str] = field(init=False)
 
@@ -258,7 +289,9 @@ def _build_lessons(manuscripts: Manuscripts, run: _Run, validator: _Validator) -
     course = course_links(config, run.course, work, names)
     from pubkit.course.lessons import set_lessons
 
-    setting = set_lessons(work, config, theme, names, date, inputs.jobs, run.usage, course)
+    setting = set_lessons(
+        work, config, theme, names, date, inputs.jobs, run.usage, course, run.cluster
+    )
     checks: list[tuple[Lesson, LessonOutcome, Future[list[Diagnostic]]]] = []
     for lesson, outcome in setting:
         if isinstance(outcome, PubkitError):
@@ -398,7 +431,7 @@ def _build_collections(
     records = run.state["collections"]
     ready = {result.lesson.id for result in lessons.results}
     diagnostics: list[Diagnostic] = []
-    work: list[tuple[Module, str, list[Fragment], Numbers | None]] = []
+    work: list[_Collecting] = []
     for module, members in modules.items():
         folder = module.folder.name
         key = fingerprint([folder, ",".join(names), *(run.keys[lesson.id] for lesson in members)])
@@ -417,20 +450,17 @@ def _build_collections(
         fragments = [read_fragment(run.out, lesson.id) for lesson in members]
         work.append((module, key, fragments, _kept_numbers(run, folder)))
 
-    if work:
-        from pubkit.engines.pdf import warm
+    config, theme, date = run.inputs.config, run.inputs.theme, run.inputs.date
+    collect = partial(_collect, config=config, theme=theme, date=date, names=names)
+    if run.cluster is not None:
+        results = run.cluster.run(work, collect, _module_source, run.usage)
+    else:
+        if work:
+            from pubkit.engines.pdf import warm
 
-        languages = (f.language for _, _, fragments, _ in work for f in fragments)
-        warm(run.inputs.theme, run.inputs.config, names, languages, collections=True)
-
-    def collect(item: tuple[Module, str, list[Fragment], Numbers | None]) -> Collected:
-        module, _, fragments, numbers = item
-        config, theme, date = run.inputs.config, run.inputs.theme, run.inputs.date
-        return modulebook.render(module, fragments, config, theme, date, names, numbers)
-
-    results = render_isolated(
-        work, collect, run.inputs.jobs, where=lambda item: item[0].source, usage=run.usage
-    )
+            languages = (f.language for _, _, fragments, _ in work for f in fragments)
+            warm(theme, config, names, languages, collections=True)
+        results = render_isolated(work, collect, run.inputs.jobs, _module_source, run.usage)
     for (module, key, _, kept), collected in results:
         label = f"collections/{module.folder.name}"
         if isinstance(collected, PubkitError):  # the module keeps its last good collection
@@ -462,6 +492,22 @@ def _build_collections(
             }
         run.tick(label, BUILT)
     return diagnostics
+
+
+#: What a module's collection is set from: the module, its key, its lessons' fragments,
+#: and the numbered pages of its last book.
+_Collecting = tuple[Module, str, list[Fragment], Numbers | None]
+
+
+def _collect(
+    item: _Collecting, config: Config, theme: Theme, date: str | None, names: tuple[str, ...]
+) -> Collected:
+    module, _, fragments, numbers = item
+    return modulebook.render(module, fragments, config, theme, date, names, numbers)
+
+
+def _module_source(item: _Collecting) -> Path:
+    return item[0].source
 
 
 def _kept_numbers(run: _Run, folder: str) -> Numbers | None:

@@ -133,6 +133,13 @@ def main() -> None:
     is_flag=True,
     help="Write EPUBs without running EPUBCheck on them (quicker drafts).",
 )
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Set the lessons on the Dask cluster whose scheduler is at ADDRESS "
+    "(tcp://host:8786; pubkit.yaml's scheduler, or DASK_SCHEDULER_ADDRESS); needs "
+    "pip install 'pubkit[cluster]'.",
+)
 @_guarded
 def build_command(
     paths: tuple[Path, ...],
@@ -146,6 +153,7 @@ def build_command(
     strict: bool,
     jobs: int | None,
     skip_validation: bool,
+    scheduler: str | None,
 ) -> None:
     """Build every lesson (or the lessons in PATHS), each module's collection and the
     downloads page into build/; what is up to date is skipped."""
@@ -163,6 +171,7 @@ def build_command(
             strict=strict,
             jobs=jobs,
             validate=not skip_validation,
+            scheduler=scheduler,
         )
     _summarise(result, quiet)
     if not result.ok:

@@ -137,7 +137,8 @@ class Inputs:
         parts: list[bytes | str] = [__version__, code_digest(), theme_digest(self.theme)]
         parts += [",".join(self.names), self.date or "", "strict" if self.strict else ""]
         parts.append("" if self.validate else "unvalidated")
-        parts.append(repr(replace(self.config, lines={})))  # pubkit.yaml and settings
+        # pubkit.yaml and settings; where lessons are set (a cluster) changes no byte.
+        parts.append(repr(replace(self.config, lines={}, scheduler=None)))
         return fingerprint(parts)
 
     def key(self, lesson: Lesson, links: str = "") -> str:

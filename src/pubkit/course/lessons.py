@@ -12,6 +12,8 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pubkit.course import downloads, modulebook
 from pubkit.course.modulebook import Fragment
@@ -37,6 +39,9 @@ from pubkit.sources import bibliography
 from pubkit.sources.config import Config
 from pubkit.sources.manuscript import Lesson
 from pubkit.sources.theme import Theme
+
+if TYPE_CHECKING:
+    from pubkit.course.cluster import Cluster
 
 
 @dataclass(frozen=True)
@@ -89,8 +94,10 @@ def set_lessons(
     jobs: int | None = None,
     usage: Usage | None = None,
     course: Course | None = None,
+    cluster: Cluster | None = None,
 ) -> Iterator[tuple[Lesson, LessonOutcome | LessonError]]:
-    """Set ``lessons`` in bounded worker processes (:mod:`pubkit.course.workers`), in order.
+    """Set ``lessons`` in bounded worker processes (:mod:`pubkit.course.workers`), in order;
+    on a Dask ``cluster``'s workers when one is given (:mod:`pubkit.course.cluster`).
 
     Fonts, stylesheets and hyphenation dictionaries are loaded here first, so the forked
     workers share them. With fewer lessons than jobs (``pubkit build LESSON``), the cores
@@ -100,6 +107,15 @@ def set_lessons(
     """
     if not lessons:
         return iter(())
+    if cluster is not None:  # each lesson a task, its engines loaded on the workers
+        languages = (lesson.language or config.language for lesson in lessons)
+        cluster.warm(theme, config, names, languages)
+        set_whole = partial(
+            _render_part, config=config, theme=theme, names=names, date=date, course=course
+        )
+        parts: list[_Part] = [(lesson, None) for lesson in lessons]
+        on_cluster = cluster.run(parts, set_whole, _part_source, usage)
+        return ((lesson, outcome) for (lesson, _), outcome in on_cluster)  # type: ignore[misc]
     jobs = jobs or default_jobs()
     few = len(lessons) < jobs  # cores to spare
 
@@ -114,12 +130,12 @@ def set_lessons(
     # What is set aside prepares in its own worker, meanwhile.
     warm(theme, config, main, (lesson.language or config.language for lesson in lessons))
     read()
-    parts: list[_Part] = [(lesson, None) for lesson in lessons]
+    parts = [(lesson, None) for lesson in lessons]
     parts += [(lesson, name) for lesson in lessons for name in aside]
     set_part = partial(
         _render_part, config=config, theme=theme, names=main, date=date, course=course
     )
-    results = render_isolated(parts, set_part, jobs, where=lambda part: part[0].path, usage=usage)
+    results = render_isolated(parts, set_part, jobs, where=_part_source, usage=usage)
     if not aside:  # every part is a whole lesson
         return ((lesson, outcome) for (lesson, _), outcome in results)  # type: ignore[misc]
     return _rejoined(list(results), names)
@@ -128,6 +144,10 @@ def set_lessons(
 #: A lesson's share of work for one worker: the lesson and every edition that follows the
 #: edition that sets its pages (None), or one edition set beside it (:func:`_aside`).
 _Part = tuple[Lesson, str | None]
+
+
+def _part_source(part: _Part) -> Path:
+    return part[0].path
 
 
 def _aside(names: tuple[str, ...]) -> tuple[str, ...]:

@@ -86,6 +86,9 @@ class Config:
     styles_dir: Path = field(default_factory=builtin_styles)
     #: output: folder the editions and the manifest are written to.
     output_dir: Path = Path("build")
+    #: scheduler: the address of a Dask scheduler to build on (``tcp://host:8786``); None:
+    #: this machine's workers. It changes where lessons are set, never their bytes.
+    scheduler: str | None = None
     #: 1-based line of each key in pubkit.yaml, for later messages.
     lines: Mapping[str, int] = field(default_factory=dict)
 
@@ -272,6 +275,7 @@ OPTIONS = (
     Option("manuscript", "manuscript_dir", _folder),
     Option("styles", "styles_dir", _folder),
     Option("output", "output_dir", _folder),
+    Option("scheduler", "scheduler", _text),
 )
 _SECTIONS = {o.key.split(".")[0] for o in OPTIONS if "." in o.key}
 

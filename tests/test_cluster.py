@@ -1,0 +1,166 @@
+"""``pubkit build --scheduler``: a course set on a real Dask cluster (a ``LocalCluster`` of
+two worker processes, one thread each, as the docs tell a real cluster to run) comes out
+in the same bytes as a local build, survives a worker killed mid-build, and fails a bad
+lesson alone with the message a local build gives."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pubkit.build import BuildResult, build
+from pubkit.errors import PubkitError
+
+PROJECTS = Path(__file__).resolve().parent / "projects"
+DATE = "1780000000"  # SOURCE_DATE_EPOCH: the EPUBs' dates, the same in every build
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[object]:
+    import dask
+    from distributed import LocalCluster
+
+    # Worker processes that may start processes: each lesson is set in one of its own,
+    # bounded in time and memory, as locally.
+    with (
+        dask.config.set({"distributed.worker.daemon": False}),
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as running,
+    ):
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def fixed_date(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", DATE)
+
+
+def course(tmp_path: Path, name: str, lessons: int = 0) -> Path:
+    """A copy of sample project ``name``, with ``lessons`` more lessons made from its
+    first (a course long enough to lose a worker in)."""
+    project = tmp_path / name
+    shutil.copytree(PROJECTS / name, project)
+    first = sorted((project / "manuscript").glob("*/*.md"))[0]
+    text = first.read_text()
+    for number in range(lessons):
+        extra = first.with_name(f"{50 + number}-more-{number}.md")
+        extra.write_text(
+            text.replace("lesson: 1\n", f"lesson: {50 + number}\n").replace(
+                "title: ", f"title: Copy {number} of ", 1
+            )
+        )
+    return project
+
+
+def outputs(out: Path) -> dict[str, str]:
+    """Every output's SHA-256, by path (the build record aside: it keeps no bytes of an
+    output, only their hashes)."""
+    return {
+        path.relative_to(out).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(out.rglob("*"))
+        if path.is_file() and path.name != ".pubkit-state.json"
+    }
+
+
+def address(cluster: object) -> str:
+    value: str = cluster.scheduler_address  # type: ignore[attr-defined]
+    return value
+
+
+def test_a_course_set_on_a_cluster_is_the_local_build_byte_for_byte(
+    cluster: object, tmp_path: Path
+) -> None:
+    here, there = course(tmp_path / "a", "blocks"), course(tmp_path / "b", "blocks")
+    local = build(here)
+    assert local.ok, [str(d) for d in local.diagnostics]
+    remote = build(there, scheduler=address(cluster))
+    assert remote.ok, [str(d) for d in remote.diagnostics]
+    assert remote.collected and remote.peak_worker_bytes > 0
+    assert outputs(there / "build") == outputs(here / "build")
+    assert len(outputs(here / "build")) > 20
+    # The record travels with the outputs: a second build on the cluster does nothing.
+    again = build(there, scheduler=address(cluster))
+    assert all(result.skipped for result in again.built)
+
+
+def test_a_worker_killed_mid_build_leaves_a_complete_identical_build(
+    cluster: object, tmp_path: Path
+) -> None:
+    from distributed import Client
+
+    here, there = course(tmp_path / "a", "basic", 6), course(tmp_path / "b", "basic", 6)
+    assert build(here).ok
+    with Client(address(cluster)) as client:
+        pids = client.run(os.getpid)
+        done: list[BuildResult] = []
+        building = threading.Thread(
+            target=lambda: done.append(build(there, scheduler=address(cluster)))
+        )
+        building.start()
+        # Once a worker is setting a lesson (and has been for a moment), it dies.
+        deadline = time.monotonic() + 60
+        while not (busy := [w for w, keys in client.processing().items() if keys]):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)
+        os.kill(pids[busy[0]], signal.SIGKILL)
+        building.join(timeout=300)
+    (result,) = done
+    assert result.ok, [str(d) for d in result.diagnostics]
+    assert outputs(there / "build") == outputs(here / "build")
+    assert not list((there / "build").rglob("*.tmp"))
+
+
+def test_a_bad_lesson_fails_alone_with_the_message_a_local_build_gives(
+    cluster: object, tmp_path: Path
+) -> None:
+    here, there = course(tmp_path / "a", "basic"), course(tmp_path / "b", "basic")
+    for project in (here, there):
+        bad = project / "manuscript/01-getting-started/02-no-box.md"
+        bad.write_text(bad.read_text() + "\nSee @fig-nowhere for the picture.\n")
+    local = build(here)
+    remote = build(there, scheduler=address(cluster))
+    assert [p.name for p in remote.failed] == [p.name for p in local.failed] == ["02-no-box.md"]
+    mine = [str(d).replace(str(there), "") for d in remote.diagnostics]
+    theirs = [str(d).replace(str(here), "") for d in local.diagnostics]
+    assert mine == theirs
+    assert any(":" in line and "fig-nowhere" in line and "error" in line for line in mine)
+    assert (there / "build/pdf/01-getting-started/01-first-steps.pdf").is_file()
+    assert not (there / "build/pdf/01-getting-started/02-no-box.pdf").exists()
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(tmp_path: Path) -> None:
+    project = course(tmp_path, "basic")
+    start = time.monotonic()
+    with pytest.raises(PubkitError) as raised:
+        build(project, scheduler="tcp://127.0.0.1:9")
+    assert time.monotonic() - start < 60
+    (diagnostic,) = raised.value.diagnostics
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in diagnostic.message
+    assert not (project / "build/pdf").exists()
+
+
+def test_without_dask_the_scheduler_option_says_what_to_install(tmp_path: Path) -> None:
+    project = course(tmp_path, "basic")
+    script = "import sys; sys.modules['distributed'] = None\nfrom pubkit.cli import main; main()"
+    done = subprocess.run(
+        [sys.executable, "-c", script, "build", "--scheduler", "tcp://127.0.0.1:9"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'pubkit[cluster]'" in done.stderr
+    assert "Traceback" not in done.stderr
