@@ -35,7 +35,7 @@ def cluster() -> Iterator[object]:
     with (
         dask.config.set({"distributed.worker.daemon": False}),
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as running,
     ):
         yield running
@@ -94,6 +94,48 @@ def test_a_course_set_on_a_cluster_is_the_local_build_byte_for_byte(
     assert all(result.skipped for result in again.built)
 
 
+def test_a_course_built_into_an_object_store_is_whole_and_incremental(
+    cluster: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fsspec
+
+    here, there = course(tmp_path / "a", "basic"), course(tmp_path / "b", "basic")
+    assert build(here).ok
+    url = "memory://pubkit-tests/catalogue"
+    monkeypatch.setenv("PUBKIT_CACHE", str(tmp_path / "machine-1"))
+    result = build(there, out=url, scheduler=address(cluster))
+    assert result.ok and result.published == url
+    memory = fsspec.filesystem("memory")
+
+    def stored() -> dict[str, str]:
+        return {
+            path.split("/catalogue/", 1)[1]: hashlib.sha256(memory.cat_file(path)).hexdigest()
+            for path in memory.find("/pubkit-tests/catalogue")
+        }
+
+    first = stored()
+    assert ".pubkit-state.json" in first and "manifest.json" in first
+    assert {k: v for k, v in first.items() if k != ".pubkit-state.json"} == outputs(here / "build")
+    # Another machine, its mirror empty: the record with the outputs finds it all up to date.
+    monkeypatch.setenv("PUBKIT_CACHE", str(tmp_path / "machine-2"))
+    again = build(there, out=url)
+    assert again.ok and again.built and all(r.skipped for r in again.built)
+    assert stored() == first
+    # An edit there sends the store that lesson's new editions and its module's collection.
+    lesson = there / "manuscript/01-getting-started/02-no-box.md"
+    lesson.write_text(lesson.read_text() + "\nA sentence from the second machine.\n")
+    edited = build(there, out=url)
+    assert [r.lesson.path.name for r in edited.built if not r.skipped] == ["02-no-box.md"]
+    changed = {name for name, digest in stored().items() if first.get(name) != digest}
+    assert "pdf/01-getting-started/02-no-box.pdf" in changed
+    assert "collections/01-getting-started.pdf" in changed
+    assert "pdf/01-getting-started/01-first-steps.pdf" not in changed
+    # A file:// URL is a local folder.
+    folder = tmp_path / "folder-out"
+    assert build(there, out=f"file://{folder}").ok
+    assert (folder / "manifest.json").is_file()
+
+
 def test_a_worker_killed_mid_build_leaves_a_complete_identical_build(
     cluster: object, tmp_path: Path
 ) -> None:
@@ -138,6 +180,36 @@ def test_a_bad_lesson_fails_alone_with_the_message_a_local_build_gives(
     assert any(":" in line and "fig-nowhere" in line and "error" in line for line in mine)
     assert (there / "build/pdf/01-getting-started/01-first-steps.pdf").is_file()
     assert not (there / "build/pdf/01-getting-started/02-no-box.pdf").exists()
+
+
+def test_losing_the_scheduler_ends_the_build_with_a_clear_error(tmp_path: Path) -> None:
+    import dask
+    from distributed import LocalCluster
+
+    project = course(tmp_path, "basic", 6)
+    with dask.config.set({"distributed.worker.daemon": False}):
+        doomed = LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        )
+    ended: list[BaseException | BuildResult] = []
+
+    def building() -> None:
+        try:
+            ended.append(build(project, scheduler=address(doomed)))
+        except PubkitError as exc:
+            ended.append(exc)
+
+    thread = threading.Thread(target=building)
+    thread.start()
+    while not (project / "build/pdf").exists() and thread.is_alive():
+        time.sleep(0.05)  # the first lesson written: the rest are on the cluster
+    doomed.close()
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "the build hangs without its scheduler"
+    (error,) = ended
+    assert isinstance(error, PubkitError), error
+    assert f"lost the Dask scheduler at {address(doomed)}" in str(error)
+    assert not list((project / "build").rglob("*.tmp"))
 
 
 def test_an_unreachable_scheduler_is_a_clear_error(tmp_path: Path) -> None:

@@ -20,6 +20,9 @@ in a temporary folder. Every figure comes from a fresh process, as a user runs p
   together): the median round is reported, and every round's ratio;
 - then the no-op rebuild, and the rebuild after one lesson changed (a sentence appended
   to a lesson of another module in each round), against the one lesson's cold build;
+- the course on a Dask cluster (``--scheduler``: a ``LocalCluster`` of two worker
+  processes of one thread each, started before and kept, as a real cluster runs) against
+  the same cold build locally just before it (target: 1.15 ×), in two rounds;
 - ``pubkit preview`` on the course: from a lesson's save to its new first page drawn for
   the browser (the announcing event, then the page as the page asks for it), against the
   one lesson's cold build, in three rounds;
@@ -69,6 +72,8 @@ JOBS = 2
 #: Cold builds of one lesson, and of the course, each paired with the floor measured
 #: around it.
 ROUNDS = 3
+#: The course on a Dask cluster, each paired with a local build just before it.
+CLUSTER_ROUNDS = 2
 
 #: Targets from the issues, for this 2-core machine.
 TARGETS = {
@@ -76,6 +81,7 @@ TARGETS = {
     "lesson_over_floor": 1.6,  # one lesson cold ÷ floor cold
     "changed_over_lesson": 1.5,  # one lesson changed in the course ÷ that lesson cold
     "preview_over_lesson": 1.5,  # a save in pubkit preview to its new pages ÷ that lesson cold
+    "cluster_over_local": 1.15,  # the course on a 2-worker LocalCluster ÷ locally, --jobs 2
     "noop_seconds": 0.3,
     "worker_mb": 300.0,
     "validation_share": 0.15,  # (validated − unvalidated) ÷ validated, course cold
@@ -194,18 +200,25 @@ def make_course(root: Path, modules: int, per_module: int) -> list[Path]:
     return lessons
 
 
-def run_json(args: list[str], cwd: Path | None = None) -> dict[str, Any]:
-    done = subprocess.run(args, capture_output=True, text=True, check=False, cwd=cwd)
+def run_json(
+    args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    done = subprocess.run(args, capture_output=True, text=True, check=False, cwd=cwd, env=env)
     if done.returncode != 0:
         sys.exit(f"bench: a measurement failed:\n{done.stderr}")
     data: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return data
 
 
-def pubkit_build(project: Path, jobs: int, *targets: Path, validate: bool = True) -> dict[str, Any]:
+def pubkit_build(
+    project: Path, jobs: int, *targets: Path, validate: bool = True, scheduler: str | None = None
+) -> dict[str, Any]:
+    """A build in a fresh process, as a user runs it (on the Dask cluster at
+    ``scheduler``, given through the environment, when one is given)."""
     checks = "validate" if validate else "no-validate"
     command = [sys.executable, "-c", RUNNER, str(project), str(jobs), checks, *map(str, targets)]
-    result = run_json(command)
+    env = {**os.environ, "DASK_SCHEDULER_ADDRESS": scheduler} if scheduler else None
+    result = run_json(command, env=env)
     if not result["ok"]:
         sys.exit(f"bench: the build of {project} failed")
     return result
@@ -344,6 +357,22 @@ def preview_rounds(project: Path, edited: list[Path]) -> list[float]:
         process.wait(timeout=60)
 
 
+@contextlib.contextmanager
+def local_cluster() -> Any:
+    """A Dask cluster on this machine, as the docs say to run one: two worker processes
+    of one thread each, allowed to start the processes each lesson is set in."""
+    import dask
+    from distributed import LocalCluster
+
+    with (
+        dask.config.set({"distributed.worker.daemon": False}),
+        LocalCluster(
+            n_workers=JOBS, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+    ):
+        yield cluster.scheduler_address
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, default=Path("bench.json"))
@@ -427,6 +456,18 @@ def main() -> None:
                 f" ({cached_ratios[-1]:.2f} ×)"
             )
         os.environ.pop("PUBKIT_CACHE", None)
+        cluster_ratios = []
+        with local_cluster() as scheduler:
+            for number in range(CLUSTER_ROUNDS):
+                clean(course)
+                here = pubkit_build(course, JOBS)["seconds"]
+                clean(course)
+                there = pubkit_build(course, JOBS, scheduler=scheduler)["seconds"]
+                cluster_ratios.append(there / here)
+                console.print(
+                    f"course on a 2-worker Dask LocalCluster, round {number + 1}: {there:.2f} s"
+                    f" against {here:.2f} s locally: {cluster_ratios[-1]:.2f} ×"
+                )
         lessons_only = pubkit_build(alone, JOBS, alone / "manuscript")["seconds"]
         console.print(f"course's lessons alone, cold: {lessons_only:.2f} s")
         noop = statistics.median(timed_cli(course) for _ in range(3))
@@ -469,6 +510,8 @@ def main() -> None:
         "one_changed_rounds": [round(c["seconds"], 3) for c in changes],
         "changed_over_lesson": round(changed / one, 2),
         "changed_rounds_over_lesson": [round(c["seconds"] / one, 2) for c in changes],
+        "cluster_over_local": round(statistics.median(cluster_ratios), 2),
+        "cluster_rounds": [round(r, 2) for r in cluster_ratios],
         "preview_seconds": round(statistics.median(previews), 3),
         "preview_over_lesson": round(statistics.median(previews) / one, 2),
         "preview_rounds_over_lesson": [round(seconds / one, 2) for seconds in previews],
@@ -493,6 +536,7 @@ def main() -> None:
         "noop_seconds": noop < TARGETS["noop_seconds"],
         "changed_over_lesson": figures["changed_over_lesson"] <= TARGETS["changed_over_lesson"],
         "preview_over_lesson": figures["preview_over_lesson"] <= TARGETS["preview_over_lesson"],
+        "cluster_over_local": figures["cluster_over_local"] <= TARGETS["cluster_over_local"],
         "worker_mb": figures["worker_peak_mb"] <= TARGETS["worker_mb"],
         "validation_share": figures["validation_share"] <= TARGETS["validation_share"],
         "technical_over_plain": (
@@ -598,6 +642,13 @@ def main() -> None:
         "",
         "",
     )
+    table.add_row(
+        "course on a 2-worker Dask LocalCluster ÷ locally, --jobs 2 (median)",
+        f"{figures['cluster_over_local']:.2f}",
+        f"≤ {TARGETS['cluster_over_local']}",
+        mark(checks["cluster_over_local"]),
+    )
+    table.add_row("  every round", ", ".join(f"{r:.2f}" for r in figures["cluster_rounds"]), "", "")
     table.add_row(
         "pubkit preview: a save to its new pages ÷ that lesson cold (median)",
         f"{figures['preview_over_lesson']:.2f} ({figures['preview_seconds']:.2f} s)",

@@ -15,11 +15,12 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pubkit import store
 from pubkit.check import check
 from pubkit.course import modulebook
 from pubkit.course.links import course_links, link_key
@@ -85,6 +86,8 @@ class BuildResult:
     collected: tuple[Module, ...] = ()
     #: The largest peak resident memory of a worker process (0: nothing was set).
     peak_worker_bytes: int = 0
+    #: The store the outputs were sent to (an fsspec URL); none: the output folder.
+    published: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -96,7 +99,7 @@ def build(
     targets: Iterable[Path] = (),
     *,
     formats: Iterable[str] | None = None,
-    out: Path | None = None,
+    out: Path | str | None = None,
     force: bool = False,
     progress: Progress | None = None,
     settings: Mapping[str, Any] | None = None,
@@ -119,13 +122,24 @@ def build(
     Given the address of a Dask ``scheduler`` (or pubkit.yaml's ``scheduler``, or the
     environment's ``DASK_SCHEDULER_ADDRESS``), lessons and collections are set on that
     cluster's workers instead (:mod:`pubkit.course.cluster`), into the same bytes.
+    ``out`` may be a folder, a ``file://`` URL or any fsspec URL (``s3://…``), which is
+    built through a local mirror (:mod:`pubkit.store`).
     """
+    if store.is_url(out):  # the same build, into a mirror sent to the store after
+        with store.mirrored(str(out)) as mirror:
+            result = build(
+                root, targets, formats=formats, out=mirror, force=force, progress=progress,
+                settings=settings, strict=strict, jobs=jobs, validate=validate,
+                scheduler=scheduler,
+            )  # fmt: skip
+        return replace(result, published=str(out))
+
     # Gather and check everything first: pubkit.yaml, the theme, every manuscript.
     checked = check(root, targets, settings=settings, strict=strict)
     config, manuscripts = checked.config, checked.manuscripts
     theme = load_theme(config.styles_dir)
     names = tuple(formats) if formats else config.editions
-    out = (out or config.output_dir).resolve()
+    out = (store.local_folder(out) if out else config.output_dir).resolve()
     date = source_date() or config.date
     inputs = Inputs(config, theme, names, date, strict, jobs or default_jobs(), validate)
     modules = {} if checked.targets else modules_of(manuscripts)

@@ -17,7 +17,7 @@ from pubkit.build import BuildResult, Progress, build
 from pubkit.check import check, check_epubs, check_layout
 from pubkit.editions import EDITIONS
 from pubkit.errors import Diagnostic, PubkitError, display_path
-from pubkit.output import clean
+from pubkit.output import MANIFEST_NAME, clean
 from pubkit.scaffold import new_course
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -106,7 +106,11 @@ def main() -> None:
     help=f"Editions to build, comma-separated: {', '.join(EDITIONS)} (default: all).",
 )
 @click.option(
-    "-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder."
+    "-o",
+    "--out",
+    metavar="FOLDER|URL",
+    help="Output folder, or an fsspec URL such as s3://bucket/course (needs "
+    "pip install 'pubkit[cluster]').",
 )
 @click.option(
     "--bleed",
@@ -145,7 +149,7 @@ def build_command(
     paths: tuple[Path, ...],
     project: Path,
     formats: tuple[str, ...],
-    out: Path | None,
+    out: str | None,
     bleed: str | None,
     marks: bool | None,
     force: bool,
@@ -248,6 +252,8 @@ def _summarise(result: BuildResult, quiet: bool) -> None:
             click.echo(f"  {display_path(path)}", err=True)
     elif not quiet:
         where = display_path(result.manifest) if result.manifest else "build/"
+        if result.published:
+            where = f"{result.published}/{MANIFEST_NAME}"
         click.secho(", ".join(counts) + f"; manifest: {where}", fg="green")
 
 

@@ -74,10 +74,9 @@ class Cluster:
         or the error that stopped it) in the order of ``items``."""
         if not items:
             return
-        function_future = self.client.scatter(function, broadcast=True, hash=False)
-        futures = self.client.map(
-            _on_worker, items, function=function_future, where=where, pure=False
-        )
+        # The function (settings, theme) goes in every task, not scattered once: a task
+        # that outlives every worker holding scattered data could not run again.
+        futures = self.client.map(_on_worker, items, function=function, where=where, pure=False)
         try:
             for item, future in zip(items, futures, strict=True):
                 try:
