@@ -59,6 +59,16 @@ class Preview:
             time.sleep(0.1)
         raise AssertionError(f"{text!r} never printed; output: {self.lines}")
 
+    def idle(self, timeout: float = 60) -> None:
+        """Until no build is under way (nor due: a save is heard within a second)."""
+        deadline = time.monotonic() + timeout
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < 1.0:
+            assert time.monotonic() < deadline, "the preview never went idle"
+            if json.loads(self.request("/api/state")[2])["busy"]:
+                quiet_since = time.monotonic()
+            time.sleep(0.1)
+
     def request(
         self, path: str, host: str | None = None, method: str = "GET"
     ) -> tuple[int, dict[str, str], bytes]:
@@ -297,7 +307,7 @@ def test_an_author_watches_their_pages_change_as_they_write(
     path.write_text(long_lesson("Read in the e-reader."))
     expect(chapter).to_contain_text("Read in the e-reader.", timeout=60_000)
     page.wait_for_function(
-        "() => document.querySelector('#chapter-frame').contentWindow.scrollY > 0"
+        "() => document.querySelector('#chapter-frame').contentWindow.scrollY > 1190"
     )
     assert abs(frame.evaluate("frame => frame.contentWindow.scrollY") - 1200) <= 2
     assert page.evaluate("window.stayed") is True
@@ -315,18 +325,22 @@ def test_a_burst_of_saves_is_one_build(preview: Preview) -> None:
     lesson_id = "01-getting-started/01-first-steps"
     path = preview.project / "manuscript" / f"{lesson_id}.md"
     text = path.read_text()
+    preview.idle()
     start = len(preview.lines)
     for count in range(1, 6):
         path.write_text(text + f"\nSaved {count} times.\n")
         time.sleep(0.01)
-    preview.wait_for("built collections/01-getting-started", after=start)
-    built = [line for line in preview.lines[start:] if f"built {lesson_id} in" in line]
+    preview.wait_for(f"built {lesson_id} in", after=start)
+    preview.wait_for("built collections/01-getting-started", after=start + 1)
+    preview.idle()
+    built = [line for line in preview.lines[start:] if f"built {lesson_id}" in line]
     assert len(built) == 1, preview.lines[start:]
     assert "Saved 5 times." in _page_text(preview, lesson_id)
 
 
 def test_a_modules_new_title_rebuilds_its_lessons_and_collection(preview: Preview) -> None:
     module = preview.project / "manuscript/01-getting-started/module.yaml"
+    preview.idle()
     start = len(preview.lines)
     module.write_text(module.read_text().replace("Getting Started", "Getting Going"))
     preview.wait_for("built 3 lessons and 1 collection", after=start)

@@ -3,8 +3,9 @@ work as :func:`pubkit.course.workers.render_isolated`, as tasks on Dask's ``dist
 scheduler, wherever its workers run.
 
 On a worker, each task sets its item exactly as a local build does, in a process forked
-from the worker for that item alone (:func:`~pubkit.course.workers.render_isolated`), so
-that the same time and memory bounds hold and a crash fails that item only. A worker
+from the worker and kept for the tasks after it (:class:`~pubkit.course.workers.Kept`),
+so that the same time and memory bounds hold, a crash fails that item only, and every
+lesson after the first finds the engines' caches warm, as on a local build's workers. A worker
 plugin loads fonts, stylesheets and hyphenation dictionaries once per worker process, so
 that every forked item finds them loaded. A worker lost mid-task has its task run again
 elsewhere by the scheduler; nothing is written until a result is back, so nothing is half
@@ -18,13 +19,14 @@ imports it, is imported only by a build given a scheduler (:func:`connect`).
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from distributed import Client, KilledWorker, WorkerPlugin
 
-from pubkit.course.workers import Usage, render_isolated
+from pubkit.course.workers import Kept, Usage
 from pubkit.errors import Diagnostic, LessonError, PubkitError, error, warning
 from pubkit.sources.config import Config
 from pubkit.sources.theme import Theme
@@ -105,8 +107,9 @@ class Cluster:
 def _on_worker(
     item: Any, function: Callable[[Any], Any], where: Callable[[Any], Path]
 ) -> tuple[str, Any, int, bool]:
-    """On a worker: the item set in a bounded process of its own, as a local worker
-    sets it; (kind, result or diagnostics, peak memory, whether the worker was daemonic).
+    """On a worker: the item set in the bounded process this worker thread keeps, as a
+    local worker sets it; (kind, result or diagnostics, peak memory, whether the worker
+    was daemonic).
 
     A daemonic worker process (Dask's default) may not start processes: there the item is
     set in the worker itself, bounded only by the cluster's own memory limits."""
@@ -115,11 +118,17 @@ def _on_worker(
             return "ok", function(item), 0, True
         except PubkitError as exc:
             return "error", exc.diagnostics, 0, True
+    if not hasattr(_KEPT, "worker"):
+        _KEPT.worker = Kept()
     usage = Usage()
-    ((_, result),) = render_isolated([item], function, 1, where, usage)
+    result = _KEPT.worker.run(item, function, where, usage)
     if isinstance(result, LessonError):
         return "error", result.diagnostics, usage.peak_bytes, False
     return "ok", result, usage.peak_bytes, False
+
+
+#: Each Dask worker thread's kept process (one per thread: the docs say one thread).
+_KEPT = threading.local()
 
 
 def _unbounded() -> Diagnostic:

@@ -38,7 +38,8 @@ L = TypeVar("L")
 
 #: Wall-clock bound for setting one lesson in every edition.
 TIMEOUT_SECONDS = 300.0
-#: Address space a worker may use (the engines need about 250 MB for a long lesson).
+#: Address space a worker may map beyond what it inherited (the engines need about 250 MB
+#: for a long lesson).
 MEMORY_LIMIT_BYTES = 2 << 30
 #: Lessons a worker sets before a fresh one replaces it.
 LESSONS_PER_WORKER = 25
@@ -82,9 +83,22 @@ class _Worker:
 
 
 def _limit_memory() -> None:
+    """Bound the worker's address space: :data:`MEMORY_LIMIT_BYTES` beyond what it has
+    mapped as it starts, which is what it inherited (from the build, the preview's build
+    process, or a Dask worker, whose threads map much more than they use)."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    limit = MEMORY_LIMIT_BYTES if hard == resource.RLIM_INFINITY else min(hard, MEMORY_LIMIT_BYTES)
+    limit = _address_space() + MEMORY_LIMIT_BYTES
+    limit = limit if hard == resource.RLIM_INFINITY else min(hard, limit)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _address_space() -> int:
+    """This process's mapped address space, in bytes (0 where /proc does not say)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * resource.getpagesize()
 
 
 @contextmanager
@@ -137,16 +151,26 @@ if frame_blocks_churn():
     _on_roomy_stack.__code__ = _on_roomy_stack.__code__.replace(co_stacksize=_ROOMY_FRAME)
 
 
-def _serve(connection: Connection, function: Callable[[Any], Any], items: Sequence[Any]) -> None:
+def _serve(
+    connection: Connection,
+    function: Callable[[Any], Any] | None = None,
+    items: Sequence[Any] | None = None,
+) -> None:
     """In a worker: set the items the build names, one at a time, until told to stop.
 
-    The items were inherited with the fork, so only their positions travel. A worker that
+    The items were inherited with the fork, so only their positions travel; a kept worker
+    (:class:`Kept`) inherited none, and is sent each item with its function. A worker that
     ran out of memory reports it and exits: its heap cannot be trusted any more."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the build's to handle
     _limit_memory()
-    while (index := connection.recv()) is not None:
+    while (message := _next(connection)) is not None:
+        if items is None:
+            function, item = message
+        else:
+            item = items[message]
+        assert function is not None
         try:
-            outcome: tuple[str, Any, int] = ("ok", _on_roomy_stack(function, items[index]), _peak())
+            outcome: tuple[str, Any, int] = ("ok", _on_roomy_stack(function, item), _peak())
         except PubkitError as exc:
             outcome = ("error", exc.diagnostics, _peak())
         except MemoryError:
@@ -161,6 +185,14 @@ def _serve(connection: Connection, function: Callable[[Any], Any], items: Sequen
     connection.close()
     end_session()  # the worker's pandoc, whose time is then counted as the worker's
     os._exit(0)  # no cleanup of the build's state inherited by the fork
+
+
+def _next(connection: Connection) -> Any:
+    """What the build sends next; None when it says stop, or is gone."""
+    try:
+        return connection.recv()
+    except EOFError:
+        return None
 
 
 def _failure(source: Path, message: str) -> LessonError:
@@ -256,3 +288,46 @@ def render_isolated(
     finally:  # finished, or interrupted: stop every worker; none has written anything
         for worker in workers:
             worker.stop(kill=True)
+
+
+class Kept:
+    """One bounded worker process kept for items that come one at a time, each with its
+    own function (the tasks of a Dask worker, :mod:`pubkit.course.cluster`): forked on
+    the first, it sets the ones after it with what it has loaded and cached, as a build's
+    workers do, under the same bounds (time, memory, a crash failing its item alone), and
+    is replaced after :data:`LESSONS_PER_WORKER` items or a failure that ends it."""
+
+    def __init__(self) -> None:
+        self._worker: _Worker | None = None
+
+    def run(
+        self, item: L, function: Callable[[L], T], where: Callable[[L], Path], usage: Usage
+    ) -> T | LessonError:
+        source = where(item)
+        worker = self._worker
+        if worker is None or worker.done >= LESSONS_PER_WORKER:
+            if worker is not None:
+                worker.stop()
+            context = multiprocessing.get_context("fork")
+            ours, theirs = context.Pipe(duplex=True)
+            process = context.Process(target=_serve, args=(theirs,))
+            with _heap_frozen():
+                process.start()
+            theirs.close()
+            worker = self._worker = _Worker(process, ours)
+        worker.connection.send((function, item))
+        if not worker.connection.poll(TIMEOUT_SECONDS):
+            worker.stop(kill=True)
+            self._worker = None
+            return _failure(source, f"took longer than {TIMEOUT_SECONDS:g} s to set; stopped")
+        result, alive = _outcome(source, worker, usage)
+        worker.done += 1
+        if not alive:
+            self._worker = None
+        value: T | LessonError = result
+        return value
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None

@@ -15,6 +15,7 @@ const view = {
   // version is fetched again.
   shown: null,
   loading: null,
+  chapterScroll: 0,
 };
 
 const $ = (selector) => document.querySelector(selector);
@@ -273,16 +274,15 @@ async function showChapter(lesson, edition) {
   );
   select.value = view.chapter;
   const same = view.shown !== null && view.shown.startsWith(`${place}|`) && view.shown.endsWith(`|${view.chapter}`);
-  let top = 0;
-  try {
-    top = same && frame.contentWindow ? frame.contentWindow.scrollY : 0;
-  } catch (error) {
-    top = 0;
-  }
+  // Where the reader is, followed as they scroll: read from a document being replaced,
+  // it could already be the next one's top.
+  if (!same) view.chapterScroll = 0;
   const [module, name] = lesson.id.split("/");
   frame.onload = () => {
     try {
-      frame.contentWindow.scrollTo(0, top);
+      const reader = frame.contentWindow;
+      reader.scrollTo(0, view.chapterScroll);
+      reader.addEventListener("scroll", () => { view.chapterScroll = reader.scrollY; }, { passive: true });
     } catch (error) {
       // a chapter that could not load keeps the frame's own error page
     }
