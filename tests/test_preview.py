@@ -302,6 +302,9 @@ def test_an_author_watches_their_pages_change_as_they_write(
     expect(chapter).to_contain_text("Mended at last.", timeout=30_000)
     # The e-reader's place is kept too.
     frame = page.locator("#chapter-frame")
+    page.wait_for_function(
+        "() => document.querySelector('#chapter-frame').contentDocument.readyState === 'complete'"
+    )
     frame.evaluate("frame => frame.contentWindow.scrollTo(0, 1200)")
     assert frame.evaluate("frame => frame.contentWindow.scrollY") == 1200
     path.write_text(long_lesson("Read in the e-reader."))

@@ -87,8 +87,13 @@ class Cluster:
                     message = "the cluster's workers setting this lesson were lost, again and again"
                     yield item, LessonError([error(where(item), None, message)])
                     continue
-                except Exception as exc:  # the scheduler, or the connection to it, is gone
-                    raise self._lost(exc) from None
+                except Exception as exc:
+                    if future.status != "error":  # the scheduler, or the way to it, is gone
+                        raise self._lost(exc) from None
+                    found = f"{type(exc).__name__}: {exc}"  # the task itself: this lesson only
+                    message = f"setting this lesson failed on the cluster ({found}); a pubkit bug"
+                    yield item, LessonError([error(where(item), None, message)])
+                    continue
                 if usage is not None:
                     usage.peak_bytes = max(usage.peak_bytes, peak)
                 if daemonic and not self.notices:

@@ -281,7 +281,7 @@ async function showChapter(lesson, edition) {
   frame.onload = () => {
     try {
       const reader = frame.contentWindow;
-      reader.scrollTo(0, view.chapterScroll);
+      if (same) reader.scrollTo(0, view.chapterScroll); // a new version: where they were
       reader.addEventListener("scroll", () => { view.chapterScroll = reader.scrollY; }, { passive: true });
     } catch (error) {
       // a chapter that could not load keeps the frame's own error page
