@@ -212,6 +212,37 @@ def test_losing_the_scheduler_ends_the_build_with_a_clear_error(tmp_path: Path) 
     assert not list((project / "build").rglob("*.tmp"))
 
 
+def _forked_workers() -> set[int]:
+    """Processes that Dask's workers run as, or fork (their command line is the same)."""
+    found = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"spawn_main" in cmdline.read_bytes():
+                found.add(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_closed_cluster_leaves_no_process_behind(tmp_path: Path) -> None:
+    import dask
+    from distributed import LocalCluster
+
+    before = _forked_workers()
+    with (
+        dask.config.set({"distributed.worker.daemon": False}),
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as small,
+    ):
+        assert build(course(tmp_path, "basic", 2), scheduler=address(small)).ok
+        assert len(_forked_workers() - before) >= 3  # two workers, and what they keep
+    deadline = time.monotonic() + 15
+    while _forked_workers() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _forked_workers() - before
+
+
 def test_an_unreachable_scheduler_is_a_clear_error(tmp_path: Path) -> None:
     project = course(tmp_path, "basic")
     start = time.monotonic()

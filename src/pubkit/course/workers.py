@@ -187,6 +187,11 @@ def _serve(
     os._exit(0)  # no cleanup of the build's state inherited by the fork
 
 
+def _serve_kept(connection: Connection, keepers: Connection) -> None:
+    keepers.close()
+    _serve(connection)
+
+
 def _next(connection: Connection) -> Any:
     """What the build sends next; None when it says stop, or is gone."""
     try:
@@ -310,7 +315,9 @@ class Kept:
                 worker.stop()
             context = multiprocessing.get_context("fork")
             ours, theirs = context.Pipe(duplex=True)
-            process = context.Process(target=_serve, args=(theirs,))
+            # Daemonic: stopped as the process that keeps it exits; and deaf to nothing:
+            # it closes that process's end of the pipe, so hears when it is killed.
+            process = context.Process(target=_serve_kept, args=(theirs, ours), daemon=True)
             with _heap_frozen():
                 process.start()
             theirs.close()
