@@ -19,6 +19,7 @@ imports it, is imported only by a build given a scheduler (:func:`connect`).
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -98,7 +99,10 @@ class Cluster:
                     usage.peak_bytes = max(usage.peak_bytes, peak)
                 if daemonic and not self.notices:
                     self.notices.append(_unbounded())
-                yield item, value if kind == "ok" else LessonError(value)
+                if kind == "error":
+                    yield item, LessonError(value)
+                else:
+                    yield item, pickle.loads(value) if kind == "pickled" else value
         finally:
             for future in futures:
                 future.cancel()
@@ -129,7 +133,7 @@ def _on_worker(
     result = _KEPT.worker.run(item, function, where, usage)
     if isinstance(result, LessonError):
         return "error", result.diagnostics, usage.peak_bytes, False
-    return "ok", result, usage.peak_bytes, False
+    return "pickled", result, usage.peak_bytes, False  # loaded by the build, not here
 
 
 #: Each Dask worker thread's kept process (one per thread: the docs say one thread).

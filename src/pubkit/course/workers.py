@@ -170,7 +170,9 @@ def _serve(
             item = items[message]
         assert function is not None
         try:
-            outcome: tuple[str, Any, int] = ("ok", _on_roomy_stack(function, item), _peak())
+            # Pickled here, once: a Dask worker passes the bytes on as they are (Kept).
+            value = pickle.dumps(_on_roomy_stack(function, item), protocol=pickle.HIGHEST_PROTOCOL)
+            outcome: tuple[str, Any, int] = ("ok", value, _peak())
         except PubkitError as exc:
             outcome = ("error", exc.diagnostics, _peak())
         except MemoryError:
@@ -204,8 +206,9 @@ def _failure(source: Path, message: str) -> LessonError:
     return LessonError([error(source, None, message)])
 
 
-def _outcome(source: Path, worker: _Worker, usage: Usage) -> tuple[Any, bool]:
-    """The result the worker sent, and whether the worker can go on."""
+def _outcome(source: Path, worker: _Worker, usage: Usage, raw: bool = False) -> tuple[Any, bool]:
+    """The result the worker sent (``raw``: as the bytes it was pickled into), and whether
+    the worker can go on."""
     try:
         kind, value, peak = pickle.loads(worker.connection.recv_bytes())
     except (EOFError, OSError):
@@ -219,7 +222,7 @@ def _outcome(source: Path, worker: _Worker, usage: Usage) -> tuple[Any, bool]:
         return _failure(source, message), False
     usage.peak_bytes = max(usage.peak_bytes, peak)
     if kind == "ok":
-        return value, True
+        return (value if raw else pickle.loads(value)), True
     if kind == "memory":
         worker.process.join()
         worker.connection.close()
@@ -306,8 +309,10 @@ class Kept:
         self._worker: _Worker | None = None
 
     def run(
-        self, item: L, function: Callable[[L], T], where: Callable[[L], Path], usage: Usage
-    ) -> T | LessonError:
+        self, item: L, function: Callable[[L], Any], where: Callable[[L], Path], usage: Usage
+    ) -> bytes | LessonError:
+        """``function(item)`` pickled, as the kept process sent it (the result is not
+        loaded here: it goes on to wherever it is wanted), or the error that stopped it."""
         source = where(item)
         worker = self._worker
         if worker is None or worker.done >= LESSONS_PER_WORKER:
@@ -327,11 +332,11 @@ class Kept:
             worker.stop(kill=True)
             self._worker = None
             return _failure(source, f"took longer than {TIMEOUT_SECONDS:g} s to set; stopped")
-        result, alive = _outcome(source, worker, usage)
+        result, alive = _outcome(source, worker, usage, raw=True)
         worker.done += 1
         if not alive:
             self._worker = None
-        value: T | LessonError = result
+        value: bytes | LessonError = result
         return value
 
     def close(self) -> None:
