@@ -195,14 +195,15 @@ def write_lesson(lesson: Lesson, out: Path, outcome: LessonOutcome) -> dict[str,
     }
 
 
+def entry_editions(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A lesson's manifest entry's editions: the learners' and the instructors' (listed
+    apart), by name."""
+    return {**entry.get("editions", {}), **entry.get("instructor_editions", {})}
+
+
 def entry_files(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """Every file a lesson's manifest entry records: its editions (the learners' and the
-    instructors') and its thumbnail."""
-    return {
-        **entry["editions"],
-        **entry.get("instructor_editions", {}),
-        "thumbnail": entry["thumbnail"],
-    }
+    """Every file a lesson's manifest entry records: its editions and its thumbnail."""
+    return {**entry_editions(entry), "thumbnail": entry["thumbnail"]}
 
 
 def fragment_path(lesson_id: str) -> Path:

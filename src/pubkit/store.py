@@ -16,7 +16,6 @@ fsspec is optional (``pip install 'pubkit[cluster]'``) and imported only for a U
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from pubkit.errors import ConfigError, PubkitError, error
-from pubkit.output import STATE_NAME, write_atomic
+from pubkit.output import STATE_NAME, read_json, write_atomic, write_json
 
 #: In the mirror: what each file's bytes were when the mirror last matched the store.
 LEDGER_NAME = ".pubkit-mirror.json"
@@ -84,10 +83,11 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _pull(filesystem: Any, root: str, mirror: Path) -> dict[str, str]:
+def _pull(filesystem: Any, root: str, mirror: Path) -> dict[str, Any]:
     """Bring the mirror to the store: every file of the store the mirror lacks or holds
     other bytes of (by the ledger, and the store's own checksum); the ledger as it is then."""
-    ledger: dict[str, Any] = _read_ledger(mirror)
+    kept = read_json(mirror / LEDGER_NAME)
+    ledger: dict[str, Any] = kept if isinstance(kept, dict) else {}
     remote: dict[str, str] = {}
     if filesystem.exists(root):
         for path in filesystem.find(root):
@@ -95,8 +95,8 @@ def _pull(filesystem: Any, root: str, mirror: Path) -> dict[str, str]:
             checksum = str(filesystem.checksum(path))
             remote[relative] = checksum
             local = mirror / relative
-            kept = ledger.get(relative)
-            if kept and kept["store"] == checksum and local.is_file():
+            known = ledger.get(relative)
+            if known and known["store"] == checksum and local.is_file():
                 continue
             data = filesystem.cat_file(path)
             write_atomic(local, data)
@@ -105,19 +105,21 @@ def _pull(filesystem: Any, root: str, mirror: Path) -> dict[str, str]:
         ledger = {}
     for relative in set(ledger) - set(remote):
         del ledger[relative]
-    _write_ledger(mirror, ledger)
+    write_json(mirror / LEDGER_NAME, ledger)
     return ledger
 
 
 def _push(filesystem: Any, root: str, mirror: Path, ledger: dict[str, Any]) -> None:
     """Send the store every file of the mirror whose bytes changed, the record last."""
     files = sorted(
-        path.relative_to(mirror).as_posix()
-        for path in mirror.rglob("*")
-        if path.is_file() and path.name != LEDGER_NAME and not path.name.endswith(".tmp")
+        (
+            path.relative_to(mirror).as_posix()
+            for path in mirror.rglob("*")
+            if path.is_file() and path.name != LEDGER_NAME and not path.name.endswith(".tmp")
+        ),
+        key=lambda name: (name == STATE_NAME, name),  # the record last
     )
-    record = [name for name in files if name == STATE_NAME]
-    for relative in [name for name in files if name != STATE_NAME] + record:
+    for relative in files:
         data = (mirror / relative).read_bytes()
         digest = _digest(data)
         if (ledger.get(relative) or {}).get("bytes") == digest:
@@ -126,16 +128,4 @@ def _push(filesystem: Any, root: str, mirror: Path, ledger: dict[str, Any]) -> N
         filesystem.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
         filesystem.pipe_file(target, data)
         ledger[relative] = {"store": str(filesystem.checksum(target)), "bytes": digest}
-    _write_ledger(mirror, ledger)
-
-
-def _read_ledger(mirror: Path) -> dict[str, Any]:
-    try:
-        value = json.loads((mirror / LEDGER_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _write_ledger(mirror: Path, ledger: dict[str, Any]) -> None:
-    write_atomic(mirror / LEDGER_NAME, json.dumps(ledger, sort_keys=True).encode())
+    write_json(mirror / LEDGER_NAME, ledger)

@@ -189,6 +189,25 @@ def _serve(
     os._exit(0)  # no cleanup of the build's state inherited by the fork
 
 
+def _fork(
+    function: Callable[[Any], Any] | None = None, items: Sequence[Any] | None = None
+) -> _Worker:
+    """A worker forked from this process, setting ``items`` by their positions; without
+    them, a kept worker (:class:`Kept`), sent each item with its function: daemonic, so
+    stopped as the process that keeps it exits, and closing that process's end of the
+    pipe, so that it hears when that process is killed."""
+    context = multiprocessing.get_context("fork")
+    ours, theirs = context.Pipe(duplex=True)
+    if items is None:
+        process = context.Process(target=_serve_kept, args=(theirs, ours), daemon=True)
+    else:
+        process = context.Process(target=_serve, args=(theirs, function, items))
+    with _heap_frozen():
+        process.start()
+    theirs.close()
+    return _Worker(process, ours)
+
+
 def _serve_kept(connection: Connection, keepers: Connection) -> None:
     keepers.close()
     _serve(connection)
@@ -245,7 +264,6 @@ def render_isolated(
     ``lessons``. Errors point at ``where(item)``: the lesson's manuscript by default.
     ``usage`` gathers the workers' peak memory."""
     usage = usage if usage is not None else Usage()
-    context = multiprocessing.get_context("fork")
     items = list(lessons)
     pending = deque(range(len(items)))
     workers: list[_Worker] = []
@@ -253,12 +271,7 @@ def render_isolated(
     following = 0
 
     def start() -> _Worker:
-        ours, theirs = context.Pipe(duplex=True)
-        process = context.Process(target=_serve, args=(theirs, function, items))
-        with _heap_frozen():
-            process.start()
-        theirs.close()
-        worker = _Worker(process, ours)
+        worker = _fork(function, items)
         workers.append(worker)
         return worker
 
@@ -318,15 +331,7 @@ class Kept:
         if worker is None or worker.done >= LESSONS_PER_WORKER:
             if worker is not None:
                 worker.stop()
-            context = multiprocessing.get_context("fork")
-            ours, theirs = context.Pipe(duplex=True)
-            # Daemonic: stopped as the process that keeps it exits; and deaf to nothing:
-            # it closes that process's end of the pipe, so hears when it is killed.
-            process = context.Process(target=_serve_kept, args=(theirs, ours), daemon=True)
-            with _heap_frozen():
-                process.start()
-            theirs.close()
-            worker = self._worker = _Worker(process, ours)
+            worker = self._worker = _fork()
         worker.connection.send((function, item))
         if not worker.connection.poll(TIMEOUT_SECONDS):
             worker.stop(kill=True)
@@ -338,8 +343,3 @@ class Kept:
             self._worker = None
         value: bytes | LessonError = result
         return value
-
-    def close(self) -> None:
-        if self._worker is not None:
-            self._worker.stop()
-            self._worker = None

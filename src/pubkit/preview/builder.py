@@ -42,10 +42,6 @@ class Built:
     #: What was set anew: lessons, and module collections.
     rendered: tuple[str, ...] = ()
 
-    @property
-    def ok(self) -> bool:
-        return self.manifest is not None and not self.failed
-
 
 @dataclass(frozen=True)
 class Request:
@@ -57,12 +53,12 @@ class Request:
 class Builder:
     """The build process; :meth:`build` asks it for one build and waits for it."""
 
-    def __init__(self, root: Path, out: Path | None, settings: dict[str, Any]) -> None:
+    def __init__(self, root: Path, out: Path | None) -> None:
         context = multiprocessing.get_context("fork")
         self._connection, theirs = context.Pipe(duplex=True)
         self._process = context.Process(
             target=_serve,
-            args=(theirs, self._connection, root, out, settings),
+            args=(theirs, self._connection, root, out),
             name="pubkit-preview-builder",
         )
         self._process.start()
@@ -104,13 +100,7 @@ class Builder:
         self._connection.close()
 
 
-def _serve(
-    connection: Connection,
-    servers: Connection,
-    root: Path,
-    out: Path | None,
-    settings: dict[str, Any],
-) -> None:
+def _serve(connection: Connection, servers: Connection, root: Path, out: Path | None) -> None:
     """In the build process: one build per request, until told to stop, terminated, or
     the server is gone (its end of the pipe, inherited with the fork, is closed here, so
     that the server's death is heard)."""
@@ -122,10 +112,10 @@ def _serve(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _unwind)
     try:
-        _warm(root, out, settings)
+        _warm(root, out)
         with contextlib.suppress(EOFError, OSError):
             while (request := connection.recv()) is not None:
-                connection.send(("built", _build(connection, root, out, settings, request)))
+                connection.send(("built", _build(connection, root, out, request)))
     except SystemExit:
         pass
     finally:
@@ -139,9 +129,7 @@ def _unwind(_signum: int, _frame: Any) -> None:
     raise SystemExit(0)
 
 
-def _build(
-    connection: Connection, root: Path, out: Path | None, settings: dict[str, Any], request: Request
-) -> Built:
+def _build(connection: Connection, root: Path, out: Path | None, request: Request) -> Built:
     from pubkit.build import BUILT, build
 
     rendered: list[str] = []
@@ -152,29 +140,29 @@ def _build(
         connection.send(("reached", (label, how)))
 
     try:
-        result = build(root, request.targets, out=out, progress=progress, settings=settings)
+        result = build(root, request.targets, out=out, progress=progress)
     except PubkitError as exc:  # pubkit.yaml, the theme: nothing could be built
         return Built(exc.diagnostics, (), None)
     diagnostics = tuple(dict.fromkeys((*result.warnings, *result.diagnostics)))
     failed = tuple(path.resolve() for path in result.failed)
     sources = [(r.lesson.id, r.lesson.path.resolve()) for r in result.built]
-    sources += [(f"{path.parent.name}/{path.stem}", path) for path in failed]
+    sources += [(lesson_id_of(path), path) for path in failed]
     return Built(diagnostics, failed, result.manifest, tuple(sources), tuple(rendered))
 
 
-def _warm(root: Path, out: Path | None, settings: dict[str, Any]) -> None:
-    """Load what the next build's lessons and collections need (WeasyPrint, fonts,
-    stylesheets, hyphenation dictionaries, EPUBCheck's JVM, which checks a built EPUB
-    to load its own classes) before the first build, which
-    may find everything up to date and load none of it: the author's first save then
-    costs what every later one does. The page shows the pages built before meanwhile."""
+def _warm(root: Path, out: Path | None) -> None:
+    """Load what the lessons and collections need (WeasyPrint, fonts, stylesheets,
+    hyphenation dictionaries, EPUBCheck's JVM, which checks a built EPUB to load its own
+    classes) before the first build, which may find everything up to date and load none
+    of it: the author's first save then costs what every later one does. The page shows
+    the pages built before meanwhile."""
     from pubkit.check import check
     from pubkit.course.validate import shared_checker
     from pubkit.engines.pdf import warm
     from pubkit.sources.theme import load_theme
 
     try:
-        checked = check(root, settings=settings)
+        checked = check(root)
     except PubkitError:
         return  # the next build says what is wrong
     config = checked.config
@@ -201,9 +189,15 @@ def _clean_up() -> None:
         weasy.forget_fonts()
 
 
+def lesson_id_of(path: Path) -> str:
+    """The id of the lesson whose manuscript is ``path`` (:attr:`Lesson.id`), for one
+    that failed before it was read."""
+    return f"{path.parent.name}/{path.stem}"
+
+
 @contextlib.contextmanager
-def running(root: Path, out: Path | None, settings: dict[str, Any]) -> Iterator[Builder]:
-    builder = Builder(root, out, settings)
+def running(root: Path, out: Path | None) -> Iterator[Builder]:
+    builder = Builder(root, out)
     try:
         yield builder
     finally:

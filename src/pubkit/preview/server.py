@@ -10,12 +10,13 @@ import signal
 import socket
 import threading
 import webbrowser
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import uvicorn
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.applications import Starlette
+from starlette.types import Lifespan
 
 from pubkit.errors import PubkitError
 from pubkit.preview.builder import running
@@ -75,11 +76,11 @@ def preview(
     out = (out or checked.config.output_dir).resolve()
     sock = listen(host or LOOPBACK, port)
     url = url_of(sock)
-    with running(root, out, {}) as builder:  # forked before any thread starts
+    with running(root, out) as builder:  # forked before any thread starts
         session = Session(builder, out, tuple(t.resolve() for t in targets), say)
         bound_host, bound_port = sock.getsockname()[:2]
-        guarded = application(session, host_check(bound_host, bound_port))
-        app = _Lifespan(guarded, session, _watched(checked.config))
+        serving = _serving(session, _watched(checked.config))
+        app = application(session, host_check(bound_host, bound_port), serving)
         config = uvicorn.Config(
             app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1
         )
@@ -126,36 +127,26 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-class _Lifespan:
-    """The app, with the watcher and the builds running while it is served."""
+def _serving(session: Session, folders: Sequence[Path]) -> Lifespan[Starlette]:
+    """While the page is served: the builds, and the watcher that asks for them."""
 
-    def __init__(self, app: ASGIApp, session: Session, folders: Sequence[Path]) -> None:
-        self.app = app
-        self.session = session
-        self.folders = folders
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        tasks = [
+            asyncio.create_task(session.rebuilding()),
+            asyncio.create_task(_watch(folders, session)),
+        ]
+        try:
+            yield
+        finally:
+            session.closing = True
+            for listener in session.listeners:
+                listener.put_nowait(None)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
-        tasks: list[asyncio.Task[None]] = []
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                tasks = [
-                    asyncio.create_task(self.session.rebuilding()),
-                    asyncio.create_task(_watch(self.folders, self.session)),
-                ]
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                self.session.closing = True
-                for listener in self.session.listeners:
-                    listener.put_nowait(None)
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    return lifespan
 
 
 def _watched(config: Config) -> list[Path]:

@@ -14,8 +14,8 @@ from typing import Any
 
 from pubkit.editions import EDITIONS
 from pubkit.errors import Diagnostic, PubkitError
-from pubkit.output import MANIFEST_NAME
-from pubkit.preview.builder import Builder, Built
+from pubkit.output import MANIFEST_NAME, entry_editions, read_json
+from pubkit.preview.builder import Builder, Built, lesson_id_of
 from pubkit.preview.pages import Pages
 
 
@@ -38,7 +38,6 @@ class Session:
     #: Lessons being built now, and whether anything is.
     building: set[str] = field(default_factory=set)
     busy: bool = False
-    generation: int = 0
     #: Seconds the last build took from the save that started it.
     took: float | None = None
     listeners: set[asyncio.Queue[str | None]] = field(default_factory=set)
@@ -68,21 +67,11 @@ class Session:
                 module.update(entry["module"])
             module.setdefault("lessons", []).append(self._lesson(lesson_id, entry))
         return {
-            "generation": self.generation,
             "course": self.manifest.get("course", {}),
             "busy": self.busy,
             "took": self.took,
             "messages": self.messages.get("", []),
             "modules": list(modules.values()),
-            "collections": [
-                {
-                    "module": item["module"],
-                    "editions": {
-                        name: edition["path"] for name, edition in item["editions"].items()
-                    },
-                }
-                for item in self.manifest.get("collections", ())
-            ],
             "downloads": "index.html" if (self.out / "index.html").is_file() else None,
         }
 
@@ -101,7 +90,7 @@ class Session:
                 "paged": EDITIONS[name].paged if name in EDITIONS else False,
                 "description": EDITIONS[name].description if name in EDITIONS else name,
             }
-            for name, edition in _editions(entry).items()
+            for name, edition in entry_editions(entry).items()
         }
         figures = {key: entry[key] for key in ("words", "minutes", "pages") if key in entry}
         return {
@@ -115,7 +104,6 @@ class Session:
         }
 
     def publish(self) -> None:
-        self.generation += 1
         data = json.dumps(self.snapshot())
         for listener in self.listeners:
             listener.put_nowait(data)
@@ -194,7 +182,7 @@ class Session:
             self.manifest = _read_manifest(self.out)
         if whole and built.manifest is not None:
             self.sources = dict(built.sources)
-        failed = {_lesson_id(path) for path in built.failed}
+        failed = {lesson_id_of(path) for path in built.failed}
         asked = {lesson_id for lesson_id, _ in built.sources}
         if whole or built.manifest is None:
             self.failed, self.messages = failed, {}
@@ -204,7 +192,7 @@ class Session:
             self.messages.pop("", None)
         by_source = {path: lesson_id for lesson_id, path in self.sources.items()}
         for path in built.failed:
-            by_source.setdefault(path, _lesson_id(path))
+            by_source.setdefault(path, lesson_id_of(path))
         for diagnostic in built.diagnostics:
             where = by_source.get(diagnostic.path.resolve(), "") if diagnostic.path else ""
             self.messages.setdefault(where, []).append(_message(diagnostic))
@@ -224,8 +212,8 @@ class Session:
     def edition_file(self, lesson_id: str, edition: str) -> tuple[Path, str] | None:
         """The lesson's built file of ``edition``, and its version; none if there is none."""
         for entry in self.manifest.get("lessons", ()):
-            if entry["id"] == lesson_id and edition in _editions(entry):
-                item = _editions(entry)[edition]
+            if entry["id"] == lesson_id and edition in entry_editions(entry):
+                item = entry_editions(entry)[edition]
                 path = (self.out / item["path"]).resolve()
                 if path.is_relative_to(self.out) and path.is_file():
                     return path, item["sha256"][:16]
@@ -245,22 +233,10 @@ def _done(rendered: Sequence[str]) -> str:
     return "built " + " and ".join(counts)
 
 
-def _editions(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """A lesson's editions in the manifest, the instructor's (listed apart) among them."""
-    return {**entry.get("editions", {}), **entry.get("instructor_editions", {})}
-
-
-def _lesson_id(path: Path) -> str:
-    return f"{path.parent.name}/{path.stem}"
-
-
 def _message(diagnostic: Diagnostic) -> dict[str, str]:
     return {"severity": diagnostic.severity.value, "text": str(diagnostic)}
 
 
 def _read_manifest(out: Path) -> Mapping[str, Any]:
-    try:
-        data = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    data = read_json(out / MANIFEST_NAME)
     return data if isinstance(data, dict) else {}

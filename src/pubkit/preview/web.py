@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
 from pubkit.editions import EDITIONS
 from pubkit.preview.session import Session
@@ -67,7 +67,11 @@ _OPF = "{http://www.idpf.org/2007/opf}"
 _CONTAINER = "{urn:oasis:names:tc:opendocument:xmlns:container}"
 
 
-def application(session: Session, hosts: Callable[[str], bool]) -> ASGIApp:
+def application(
+    session: Session, hosts: Callable[[str], bool], lifespan: Lifespan[Starlette] | None = None
+) -> ASGIApp:
+    """The preview's routes behind their guard (:class:`_Guard`); ``lifespan`` runs while
+    they are served."""
     page = resources.files("pubkit.preview") / "page"
     assets = {
         "/": ("index.html", "text/html; charset=utf-8"),
@@ -156,7 +160,8 @@ def application(session: Session, hosts: Callable[[str], bool]) -> ASGIApp:
             Route("/api/chapters", chapters),
             Route("/epub/{version}/{module}/{lesson}/{member:path}", chapter_file),
             Mount("/files", app=_Files(directory=session.out, check_dir=False)),
-        ]
+        ],
+        lifespan=lifespan,
     )
     return _Guard(app, hosts)
 
