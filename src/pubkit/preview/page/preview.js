@@ -63,6 +63,11 @@ function render(data) {
   view.data = data;
   const lessons = lessonsOf(data);
   if (!findLesson(view.lesson) && lessons.length) view.lesson = lessons[0].id;
+  // The course's words are in its language (hyphenation, capitals, a screen reader's
+  // voice); the preview's own are English.
+  for (const selector of ["#course-title", "#lessons", "#lesson-title"]) {
+    $(selector).lang = data.course.language || "";
+  }
   $("#course-title").textContent = data.course.title || "Course";
   document.title = `${data.course.title || "Course"} · pubkit preview`;
   renderStatus(data);
