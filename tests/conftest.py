@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,22 @@ os.environ["PUBKIT_EPUBCHECK_DAEMON"] = "0"
 # Formulas drawn by the tests are kept in a folder of the session's, not the user's cache.
 os.environ["PUBKIT_CACHE"] = tempfile.mkdtemp(prefix="pubkit-test-cache-")
 PROJECTS = Path(__file__).resolve().parent / "projects"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SEED_ID = "09-the-human-craft/50-career-growth-for-product-managers"
 TYPO_ID = "02-elements/01-every-element"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's chromium, driven by Playwright: what the preview and e-books are read in."""
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (.ci/run installs it from Debian)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield launched
+        launched.close()
 
 
 @pytest.fixture(scope="session")

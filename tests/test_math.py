@@ -410,3 +410,56 @@ def test_a_formula_in_a_title_is_said_once_at_its_line(tmp_path: Path) -> None:
             "write the formula in words, or in Unicode such as x²)",
         )
     ]
+
+
+def test_the_epubs_formulas_are_centred_in_the_pdfs_math_font(
+    math_build: tuple[BuildResult, Path], tmp_path: Path, browser: object
+) -> None:
+    """The EPUB's MathML is set in a subset of STIX Two Math (the font the PDFs' formulas
+    are drawn with, with its MATH table: a display ∑ takes its large form), embedded only
+    in a book with formulas; in a browser a display formula is centred in the column, a
+    numbered one centred with its number at the right."""
+    from fontTools.ttLib import TTFont
+
+    root = make_project(
+        tmp_path,
+        {
+            "01-sums.md": lesson_text(
+                1, "Sums", "Gauss:\n\n$$\\sum_{i=1}^{n} i = \\frac{n(n+1)}{2}$$ {#eq-gauss}\n"
+            ),
+            "02-prose.md": lesson_text(2, "Prose", "Words alone, no formula.\n"),
+        },
+    )
+    result = build(root, force=True)
+    assert result.ok and not result.diagnostics, [str(d) for d in result.diagnostics]
+    with zipfile.ZipFile(root / "build/epub/01-module/02-prose.epub") as prose:
+        assert not [n for n in prose.namelist() if "STIX" in n]
+    with zipfile.ZipFile(root / "build/epub/01-module/01-sums.epub") as epub:
+        epub.extractall(tmp_path / "sums")
+    font = TTFont(tmp_path / "sums/EPUB/fonts/STIXTwoMath-Regular.ttf")
+    cmap = font.getBestCmap()
+    assert "MATH" in font and ord("∑") in cmap
+    assert ord("𝑛") in cmap and ord("𝑖") in cmap  # the italic forms a reader sets <mi> in
+    assert len(cmap) < 300  # a subset, not the 1.5 MB font
+    stylesheet = (tmp_path / "sums/EPUB/styles/stylesheet1.css").read_text(encoding="utf-8")
+    assert re.search(r'math \{\s*font-family: "STIX Two Math"', stylesheet)
+
+    chapter = (tmp_path / "sums/EPUB/text/ch001.xhtml").as_uri()
+    page = browser.new_page(viewport={"width": 800, "height": 900})  # type: ignore[attr-defined]
+    try:
+        page.goto(chapter)
+        page.wait_for_load_state("load")
+        column = page.locator(".equation").bounding_box()
+        formula = page.locator(".equation math").bounding_box()
+        number = page.locator(".equation-number").bounding_box()
+        sigma = page.locator(".equation mo", has_text="∑").bounding_box()
+        equals = page.locator(".equation mo", has_text="=").first.bounding_box()
+        used = page.evaluate("document.fonts.check('16px \"STIX Two Math\"')")
+    finally:
+        page.close()
+    cell_width = column["width"] - number["width"]
+    centre = formula["x"] + formula["width"] / 2 - column["x"]
+    assert abs(centre - cell_width / 2) < 0.05 * cell_width, (column, formula, number)
+    assert abs(number["x"] + number["width"] - (column["x"] + column["width"])) < 2
+    assert sigma["height"] > 1.6 * equals["height"]  # the display form of the sum
+    assert used

@@ -23,7 +23,6 @@ import pytest
 from pubkit.preview.web import host_check
 
 PROJECTS = Path(__file__).resolve().parent / "projects"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 LONG_ID = "01-getting-started/03-long-read"
 ADDED = "A sentence the author added while the preview watched."
 PARAGRAPH = (
@@ -233,18 +232,6 @@ def test_host_check_on_every_interface_takes_addresses_and_this_machines_name() 
 
 
 # The author's view, in a real browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (.ci/run installs it from Debian)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield launched
-        launched.close()
 
 
 def test_an_author_watches_their_pages_change_as_they_write(

@@ -183,7 +183,8 @@ def _caption_table(block: Any, text: str) -> None:
 
 def _number_equations(inlines: list[Any], label: Callable[[str], Label | None]) -> None:
     """A display formula labelled ``{#eq-…}`` (the span around it,
-    :func:`pubkit.document.math.attach_attributes`): the span now holds the formula, then
+    :func:`pubkit.document.math.attach_attributes`): the span now holds the formula, in a
+    span of its own that centres it (a MathML formula keeps its own layout that way), then
     its number "(1)"."""
     for index, item in enumerate(inlines):
         if not (isinstance(item, dict) and item.get("t") == "Span"):
@@ -198,8 +199,10 @@ def _number_equations(inlines: list[Any], label: Callable[[str], Label | None]) 
         ):
             shown = [{"t": "Str", "c": f"({found.number})"}]
             numbered = {"t": "Span", "c": [["", ["equation-number"], []], shown]}
-            attr = [ident, ["equation", *classes], attributes]
-            inlines[index] = {"t": "Span", "c": [attr, [content[0], numbered]]}
+            # The formula's own attributes (an author's ``alt``) stay beside it.
+            formula = {"t": "Span", "c": [["", ["equation-formula"], attributes], content]}
+            attr = [ident, ["equation", *classes], []]
+            inlines[index] = {"t": "Span", "c": [attr, [formula, numbered]]}
 
 
 def _linked(

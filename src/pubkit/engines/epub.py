@@ -25,7 +25,7 @@ from pubkit.editions import Edition
 from pubkit.engines import a11y
 from pubkit.engines import epubparts as parts
 from pubkit.engines.cover import placeholder_png, render_cover
-from pubkit.engines.fonts import subset_font
+from pubkit.engines.fonts import formula_text, subset_font
 from pubkit.engines.glyphs import faces_for
 from pubkit.engines.namespaces import OPF, tag
 from pubkit.engines.pagelist import PageMarker, PrintPages, mark_pages
@@ -264,6 +264,15 @@ def _languages(blocks: list[Any]) -> set[str]:
     }
 
 
+def _mathml(blocks: list[Any]) -> str:
+    """The book's MathML formulas (:func:`pubkit.document.math.for_epub`), as markup."""
+    return "".join(
+        node["c"][1]
+        for node in walk(blocks)
+        if node["t"] == "RawInline" and node["c"][0] == "html" and "math" in node["c"][1][:12]
+    )
+
+
 def _chapter_number(name: str) -> int:
     """Chapters in reading order: pandoc numbers them (ch001, …, ch1000)."""
     match = _CHAPTER.match(name)
@@ -326,10 +335,12 @@ def writing(
         folder = Path(tmp)
         (folder / "fonts").mkdir()
         fonts = []
-        faces = faces_for(theme, book.text, book.language, _languages(book.blocks))
+        mathml = formula_text(_mathml(book.blocks))
+        languages = _languages(book.blocks)
+        faces = faces_for(theme, book.text, book.language, languages, formulas=bool(mathml))
         for face in faces:
             fonts.append(folder / "fonts" / face.path.name)
-            fonts[-1].write_bytes(subset_font(face, book.text))
+            fonts[-1].write_bytes(subset_font(face, mathml if face.formulas else book.text))
         css = theme.stylesheet(
             edition.stylesheets,
             edition.name,

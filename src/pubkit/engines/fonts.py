@@ -3,6 +3,10 @@ EPUBs and the downloads page (the PDFs' fonts are subset by WeasyPrint)."""
 
 from __future__ import annotations
 
+import html
+import re
+import unicodedata
+
 import uharfbuzz as hb
 
 from pubkit.sources.theme import FontFace
@@ -30,3 +34,30 @@ def subset_font(face: FontFace, text: str) -> bytes:
         raise ValueError(f"HarfBuzz could not subset {face.path.name}")
     data: bytes = subset.blob.data
     return data
+
+
+_MARKUP = re.compile(r"<[^>]*>")
+
+
+def formula_text(mathml: str) -> str:
+    """The characters MathML formulas show, as a reader draws them: their text and each
+    letter's mathematical italic form too (a one-letter ``<mi>x</mi>`` is set as 𝑥, U+1D465),
+    what the formulas' font subset keeps."""
+    text = html.unescape(_MARKUP.sub(" ", mathml))
+    italic = [_math_italic(char) for char in set(text) if char.isalpha()]
+    return text + "".join(char for char in italic if char)
+
+
+def _math_italic(letter: str) -> str | None:
+    """``letter``'s MATHEMATICAL ITALIC form (Latin and Greek), or None."""
+    if letter == "h":
+        return "\u210e"  # PLANCK CONSTANT: the italic h's place in Unicode
+    name = unicodedata.name(letter, "")
+    for script in ("LATIN ", "GREEK "):
+        if name.startswith(script):
+            name = name[len(script) :].replace("LETTER ", "")
+            try:
+                return unicodedata.lookup(f"MATHEMATICAL ITALIC {name}")
+            except KeyError:
+                return None
+    return None

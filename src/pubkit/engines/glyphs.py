@@ -40,18 +40,22 @@ def _family_coverage(theme: Theme, family: str) -> frozenset[int]:
 
 
 def coverage(theme: Theme) -> frozenset[int]:
-    """Every code point some font of the theme has a glyph for."""
-    families = dict.fromkeys(face.family for face in theme.fonts)
+    """Every code point some font of the theme has a glyph for in text."""
+    families = dict.fromkeys(face.family for face in theme.fonts if not face.formulas)
     return frozenset().union(*(_family_coverage(theme, family) for family in families))
 
 
 def primary_faces(theme: Theme) -> tuple[FontFace, ...]:
     """The faces of the theme's own families: what a text in their scripts needs."""
-    return tuple(face for face in theme.fonts if not face.fallback)
+    return tuple(face for face in theme.fonts if not (face.fallback or face.formulas))
 
 
 def faces_for(
-    theme: Theme, text: str, language: str | None = None, others: Iterable[str] = ()
+    theme: Theme,
+    text: str,
+    language: str | None = None,
+    others: Iterable[str] = (),
+    formulas: bool = False,
 ) -> tuple[FontFace, ...]:
     """The faces a document that sets ``text`` loads (a PDF) or embeds (an EPUB, the
     downloads page): every face of the theme's own families, and of the fallback families
@@ -60,9 +64,10 @@ def faces_for(
     as a reader or WeasyPrint would take it. So a lesson with a ∈ loads Noto Sans Math, not
     a 10 MB Chinese font that has one too. The ``others`` languages its elements are in
     (``lang``) choose too, in their own order: a Japanese quotation in a Chinese lesson
-    loads the Japanese forms (:meth:`pubkit.sources.theme.Theme.regional_css`)."""
+    loads the Japanese forms (:meth:`pubkit.sources.theme.Theme.regional_css`). The
+    font of MathML ``formulas`` only with them."""
     wanted = {ord(char) for char in set(text) if _needs_glyph(char)}
-    own = {face.family for face in theme.fonts if not face.fallback}
+    own = {face.family for face in primary_faces(theme)}
     installed = {face.family for face in theme.fonts}
     chosen: set[str] = set()
     for each in dict.fromkeys([language, *others]):
@@ -77,7 +82,12 @@ def faces_for(
                 if found := missing & _family_coverage(theme, fallback):
                     chosen.add(fallback)
                     missing -= found
-    return tuple(face for face in theme.fonts if not face.fallback or face.family in chosen)
+    return tuple(
+        face
+        for face in theme.fonts
+        if (face.formulas and formulas)
+        or (not face.formulas and (not face.fallback or face.family in chosen))
+    )
 
 
 _LANG = re.compile(r'\blang="([^"]+)"')
@@ -97,7 +107,7 @@ def _needs_glyph(char: str) -> bool:
 
 def missing(text: str, theme: Theme) -> list[str]:
     """The characters of ``text`` that no font of the theme has, in order of appearance."""
-    own = dict.fromkeys(face.family for face in theme.fonts if not face.fallback)
+    own = dict.fromkeys(face.family for face in primary_faces(theme))
     covered = frozenset().union(*(_family_coverage(theme, family) for family in own))
     rest = [c for c in dict.fromkeys(text) if ord(c) not in covered and _needs_glyph(c)]
     if not rest:  # the common case: the fallbacks are not even read

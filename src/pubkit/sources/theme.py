@@ -40,6 +40,8 @@ class FontFace:
     style: str
     #: Set only where the families before it lack a glyph (``fallback: true``).
     fallback: bool = False
+    #: Sets the EPUB's MathML formulas, and no text (``formulas: true``).
+    formulas: bool = False
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity, so caches can key on it
@@ -299,6 +301,7 @@ def _load_fonts(tokens: Mapping[str, Any], folders: tuple[Path, ...]) -> tuple[F
                     weight=int(face.get("weight", 400)),
                     style=str(face.get("style", "normal")),
                     fallback=bool(font.get("fallback", False)),
+                    formulas=bool(font.get("formulas", False)),
                 )
             )
     if problems:
