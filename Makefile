@@ -12,21 +12,35 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-# Noto Sans CJK for Chinese, Japanese and Korean lessons: too large for the repository
-# (about 50 MB), so installed from npm (pinned in tools/fonts) into the package's theme,
-# where the theme looks for them (git-ignored). A pubkit without them reports CJK text as
-# characters without a glyph.
+# Noto Sans and Serif CJK for Chinese, Japanese and Korean lessons: too large for the
+# repository (about 100 MB), so installed into the package's theme, where the theme looks
+# for them (git-ignored): the Sans fonts from npm (pinned in tools/fonts), the Serif ones
+# from Debian's fonts-noto-cjk (pinned here by version and checksum), cut to the Sans
+# fonts' characters per region (tools/fonts/serif_cjk.py). A pubkit without them reports
+# CJK text as characters without a glyph.
 CJK_DIR := src/pubkit/theme/fonts/cjk
 CJK := $(CJK_DIR)/.installed
 CJK_FONTS := fonts-sc/fonts/NotoSansHans fonts-tc/fonts/NotoSansHant fonts-jp/fonts/NotoSansJP fonts-kr/fonts/NotoSansKR
+SERIF_CJK_DEB := http://deb.debian.org/debian/pool/main/f/fonts-noto-cjk/fonts-noto-cjk_20220127+repack1-1_all.deb
+SERIF_CJK_SHA256 := 4a2515eb6db3978b897fef9709ed0d2b1f4c6c4df4d83d6c4ef65f71f1b1f502
+SERIF_CJK_TMP := tools/fonts/serif-cjk
 
-$(CJK): tools/fonts/package.json tools/fonts/package-lock.json
+$(CJK): tools/fonts/package.json tools/fonts/package-lock.json tools/fonts/serif_cjk.py $(STAMP)
 	cd tools/fonts && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	mkdir -p $(CJK_DIR)
 	for font in $(CJK_FONTS); do \
 	  cp tools/fonts/node_modules/@embedpdf/$$font-Regular.otf tools/fonts/node_modules/@embedpdf/$$font-Bold.otf $(CJK_DIR)/; \
 	done
 	cp tools/fonts/node_modules/@embedpdf/fonts-sc/LICENSE $(CJK_DIR)/OFL.txt
+	rm -rf $(SERIF_CJK_TMP) && mkdir -p $(SERIF_CJK_TMP)
+	curl -sSfL --retry 2 -o $(SERIF_CJK_TMP)/fonts.deb $(SERIF_CJK_DEB)
+	echo "$(SERIF_CJK_SHA256)  $(SERIF_CJK_TMP)/fonts.deb" | sha256sum -c --quiet
+	dpkg-deb --fsys-tarfile $(SERIF_CJK_TMP)/fonts.deb | tar -x -C $(SERIF_CJK_TMP) --strip-components=6 \
+	  ./usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc ./usr/share/fonts/opentype/noto/NotoSerifCJK-Bold.ttc
+	dpkg-deb --fsys-tarfile $(SERIF_CJK_TMP)/fonts.deb | tar -xO ./usr/share/doc/fonts-noto-cjk/copyright \
+	  > $(CJK_DIR)/COPYRIGHT-serif.txt
+	$(BIN)/python tools/fonts/serif_cjk.py $(SERIF_CJK_TMP) $(CJK_DIR)
+	rm -rf $(SERIF_CJK_TMP)
 	touch $@
 
 fonts: $(CJK)

@@ -208,25 +208,30 @@ def test_workers_forked_from_one_build_each_register_the_fonts_they_add(
 
 
 CJK = [
-    ("ja", "プログラミングは技能です。", "Noto-Sans-JP", "ページ"),
-    ("zh-Hans", "编程是一种技能。", "Noto-Sans-SC", "页"),
-    ("zh-TW", "程式設計是一種技能。", "Noto-Sans-TC", "頁"),
-    ("ko", "프로그래밍은 기술입니다.", "Noto-Sans-KR", "쪽"),
+    ("ja", "プログラミングは技能です。", "JP", "ページ"),
+    ("zh-Hans", "编程是一种技能。", "SC", "页"),
+    ("zh-TW", "程式設計是一種技能。", "TC", "頁"),
+    ("ko", "프로그래밍은 기술입니다.", "KR", "쪽"),
 ]
 
 
-@pytest.mark.parametrize(("language", "text", "font", "pages_word"), CJK)
+@pytest.mark.parametrize(("language", "text", "region", "pages_word"), CJK)
 def test_chinese_japanese_and_korean_take_their_regions_fonts_and_words(
-    tmp_path: Path, language: str, text: str, font: str, pages_word: str
+    tmp_path: Path, language: str, text: str, region: str, pages_word: str
 ) -> None:
+    """The body in the region's serif (Noto Serif CJK, as the theme's Latin body is
+    serif), the headings and header in its sans, and no other region's fonts."""
     body = f"## {text}\n\n{text} **{text}**\n"
     lesson = lesson_text(1, text, body).replace("---\n\n", f"language: {language}\n---\n\n", 1)
     root = make_project(tmp_path, {"01-l.md": lesson})
     result = build(root, formats=["pdf", "epub"])
     assert result.ok and not result.diagnostics, [str(d) for d in result.diagnostics]
     used = fonts(root / "build/pdf/01-module/01-l.pdf")
-    cjk = {name for name in used if name.startswith("Noto-Sans-") and name[10:12].isupper()}
-    assert cjk == {font, f"{font}-Bold"}, used  # the region's forms, and no other region's
+    for design in ("Sans", "Serif"):
+        prefix = f"Noto-{design}-"
+        cjk = {n for n in used if n.startswith(prefix) and n[len(prefix) :][:2].isupper()}
+        font = f"{prefix}{region}"
+        assert cjk == {font, f"{font}-Bold"}, used  # the region's forms, no other region's
     epub = root / "build/epub/01-module/01-l.epub"
     with zipfile.ZipFile(epub) as archive:
         chapter = archive.read("EPUB/text/ch001.xhtml").decode()
@@ -247,15 +252,15 @@ def test_a_span_takes_the_han_forms_of_its_own_language(tmp_path: Path) -> None:
     result = build(root, formats=["pdf", "epub"])
     assert result.ok and not result.diagnostics, [str(d) for d in result.diagnostics]
     used = set(fonts(root / "build/pdf/01-module/01-l.pdf"))
-    assert {"Noto-Sans-SC", "Noto-Sans-SC-Bold", "Noto-Sans-JP", "Noto-Sans-TC"} <= used, used
-    assert "Noto-Sans-KR" in used and "Noto-Sans-JP-Bold" not in used  # only what is set
+    assert {"Noto-Serif-SC", "Noto-Sans-SC-Bold", "Noto-Serif-JP", "Noto-Serif-TC"} <= used, used
+    assert "Noto-Serif-KR" in used and "Noto-Serif-JP-Bold" not in used  # only what is set
     epub = root / "build/epub/01-module/01-l.epub"
     with zipfile.ZipFile(epub) as archive:
         embedded = {Path(n).name for n in archive.namelist() if n.endswith(".otf")}
         css = next(archive.read(n).decode() for n in archive.namelist() if n.endswith(".css"))
-    assert {"NotoSansJP-Regular.otf", "NotoSansHant-Regular.otf"} <= embedded
+    assert {"NotoSerifJP-Regular.otf", "NotoSerifHant-Regular.otf"} <= embedded
     assert (
-        ':is([lang|="ja"]):not(h1, h2, h3, h4, h5, h6) { font-family: "Noto Serif", "Noto Sans JP"'
+        ':is([lang|="ja"]):not(h1, h2, h3, h4, h5, h6) { font-family: "Noto Serif", "Noto Serif JP"'
         in css
     )
     assert not run_epubcheck(epub)

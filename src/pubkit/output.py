@@ -239,7 +239,7 @@ def read_state(out: Path) -> dict[str, Any]:
 
 
 #: A theme file larger than this (a font) is known by its size and modification time, not
-#: read whole on every build: the CJK fonts alone are 45 MB, a tenth of a second of hashing
+#: read whole on every build: the CJK fonts alone are 110 MB, a quarter of a second of hashing
 #: in a no-op rebuild that otherwise takes a quarter of a second, and the other fonts
 #: 20 ms more. Stylesheets, templates and tokens are smaller, and read.
 READ_WHOLE_BYTES = 64 << 10

@@ -110,7 +110,7 @@ class Theme:
             stack = self._stack("serif", self.fallbacks(tags[0])["serif"], loaded)
             selector = ", ".join(f'[lang|="{tag}"]' for tag in tags)
             rules.append(f":is({selector}):not(h1, h2, h3, h4, h5, h6) {{ font-family: {stack}; }}")
-        return "\n".join(rules)
+        return "\n".join(dict.fromkeys(rules))  # a region's serif and sans: one rule
 
     def fallbacks(self, language: str | None = None) -> dict[str, list[str]]:
         """Each font role's fallback families, in the order its stack lists them: the
