@@ -108,8 +108,13 @@ def test_build_writes_no_epub_that_epubcheck_rejects(tmp_path: Path) -> None:
     first = run_pubkit("build", "--quiet", cwd=project)
     assert first.returncode == 0, first.stderr
     good = epub.read_bytes()
+    books = sorted((project / "build/collections").glob("01-links.*"))
+    assert [p.suffix for p in books] == [".epub", ".pdf"]
+    kept_books = [p.read_bytes() for p in books]
     # Then with it: EPUBCheck rejects the EPUB, so the lesson fails and keeps its last
-    # good outputs; the progress and the summary say so, never "built".
+    # good outputs; the progress and the summary say so, never "built". Its module's
+    # books, set while the lesson's EPUB was checked, are not written: the last good
+    # ones stay.
     lesson.write_text(written, encoding="utf-8")
     second = run_pubkit("build", cwd=project)
     assert second.returncode == 1, second.stderr
@@ -118,6 +123,8 @@ def test_build_writes_no_epub_that_epubcheck_rejects(tmp_path: Path) -> None:
     assert "01-dangling.md:22: error: epub: EPUBCheck OPF-029" in second.stderr
     assert "0 built, 1 up to date, 1 failed" in second.stderr, second.stderr
     assert epub.read_bytes() == good
+    assert "kept: collections/01-links" in second.stdout + second.stderr
+    assert [p.read_bytes() for p in books] == kept_books
     assert "Traceback" not in second.stderr
     # The downloads manifest still offers the last good EPUB.
     listing = json.loads((project / "build/manifest.json").read_text(encoding="utf-8"))
