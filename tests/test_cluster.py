@@ -267,3 +267,18 @@ def test_without_dask_the_scheduler_option_says_what_to_install(tmp_path: Path) 
     assert done.returncode == 2, done.stderr
     assert "pip install 'pubkit[cluster]'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_lessons_collections_and_the_downloads_page_are_the_clusters_tasks(
+    cluster: object, tmp_path: Path
+) -> None:
+    from distributed import Client, get_task_stream
+
+    project = course(tmp_path, "basic")
+    with Client(address(cluster)) as client, get_task_stream(client) as stream:
+        result = build(project, scheduler=address(cluster))
+    assert result.ok, [str(d) for d in result.diagnostics]
+    tasks = [str(task["key"]) for task in stream.data if "_on_worker" in str(task["key"])]
+    # Each lesson, each module's collection, then the downloads page: one task each.
+    assert len(tasks) == len(result.built) + len(result.collected) + 1, tasks
+    assert len(result.built) == 2 and (project / "build/index.html").is_file()

@@ -155,12 +155,12 @@ def build(
         lessons = _build_lessons(manuscripts, run, validator)
         collected = _build_collections(modules, lessons, run, validator)
 
-    # The manifest and the downloads page, from this run and what earlier runs left.
-    kept = None if checked.targets else {f"{p.parent.name}/{p.stem}" for p in lessons.failed}
-    entries = {result.lesson.id: result.entry for result in lessons.results}
-    listing = manifest(config, out, entries, run.state, kept)
-    write_json(out / MANIFEST_NAME, listing)
-    _write_downloads(listing, run)
+        # The manifest and the downloads page, from this run and what earlier runs left.
+        kept = None if checked.targets else {f"{p.parent.name}/{p.stem}" for p in lessons.failed}
+        entries = {result.lesson.id: result.entry for result in lessons.results}
+        listing = manifest(config, out, entries, run.state, kept)
+        write_json(out / MANIFEST_NAME, listing)
+        _write_downloads(listing, run)
     write_json(out / STATE_NAME, run.state)
     return BuildResult(
         built=tuple(lessons.results),
@@ -188,10 +188,25 @@ def _write_downloads(listing: Mapping[str, Any], run: _Run) -> None:
 
     from pubkit.course import downloads
 
-    files = downloads.render_index(listing, run.inputs.theme, run.inputs.config)
+    theme, config = run.inputs.theme, run.inputs.config
+    if run.cluster is None:
+        files = downloads.render_index(listing, theme, config)
+    else:  # a task too, after the lessons and collections
+        page = partial(_downloads_page, theme=theme, config=config)
+        where = lambda _: config.source or config.root  # noqa: E731 (sent to the workers)
+        ((_, made),) = run.cluster.run([listing], page, where, run.usage)
+        if isinstance(made, PubkitError):
+            raise made
+        files = made
     for relative, data in files.items():
         write_if_changed(run.out / relative, data)
     run.state["downloads"] = {"key": key, "files": sorted(p.as_posix() for p in files)}
+
+
+def _downloads_page(listing: Mapping[str, Any], theme: Theme, config: Config) -> dict[Path, bytes]:
+    from pubkit.course import downloads
+
+    return downloads.render_index(listing, theme, config)
 
 
 @contextmanager
