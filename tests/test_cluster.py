@@ -282,3 +282,42 @@ def test_lessons_collections_and_the_downloads_page_are_the_clusters_tasks(
     # Each lesson, each module's collection, then the downloads page: one task each.
     assert len(tasks) == len(result.built) + len(result.collected) + 1, tasks
     assert len(result.built) == 2 and (project / "build/index.html").is_file()
+
+
+def test_workers_that_cannot_see_the_course_set_it_from_the_files_sent_them(
+    cluster: object, tmp_path: Path
+) -> None:
+    """The build runs where the course folder is its own (a tmpfs in a mount namespace of
+    its own: the cluster's workers see an empty folder there). The workers set every
+    lesson, figure, bibliography and collection from their copy of the course's files,
+    sent by the build, into the bytes of a local build; messages name the build's paths."""
+    if subprocess.run(["unshare", "-m", "true"], check=False).returncode != 0:
+        pytest.skip("unshare -m is not permitted here (CI runs as root, where it is)")
+    here = course(tmp_path / "a", "technical")
+    assert build(here).ok
+    private, out = tmp_path / "private", tmp_path / "out"
+    private.mkdir()
+    bad = tmp_path / "02-bad.md"  # then a lesson that cites what no bibliography holds
+    bad.write_text("---\nlesson: 2\ntitle: Bad\n---\n\nText.\n\nAs [@nobody2001] said.\n")
+    build_there = f"{sys.executable} -m pubkit build --scheduler {address(cluster)}"
+    script = (
+        f"mount -t tmpfs none {private} && cp -r {PROJECTS / 'technical'} {private}/course"
+        f" && cd {private}/course && {build_there} --out {out}"
+        f" && cp {bad} manuscript/01-numerics/ && {build_there} --quiet --out {out}-2"
+        "; echo second build: $?"
+    )
+    done = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "SOURCE_DATE_EPOCH": DATE},
+    )
+    assert "second build: 1" in done.stdout, done.stderr
+    # The bad lesson's message names it where the build sees it (relative to the course
+    # folder, as locally), not where a worker kept its copy.
+    assert "manuscript/01-numerics/02-bad.md:8: error:" in done.stderr, done.stderr
+    assert "nobody2001" in done.stderr and "courses/" not in done.stderr
+    assert list(private.iterdir()) == []  # what the workers (and this test) see there
+    assert outputs(out) == outputs(here / "build")
+    assert "collections/01-numerics.pdf" in outputs(out)

@@ -150,7 +150,10 @@ def build(
 
     # Set each lesson that is not up to date (here, or on a cluster), writing it once it
     # is whole and its EPUB valid; then collect each module whose lessons changed.
-    with _Validator(validate and "epub" in names) as validator, _connected(address) as cluster:
+    with (
+        _Validator(validate and "epub" in names) as validator,
+        _connected(address, config) as cluster,
+    ):
         run.cluster = cluster
         lessons = _build_lessons(manuscripts, run, validator)
         collected = _build_collections(modules, lessons, run, validator)
@@ -210,7 +213,7 @@ def _downloads_page(listing: Mapping[str, Any], theme: Theme, config: Config) ->
 
 
 @contextmanager
-def _connected(address: str | None) -> Iterator[Cluster | None]:
+def _connected(address: str | None, config: Config) -> Iterator[Cluster | None]:
     """The Dask cluster at ``address`` for the length of the build; none without one."""
     if not address:
         yield None
@@ -220,7 +223,7 @@ def _connected(address: str | None) -> Iterator[Cluster | None]:
     except ImportError:
         message = "a Dask scheduler was given: install Dask with pip install 'pubkit[cluster]'"
         raise ConfigError([error(None, None, message)]) from None
-    with Cluster(address) as cluster:
+    with Cluster(address, config) as cluster:
         yield cluster
 
 

@@ -16,7 +16,6 @@ fsspec is optional (``pip install 'pubkit[cluster]'``) and imported only for a U
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +24,7 @@ from urllib.parse import urlparse
 
 from pubkit.errors import ConfigError, PubkitError, error
 from pubkit.output import STATE_NAME, read_json, write_atomic, write_json
+from pubkit.sources.config import cache_home
 
 #: In the mirror: what each file's bytes were when the mirror last matched the store.
 LEDGER_NAME = ".pubkit-mirror.json"
@@ -44,10 +44,7 @@ def local_folder(out: str | Path) -> Path:
 def mirror_of(url: str) -> Path:
     """The local mirror of the store at ``url``, in the user's cache (``$PUBKIT_CACHE``,
     else ``$XDG_CACHE_HOME/pubkit`` or ``~/.cache/pubkit``)."""
-    chosen = os.environ.get("PUBKIT_CACHE")
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pubkit"
-    base = Path(chosen) if chosen else cache
-    return base / "stores" / hashlib.sha256(url.encode()).hexdigest()[:24]
+    return cache_home() / "stores" / hashlib.sha256(url.encode()).hexdigest()[:24]
 
 
 @contextmanager

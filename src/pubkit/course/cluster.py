@@ -12,24 +12,34 @@ elsewhere by the scheduler; nothing is written until a result is back, so nothin
 written. Results come back in the order of the items, as locally: the outputs are the same
 bytes.
 
+Workers need not see the course folder: its files (manuscripts, figures, bibliographies,
+the publisher's theme) are sent to the cluster once per build, each file's bytes under a
+key made from their content (:class:`Snapshot`); a worker keeps one copy of the course
+on its disk, under the digest of the whole, and sets each item with its paths moved
+there, and the results' paths moved back (:func:`pubkit.course.workers.dumps`).
+
 ``distributed`` is optional (``pip install 'pubkit[cluster]'``): this module, which
 imports it, is imported only by a build given a scheduler (:func:`connect`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import pickle
+import shutil
+import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from distributed import Client, KilledWorker, WorkerPlugin
 
-from pubkit.course.workers import Kept, Usage
+from pubkit.course.workers import Kept, Moves, Usage, moved
 from pubkit.errors import Diagnostic, LessonError, PubkitError, error, warning
-from pubkit.sources.config import Config
+from pubkit.sources.config import Config, builtin_styles, cache_home
 from pubkit.sources.theme import Theme
 
 T = TypeVar("T")
@@ -39,11 +49,51 @@ L = TypeVar("L")
 CONNECT_SECONDS = 20
 
 
-class Cluster:
-    """A connection to a Dask scheduler, for one build."""
+@dataclass(frozen=True)
+class Snapshot:
+    """The files a course's lessons may read, as the build sees them: for each folder
+    (the course, and its manuscripts and theme where they lie outside it), each file's
+    path in it and the SHA-256 of its bytes; and one digest of it all."""
 
-    def __init__(self, address: str) -> None:
+    digest: str
+    folders: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+
+
+def snapshot(config: Config) -> tuple[Snapshot, dict[str, bytes]]:
+    """The course's files (the output folder and hidden files aside), and their bytes by
+    digest."""
+    output = config.output_dir.resolve()
+    roots = [config.root.resolve()]
+    for extra in (config.manuscript_dir, config.styles_dir):
+        place = extra.resolve()
+        if place != builtin_styles() and not any(place.is_relative_to(r) for r in roots):
+            roots.append(place)
+    blobs: dict[str, bytes] = {}
+    folders = []
+    for root in roots:
+        files = []
+        for path in sorted(root.rglob("*")):
+            relative = path.relative_to(root)
+            hidden = any(part.startswith(".") or part == "__pycache__" for part in relative.parts)
+            if hidden or path.is_relative_to(output) or not path.is_file():
+                continue
+            data = path.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            blobs[digest] = data
+            files.append((relative.as_posix(), digest))
+        folders.append((str(root), tuple(files)))
+    whole = hashlib.sha256(repr(folders).encode("utf-8")).hexdigest()
+    return Snapshot(whole, tuple(folders)), blobs
+
+
+class Cluster:
+    """A connection to a Dask scheduler, for one build of the course ``config`` says."""
+
+    def __init__(self, address: str, config: Config) -> None:
         self.address = address
+        self.config = config
+        #: The course's files as sent to the cluster (on the first task).
+        self._shipped: tuple[Snapshot, Any] | None = None
         try:
             self.client = Client(address, timeout=f"{CONNECT_SECONDS}s", set_as_default=False)
         except (OSError, TimeoutError) as exc:
@@ -77,9 +127,13 @@ class Cluster:
         or the error that stopped it) in the order of ``items``."""
         if not items:
             return
+        files, blobs = self._ship()
         # The function (settings, theme) goes in every task, not scattered once: a task
-        # that outlives every worker holding scattered data could not run again.
-        futures = self.client.map(_on_worker, items, function=function, where=where, pure=False)
+        # that outlives every worker holding scattered data could not run again. The
+        # course's files are on every worker, each task depending on all of them.
+        futures = self.client.map(
+            _on_worker, items, function=function, where=where, files=files, blobs=blobs, pure=False
+        )
         try:
             for item, future in zip(items, futures, strict=True):
                 try:
@@ -107,6 +161,24 @@ class Cluster:
             for future in futures:
                 future.cancel()
 
+    def _ship(self) -> tuple[Snapshot, Any]:
+        """The course's files, sent to every worker once for the build: each file's bytes
+        under a key made from them, so a file is sent once whatever its names."""
+        if self._shipped is None:
+            files, blobs = snapshot(self.config)
+            digests = list(blobs)
+            try:
+                sent = self.client.scatter([blobs[d] for d in digests], hash=True, broadcast=True)
+            except (OSError, TimeoutError) as exc:
+                raise self._lost(exc) from None
+            # One future for them all: each task depends on it (a task can recompute it
+            # from the files, which are on every worker).
+            packed = self.client.submit(
+                _packed, digests, *sent, key=f"pubkit-course-{files.digest}"
+            )
+            self._shipped = files, packed
+        return self._shipped
+
     def _lost(self, exc: BaseException) -> PubkitError:
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         message = f"lost the Dask scheduler at {self.address} ({reason}); nothing more was built"
@@ -114,30 +186,73 @@ class Cluster:
 
 
 def _on_worker(
-    item: Any, function: Callable[[Any], Any], where: Callable[[Any], Path]
+    item: Any,
+    function: Callable[[Any], Any],
+    where: Callable[[Any], Path],
+    files: Snapshot,
+    blobs: Mapping[str, bytes],
 ) -> tuple[str, Any, int, bool]:
     """On a worker: the item set in the bounded process this worker thread keeps, as a
-    local worker sets it; (kind, result or diagnostics, peak memory, whether the worker
-    was daemonic).
+    local worker sets it, from this worker's copy of the course's ``files``; (kind,
+    result or diagnostics, peak memory, whether the worker was daemonic).
 
     A daemonic worker process (Dask's default) may not start processes: there the item is
     set in the worker itself, bounded only by the cluster's own memory limits."""
+    moves = _kept_copy(files, blobs)
     if multiprocessing.current_process().daemon:
+        back = [(new, old) for old, new in moves]
         try:
-            return "ok", function(item), 0, True
+            return "ok", moved(moved(function, moves)(moved(item, moves)), back), 0, True
         except PubkitError as exc:
-            return "error", exc.diagnostics, 0, True
+            return "error", moved(exc.diagnostics, back), 0, True
     if not hasattr(_KEPT, "worker"):
         _KEPT.worker = Kept()
     usage = Usage()
-    result = _KEPT.worker.run(item, function, where, usage)
+    result = _KEPT.worker.run(item, function, where, usage, moves)
     if isinstance(result, LessonError):
         return "error", result.diagnostics, usage.peak_bytes, False
     return "pickled", result, usage.peak_bytes, False  # loaded by the build, not here
 
 
+def _packed(digests: list[str], *data: bytes) -> dict[str, bytes]:
+    """The course's files' bytes by digest, as a task finds them."""
+    return dict(zip(digests, data, strict=True))
+
+
 #: Each Dask worker thread's kept process (one per thread: the docs say one thread).
 _KEPT = threading.local()
+_COPIES: dict[str, Moves] = {}
+_COPYING = threading.Lock()
+
+
+def _kept_copy(files: Snapshot, blobs: Mapping[str, bytes]) -> Moves:
+    """This machine's copy of the course (made once, in pubkit's cache, under the digest
+    of its files), as the moves from the build's folders to it."""
+    with _COPYING:
+        if files.digest not in _COPIES:
+            place = cache_home() / "courses" / files.digest
+            if not place.is_dir():
+                _write_copy(place, files, blobs)
+            _COPIES[files.digest] = [
+                (folder, str(place / str(index))) for index, (folder, _) in enumerate(files.folders)
+            ]
+        return _COPIES[files.digest]
+
+
+def _write_copy(place: Path, files: Snapshot, blobs: Mapping[str, bytes]) -> None:
+    """Write the copy whole beside ``place``, then move it there: another worker process
+    of the machine finds it whole or not at all."""
+    place.parent.mkdir(parents=True, exist_ok=True)
+    draft = Path(tempfile.mkdtemp(prefix=".copy-", dir=place.parent))
+    for index, (_, paths) in enumerate(files.folders):
+        for relative, digest in paths:
+            target = draft / str(index) / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(blobs[digest])
+    try:
+        draft.rename(place)
+    except OSError:  # another process made it meanwhile
+        shutil.rmtree(draft, ignore_errors=True)
 
 
 def _unbounded() -> Diagnostic:
@@ -160,5 +275,8 @@ class _Warm(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         from pubkit.engines.pdf import warm
 
-        warm(self.theme, self.config, self.names, self.languages)
-        warm(self.theme, self.config, self.names, self.languages, collections=True)
+        try:
+            warm(self.theme, self.config, self.names, self.languages)
+            warm(self.theme, self.config, self.names, self.languages, collections=True)
+        except OSError:  # a publisher's theme this worker cannot see: loaded by its lessons
+            pass

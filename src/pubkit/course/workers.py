@@ -15,6 +15,7 @@ number of jobs.
 from __future__ import annotations
 
 import gc
+import io
 import multiprocessing
 import os
 import pickle
@@ -27,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, TypeVar
 
 from pubkit.document.pandoc import end_session
@@ -115,6 +116,41 @@ def _heap_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
+#: Folders moved: (where a path was, where it is now), as text.
+Moves = Sequence[tuple[str, str]]
+
+
+class _Moving(pickle.Pickler):
+    """A pickler that moves every path under a folder of ``moves`` to its new place."""
+
+    def __init__(self, file: io.BytesIO, moves: Moves) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.moves = moves
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, PurePath):
+            text = str(obj)
+            for old, new in self.moves:
+                if text == old or text.startswith(old + os.sep):
+                    return type(obj), (new + text[len(old) :],)
+        return NotImplemented
+
+
+def dumps(value: Any, moves: Moves = ()) -> bytes:
+    """``value`` pickled; with ``moves``, every path in it under a folder moved (a course's
+    files where a Dask worker keeps its copy of them, :mod:`pubkit.course.cluster`)."""
+    if not moves:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    buffer = io.BytesIO()
+    _Moving(buffer, moves).dump(value)
+    return buffer.getvalue()
+
+
+def moved(value: Any, moves: Moves) -> Any:
+    """A copy of ``value`` with the paths under ``moves``' folders moved."""
+    return pickle.loads(dumps(value, moves)) if moves else value
+
+
 def _peak() -> int:
     """This process's peak resident set, in bytes (Linux counts kilobytes)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -160,25 +196,28 @@ def _serve(
 
     The items were inherited with the fork, so only their positions travel; a kept worker
     (:class:`Kept`) inherited none, and is sent each item with its function. A worker that
-    ran out of memory reports it and exits: its heap cannot be trusted any more."""
+    ran out of memory reports it and exits: its heap cannot be trusted any more. A kept
+    worker's item may come with the moves that take its paths back to the build's
+    (:meth:`Kept.run`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the build's to handle
     _limit_memory()
+    back: Moves = ()
     while (message := _next(connection)) is not None:
         if items is None:
-            function, item = message
+            function, item, back = message
         else:
             item = items[message]
         assert function is not None
         try:
             # Pickled here, once: a Dask worker passes the bytes on as they are (Kept).
-            value = pickle.dumps(_on_roomy_stack(function, item), protocol=pickle.HIGHEST_PROTOCOL)
+            value = dumps(_on_roomy_stack(function, item), back)
             outcome: tuple[str, Any, int] = ("ok", value, _peak())
         except PubkitError as exc:
             outcome = ("error", exc.diagnostics, _peak())
         except MemoryError:
             outcome = ("memory", None, 0)
         try:
-            connection.send_bytes(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
+            connection.send_bytes(dumps(outcome, back))
         except MemoryError:
             outcome = ("memory", None, 0)
             connection.send_bytes(pickle.dumps(outcome))
@@ -322,17 +361,25 @@ class Kept:
         self._worker: _Worker | None = None
 
     def run(
-        self, item: L, function: Callable[[L], Any], where: Callable[[L], Path], usage: Usage
+        self,
+        item: L,
+        function: Callable[[L], Any],
+        where: Callable[[L], Path],
+        usage: Usage,
+        moves: Moves = (),
     ) -> bytes | LessonError:
         """``function(item)`` pickled, as the kept process sent it (the result is not
-        loaded here: it goes on to wherever it is wanted), or the error that stopped it."""
+        loaded here: it goes on to wherever it is wanted), or the error that stopped it.
+        With ``moves``, the item and function are set with their paths moved (to where
+        this machine keeps the course's files), and the result's are moved back."""
         source = where(item)
         worker = self._worker
         if worker is None or worker.done >= LESSONS_PER_WORKER:
             if worker is not None:
                 worker.stop()
             worker = self._worker = _fork()
-        worker.connection.send((function, item))
+        back = [(new, old) for old, new in moves]
+        worker.connection.send_bytes(dumps((function, item, back), moves))
         if not worker.connection.poll(TIMEOUT_SECONDS):
             worker.stop(kill=True)
             self._worker = None
