@@ -17,6 +17,7 @@ from pdfinfo import fonts, page_texts
 from pubkit.build import build
 from pubkit.course.validate import run_epubcheck
 from pubkit.sources.config import builtin_styles
+from pubkit.sources.theme import load_theme
 
 SYMBOLS = "## Lists\n\n- one\n    - two: x ∈ A → B ★ ✓\n        - three\n"
 #: Egyptian hieroglyph A001: in no font of the theme.
@@ -275,3 +276,15 @@ def test_an_urdu_lesson_reads_back_in_urdu(scripts_build: Path) -> None:
     assert {"Noto-Naskh-Arabic", "Noto-Naskh-Arabic-Bold"} <= set(used), used
     text = " ".join(" ".join(page_texts(pdf)).split())
     assert "لکھا ہوا ایک سبق" in text and "اہم نکات" in text and "الفاظ" in text
+
+
+def test_tamil_text_is_set_in_its_own_font_with_its_spaces_and_full_stops() -> None:
+    """Tamil leads its stacks in a Tamil lesson or span: set after the Latin serif, the
+    spaces and full stops after a word ending in a pulli (்) were lost in WeasyPrint
+    ("திறன். சிறிய" drawn as "திறன்சிறிய"); the Tamil font has its own."""
+    theme = load_theme(builtin_styles())
+    serif = theme.properties("pdf", "A4", language="ta")["font-serif"]
+    assert serif.startswith('"Noto Serif Tamil", "Noto Serif", ')
+    assert theme.properties("pdf", "A4", language="en")["font-serif"].startswith('"Noto Serif", ')
+    rule = theme.regional_css(frozenset({"Noto Serif Tamil"}))
+    assert ':is([lang|="ta"]):not(h1, h2, h3, h4, h5, h6) { font-family: "Noto Serif Tamil"' in rule

@@ -412,13 +412,16 @@ def test_every_language_of_the_theme_has_every_word_english_has() -> None:
         ("pt-BR", "Módulo", "Lição"),
         ("th", "โมดูล", "บทเรียน"),
         ("vi", "Học phần", "Bài"),
+        ("bn", "মডিউল", "পাঠ"),
+        ("mr", "मॉड्यूल", "धडा"),
+        ("ta-IN", "தொகுதி", "பாடம்"),
     ]:
         words = theme.words(tag)
         assert (words["module"], words["lesson"]) == (module, lesson), tag
 
 
 def test_a_language_without_strings_is_named_once_where_it_is_first_used(tmp_path: Path) -> None:
-    """A Tamil lesson's header speaks English (the theme has no Tamil words): said once,
+    """A Telugu lesson's header speaks English (the theme has no Telugu words): said once,
     at its front matter's line, an error under --strict; Italian, which it has, is not."""
     from conftest import make_project
     from pubkit.check import check
@@ -428,13 +431,13 @@ def test_a_language_without_strings_is_named_once_where_it_is_first_used(tmp_pat
 
     root = make_project(
         tmp_path,
-        {"01-a.md": lesson(1, "ta"), "02-b.md": lesson(2, "ta"), "03-c.md": lesson(3, "it")},
+        {"01-a.md": lesson(1, "te"), "02-b.md": lesson(2, "te"), "03-c.md": lesson(3, "it")},
     )
     said = [str(w) for w in check(root).warnings]
     assert len(said) == 1, said
     assert said[0].startswith(str(root / "manuscript/01-module/01-a.md") + ":4: warning:")
-    assert "no strings for 'ta'" in said[0]
-    with pytest.raises(ConfigError, match="no strings for 'ta'"):
+    assert "no strings for 'te'" in said[0]
+    with pytest.raises(ConfigError, match="no strings for 'te'"):
         check(root, strict=True)
     (root / "pubkit.yaml").write_text("course:\n  title: T\n  language: sw\n", encoding="utf-8")
     said = [str(w) for w in check(root).warnings]

@@ -32,6 +32,7 @@ PAGES = (
     ("hindi", "scripts", "01-languages/02-hindi", "pdf", 0),
     ("japanese", "scripts", "01-languages/04-japanese", "pdf", 0),
     ("urdu", "scripts", "01-languages/05-urdu", "pdf", 0),
+    ("tamil", "scripts", "01-languages/06-tamil", "pdf", 0),
     ("blocks", "blocks", "01-loops/01-for-loops", "instructor", 1),
     ("blocks", "blocks", "01-loops/01-for-loops", "pdf", 2),
     ("blocks", "blocks", "01-loops/01-for-loops", "handout", 0),

@@ -86,15 +86,30 @@ class Theme:
         properties.update(_flatten(overrides, exclude=set()))
         properties["print-page-size"] = paper
         for role, fallbacks in self.fallbacks(language).items():
-            properties[f"font-{role}"] = self._stack(role, fallbacks, loaded)
+            properties[f"font-{role}"] = self._stack(role, fallbacks, loaded, language)
         return properties
 
-    def _stack(self, role: str, fallbacks: list[str], loaded: frozenset[str] | None) -> str:
+    def _stack(
+        self,
+        role: str,
+        fallbacks: list[str],
+        loaded: frozenset[str] | None,
+        language: str | None = None,
+    ) -> str:
         """A font role's CSS stack: its family, the ``fallbacks`` among ``loaded``, its
-        generic family."""
+        generic family; a fallback made for ``language`` that leads (``lead: true``: its
+        script's text set with the spaces and punctuation around it) comes first."""
         font = self.tokens[_FONT_GROUP][role]
-        listed = "".join(f'"{f}", ' for f in fallbacks if loaded is None or f in loaded)
-        return f'"{font["family"]}", {listed}{font.get("generic", "serif")}'
+        listed = [f for f in fallbacks if loaded is None or f in loaded]
+        lead = [f for f in listed if language and self._leads(f, language)]
+        stack = [*lead, font["family"], *(f for f in listed if f not in lead)]
+        return "".join(f'"{f}", ' for f in stack) + str(font.get("generic", "serif"))
+
+    def _leads(self, family: str, language: str) -> bool:
+        return any(
+            font.get("family") == family and font.get("lead") and _affinity(font, language) < 2
+            for font in self.tokens.get(_FONT_GROUP, {}).values()
+        )
 
     def regional_css(self, loaded: frozenset[str]) -> str:
         """For each loaded font made for some languages (``languages:``: Han characters in
@@ -107,7 +122,7 @@ class Theme:
             tags = [str(tag) for tag in font.get("languages") or ()]
             if not tags or font.get("family") not in loaded:
                 continue
-            stack = self._stack("serif", self.fallbacks(tags[0])["serif"], loaded)
+            stack = self._stack("serif", self.fallbacks(tags[0])["serif"], loaded, tags[0])
             selector = ", ".join(f'[lang|="{tag}"]' for tag in tags)
             rules.append(f":is({selector}):not(h1, h2, h3, h4, h5, h6) {{ font-family: {stack}; }}")
         return "\n".join(dict.fromkeys(rules))  # a region's serif and sans: one rule
