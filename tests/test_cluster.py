@@ -321,3 +321,35 @@ def test_workers_that_cannot_see_the_course_set_it_from_the_files_sent_them(
     assert list(private.iterdir()) == []  # what the workers (and this test) see there
     assert outputs(out) == outputs(here / "build")
     assert "collections/01-numerics.pdf" in outputs(out)
+
+
+def test_a_machine_keeps_a_few_copies_of_a_course_made_of_shared_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's copy of a course after an edit links the files that did not change to
+    the ones the last copy has (one file per content); only the newest copies are kept."""
+    from pubkit.course import cluster as dask_cluster
+    from pubkit.sources.config import load_config
+
+    monkeypatch.setenv("PUBKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(dask_cluster, "_COPIES", {})
+    project = course(tmp_path, "basic")
+    lesson = project / "manuscript/01-getting-started/02-no-box.md"
+    made = []
+    for edit in range(dask_cluster.KEPT_COPIES + 2):
+        lesson.write_text(lesson.read_text() + f"\nEdit {edit}.\n")
+        config, _ = load_config(project)
+        files, blobs = dask_cluster.snapshot(config)
+        ((old, new),) = dask_cluster._kept_copy(files, blobs)
+        assert old == str(project.resolve())
+        made.append(Path(new))
+        time.sleep(0.01)  # copies told apart by their times
+    copied = made[-1] / "manuscript/01-getting-started/02-no-box.md"
+    assert copied.read_text() == lesson.read_text()
+    module = made[-1] / "manuscript/01-getting-started/module.yaml"
+    assert module.stat().st_nlink == dask_cluster.KEPT_COPIES + 1  # the file and its links
+    courses = tmp_path / "cache/courses"
+    assert len([p for p in courses.iterdir() if len(p.name) == 64]) == dask_cluster.KEPT_COPIES
+    assert not made[0].exists() and made[-1].exists()
+    stored = {p.name for p in (courses / "files").iterdir()}
+    assert len(stored) == len(blobs) + dask_cluster.KEPT_COPIES - 1  # each kept edit's file

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
 import pickle
 import shutil
 import tempfile
@@ -225,6 +226,10 @@ _COPIES: dict[str, Moves] = {}
 _COPYING = threading.Lock()
 
 
+#: Copies of courses a machine keeps (the newest), beside the files they are made of.
+KEPT_COPIES = 8
+
+
 def _kept_copy(files: Snapshot, blobs: Mapping[str, bytes]) -> Moves:
     """This machine's copy of the course (made once, in pubkit's cache, under the digest
     of its files), as the moves from the build's folders to it."""
@@ -233,6 +238,7 @@ def _kept_copy(files: Snapshot, blobs: Mapping[str, bytes]) -> Moves:
             place = cache_home() / "courses" / files.digest
             if not place.is_dir():
                 _write_copy(place, files, blobs)
+                _forget_old_copies(place.parent)
             _COPIES[files.digest] = [
                 (folder, str(place / str(index))) for index, (folder, _) in enumerate(files.folders)
             ]
@@ -241,18 +247,43 @@ def _kept_copy(files: Snapshot, blobs: Mapping[str, bytes]) -> Moves:
 
 def _write_copy(place: Path, files: Snapshot, blobs: Mapping[str, bytes]) -> None:
     """Write the copy whole beside ``place``, then move it there: another worker process
-    of the machine finds it whole or not at all."""
-    place.parent.mkdir(parents=True, exist_ok=True)
+    of the machine finds it whole or not at all. Its files are links to one file per
+    content (``files/<sha256>``), so a copy after an edit costs only what changed."""
+    store = place.parent / "files"
+    store.mkdir(parents=True, exist_ok=True)
     draft = Path(tempfile.mkdtemp(prefix=".copy-", dir=place.parent))
     for index, (_, paths) in enumerate(files.folders):
         for relative, digest in paths:
             target = draft / str(index) / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(blobs[digest])
+            kept = store / digest
+            if not kept.is_file():
+                written = kept.with_name(f".{digest}.{os.getpid()}")
+                written.write_bytes(blobs[digest])
+                written.replace(kept)
+            try:
+                os.link(kept, target)
+            except OSError:  # a file system without hard links
+                target.write_bytes(blobs[digest])
     try:
         draft.rename(place)
     except OSError:  # another process made it meanwhile
         shutil.rmtree(draft, ignore_errors=True)
+
+
+def _forget_old_copies(courses: Path) -> None:
+    """Keep the :data:`KEPT_COPIES` newest copies, and the files they link to."""
+    copies = sorted(
+        (p for p in courses.iterdir() if p.is_dir() and len(p.name) == 64),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in copies[KEPT_COPIES:]:
+        shutil.rmtree(old, ignore_errors=True)
+    if copies[KEPT_COPIES:]:
+        for kept in (courses / "files").iterdir():
+            if not kept.name.startswith(".") and kept.stat().st_nlink == 1:  # in no copy
+                kept.unlink(missing_ok=True)
 
 
 def _unbounded() -> Diagnostic:
