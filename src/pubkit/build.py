@@ -189,11 +189,9 @@ def _write_downloads(listing: Mapping[str, Any], run: _Run) -> None:
     if kept.get("key") == key and all((run.out / f).is_file() for f in kept.get("files", ())):
         return
 
-    from pubkit.course import downloads
-
     theme, config = run.inputs.theme, run.inputs.config
     if run.cluster is None:
-        files = downloads.render_index(listing, theme, config)
+        files = _downloads_page(listing, theme, config)
     else:  # a task too, after the lessons and collections
         page = partial(_downloads_page, theme=theme, config=config)
         where = lambda _: config.source or config.root  # noqa: E731 (sent to the workers)

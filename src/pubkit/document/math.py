@@ -29,6 +29,7 @@ from xml.etree import ElementTree
 from pubkit.document import mathsvg
 from pubkit.document.ast import inlines, replaced, walk
 from pubkit.errors import Diagnostic, error
+from pubkit.sources.config import cache_home
 
 MATHML = "http://www.w3.org/1998/Math/MathML"
 #: What latex2mathml leaves of a command it does not know: its name as a token.
@@ -181,11 +182,7 @@ def draw_all(blocks: list[Any], backwards: bool = False) -> None:
 def formula_cache() -> Path | None:
     """Where drawn formulas are kept between builds: ``$PUBKIT_CACHE`` (empty: nowhere),
     else ``$XDG_CACHE_HOME/pubkit/formulas`` or ``~/.cache/pubkit/formulas``."""
-    chosen = os.environ.get("PUBKIT_CACHE")
-    if chosen is not None:
-        return Path(chosen) / "formulas" if chosen else None
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "pubkit" / "formulas"
+    return None if os.environ.get("PUBKIT_CACHE") == "" else cache_home() / "formulas"
 
 
 @lru_cache(maxsize=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.resources
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -294,6 +295,19 @@ def _font_faces(fonts: tuple[FontFace, ...], font_url: Callable[[FontFace], str]
     )
 
 
+def _font_file(face: Mapping[str, Any], folders: tuple[Path, ...]) -> Path | None:
+    """A face's file: in the theme's folders, or (``package:``) in an installed Python
+    package that ships it (the STIX Two Math that ziamath draws the PDFs' formulas with)."""
+    if package := face.get("package"):
+        try:
+            places = [Path(str(importlib.resources.files(str(package))))]
+        except ModuleNotFoundError:
+            return None
+    else:
+        places = list(folders)
+    return next((f / face["file"] for f in places if (f / face["file"]).is_file()), None)
+
+
 def _load_fonts(tokens: Mapping[str, Any], folders: tuple[Path, ...]) -> tuple[FontFace, ...]:
     source = folders[0] / TOKENS_FILE
     faces: list[FontFace] = []
@@ -303,7 +317,7 @@ def _load_fonts(tokens: Mapping[str, Any], folders: tuple[Path, ...]) -> tuple[F
             problems.append(error(source, None, f"fonts.{role}: expected a family and its faces"))
             continue
         for face in font.get("faces", []):
-            found = next((f / face["file"] for f in folders if (f / face["file"]).is_file()), None)
+            found = _font_file(face, folders)
             if found is None and font.get("optional"):
                 continue  # not installed: its characters are reported as without a glyph
             if found is None:
