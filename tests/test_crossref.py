@@ -193,3 +193,26 @@ def test_a_bad_numbering_is_an_error_at_its_line(tmp_path: Path) -> None:
         build(root)
     files = [d.path.name for d in caught.value.diagnostics]
     assert files.count("numbering.yaml") == 2 and "blocks.yaml" in files
+
+
+def test_a_korean_particle_written_onto_a_reference_stays_text(tmp_path: Path) -> None:
+    """Korean and Japanese write particles onto a word (``@fig-a처럼``, "like Figure 1"):
+    the reference is the label it begins with, the particle follows it as text; a label
+    that does not exist is still an error, named as written."""
+    text = (
+        "@fig-a처럼 보입니다. @eq-e은 공식입니다. [@fig-a]를 보세요.\n\n"
+        "![막대.](swatch.png){#fig-a}\n\n$$E = mc^2$$ {#eq-e}\n"
+    )
+    front = "---\nlesson: 1\ntitle: 에너지\nlanguage: ko\n---\n\n"
+    root = make_project(tmp_path, {"01-ko.md": front + text})
+    (root / "manuscript/01-module/swatch.png").write_bytes(FIGURE.read_bytes())
+    result = build(root, formats=["pdf"], force=True)
+    assert result.ok, [str(d) for d in result.diagnostics]
+    reader = pypdf.PdfReader(root / "build/pdf/01-module/01-ko.pdf")
+    page = " ".join(reader.pages[0].extract_text().split())
+    assert "그림 1처럼 보입니다." in page and "식 1은 공식입니다." in page, page
+    assert "그림 1를 보세요." in page, page
+    (root / "manuscript/01-module/01-ko.md").write_text(front + "@fig-b처럼 없습니다.\n")
+    failed = build(root, formats=["pdf"], force=True)
+    found = [d.message for d in failed.diagnostics if d.is_error]
+    assert "reference to “fig-b처럼”: no such label in this lesson" in found, found

@@ -205,6 +205,18 @@ def _number_equations(inlines: list[Any], label: Callable[[str], Label | None]) 
             inlines[index] = {"t": "Span", "c": [attr, [formula, numbered]]}
 
 
+def _label_in(written: str, labels: Mapping[str, Label]) -> str | None:
+    """The label a reference names: all of it, or the label it begins with when the rest
+    is a word of another script written onto it (a Korean or Japanese particle, as in
+    ``@fig-dice처럼`` "like Figure 1"), labels being written in ASCII."""
+    if written in labels:
+        return written
+    for end in range(len(written) - 1, 0, -1):
+        if not written[end].isascii() and written[:end] in labels:
+            return written[:end]
+    return None
+
+
 def _linked(
     inlines: list[Any],
     labels: Mapping[str, Label],
@@ -219,10 +231,10 @@ def _linked(
             continue
         text, start = item["c"], 0
         for found in _REFERENCE.finditer(text):
-            name = found[2]
-            if name not in labels:
-                why = f"reference to “{name}”: no such label in this lesson"
-                problems.append(error(path, line_of(f"@{name}"), why))
+            name = _label_in(found[2], labels)
+            if name is None:
+                why = f"reference to “{found[2]}”: no such label in this lesson"
+                problems.append(error(path, line_of(f"@{found[2]}"), why))
                 continue
             if found.start() > start:
                 result.append({"t": "Str", "c": text[start : found.start()]})
@@ -230,7 +242,8 @@ def _linked(
             words = [{"t": "Str", "c": target.text}]
             link = [["", ["cross-reference"], []], words, [f"#{name}", ""]]
             result.append({"t": "Link", "c": link})
-            start = found.end()
+            whole = name == found[2]
+            start = found.end() if whole else found.start(2) + len(name)
         if start < len(text):
             result.append({"t": "Str", "c": text[start:]})
     return result
