@@ -164,7 +164,7 @@ def build(
         listing = manifest(config, out, entries, run.state, kept)
         write_json(out / MANIFEST_NAME, listing)
         _write_downloads(listing, run)
-    write_json(out / STATE_NAME, run.state)
+    write_json(out / STATE_NAME, run.state, indent=False)
     return BuildResult(
         built=tuple(lessons.results),
         failed=tuple(dict.fromkeys(lessons.failed)),

@@ -76,9 +76,13 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
-def write_json(path: Path, value: Any) -> None:
-    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
-    write_atomic(path, text.encode("utf-8"))
+def write_json(path: Path, value: Any, *, indent: bool = True) -> None:
+    """Write ``value`` as JSON unless the file already holds it: indented for people to
+    read (the manifest), or not (the build record: json's C encoder writes only that,
+    ten times faster)."""
+    options: dict[str, Any] = {"indent": 2} if indent else {"separators": (",", ":")}
+    text = json.dumps(value, ensure_ascii=False, **options) + "\n"
+    write_if_changed(path, text.encode("utf-8"))
 
 
 def read_json(path: Path) -> Any:

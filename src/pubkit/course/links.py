@@ -26,6 +26,8 @@ _WRITTEN = re.compile(r"""[^\s()<>"'\[\]]+\.md(?:#[^\s()<>"'\[\]]*)?""", re.IGNO
 
 def written_links(lesson: Lesson) -> Iterator[tuple[Path, str]]:
     """Each manuscript path the lesson may link to (resolved), with the section named."""
+    if ".md" not in lesson.body.lower():  # most lessons: the pattern is slow to fail
+        return
     for found in _WRITTEN.finditer(lesson.body):
         parts = urlsplit(found[0])
         if parts.scheme or parts.netloc:

@@ -9,6 +9,7 @@ import re
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 
 
+@cache
 def builtin_styles() -> Path:
     """The theme shipped with pubkit, used when a project has no ``styles/`` folder."""
     return Path(str(resources.files("pubkit") / "theme")).resolve()

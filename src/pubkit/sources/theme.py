@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-import importlib.resources
+import importlib.util
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -107,10 +107,7 @@ class Theme:
         return "".join(f'"{f}", ' for f in stack) + str(font.get("generic", "serif"))
 
     def _leads(self, family: str, language: str) -> bool:
-        return any(
-            font.get("family") == family and font.get("lead") and _affinity(font, language) < 2
-            for font in self.tokens.get(_FONT_GROUP, {}).values()
-        )
+        return family in _leading(self, language)
 
     def regional_css(self, loaded: frozenset[str]) -> str:
         """For each loaded font made for some languages (``languages:``: Han characters in
@@ -132,17 +129,7 @@ class Theme:
         """Each font role's fallback families, in the order its stack lists them: the
         theme's, with those made for ``language`` first (``languages:``: Han characters in
         their regional forms). Every role has an entry, fallbacks' own included."""
-        fonts = self.tokens.get(_FONT_GROUP, {})
-        if language:  # a stable sort: the fonts made for the language move to the front
-            fonts = dict(sorted(fonts.items(), key=lambda item: _affinity(item[1], language)))
-        return {
-            role: [
-                str(other["family"])
-                for other in fonts.values()
-                if other.get("fallback") is True or role in (other.get("fallback") or ())
-            ]
-            for role in fonts
-        }
+        return {role: list(families) for role, families in _fallbacks(self, language).items()}
 
     def stylesheet(
         self,
@@ -207,6 +194,31 @@ class Theme:
             for kind in self.blocks.kinds.values()
         }
         return {**words, **labels}
+
+
+@cache
+def _leading(theme: Theme, language: str) -> frozenset[str]:
+    """The families that lead their stacks in text in ``language``."""
+    return frozenset(
+        str(font.get("family"))
+        for font in theme.tokens.get(_FONT_GROUP, {}).values()
+        if font.get("lead") and _affinity(font, language) < 2
+    )
+
+
+@cache  # a theme is compared by identity; every stylesheet asks again, per language
+def _fallbacks(theme: Theme, language: str | None) -> dict[str, tuple[str, ...]]:
+    fonts = theme.tokens.get(_FONT_GROUP, {})
+    if language:  # a stable sort: the fonts made for the language move to the front
+        fonts = dict(sorted(fonts.items(), key=lambda item: _affinity(item[1], language)))
+    return {
+        role: tuple(
+            str(other["family"])
+            for other in fonts.values()
+            if other.get("fallback") is True or role in (other.get("fallback") or ())
+        )
+        for role in fonts
+    }
 
 
 def _affinity(font: Mapping[str, Any], language: str) -> int:
@@ -299,10 +311,11 @@ def _font_file(face: Mapping[str, Any], folders: tuple[Path, ...]) -> Path | Non
     """A face's file: in the theme's folders, or (``package:``) in an installed Python
     package that ships it (the STIX Two Math that ziamath draws the PDFs' formulas with)."""
     if package := face.get("package"):
-        try:
-            places = [Path(str(importlib.resources.files(str(package))))]
-        except ModuleNotFoundError:
+        # find_spec locates the package without importing it (ziamath's import is 0.1 s)
+        spec = importlib.util.find_spec(str(package))
+        if spec is None or not spec.submodule_search_locations:
             return None
+        places = [Path(p) for p in spec.submodule_search_locations]
     else:
         places = list(folders)
     return next((f / face["file"] for f in places if (f / face["file"]).is_file()), None)
