@@ -5,9 +5,11 @@ a numbered figure and table, cross-references of every kind, citations in severa
 from __future__ import annotations
 
 import re
+import shutil
 import zipfile
 from pathlib import Path
 
+from conftest import PROJECTS, run_pubkit
 from pdfinfo import alternate_texts, page_texts
 
 LESSON = "01-numerics/01-summing"
@@ -54,3 +56,27 @@ def test_formulas_are_described_in_the_pdf_and_mathml_in_the_epub(technical_buil
     assert 'alttext="A equals pi r squared" class="described"' in chapter
     assert 'alttext="n \\ge 1"' in chapter  # \( … \), as written
     assert ">MathML<" in package
+
+
+def test_a_quiet_build_says_nothing(tmp_path: Path) -> None:
+    """No engine's own log line reaches the terminal (WeasyPrint warned about the EPUB's
+    MathML rule, ``display: block math``, when it was in the stylesheet the PDFs share)."""
+    project = tmp_path / "technical"
+    shutil.copytree(PROJECTS / "technical", project)
+    done = run_pubkit("build", "--quiet", "--format", "pdf", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout, done.stderr) == ("", "")
+
+
+def test_a_stylesheet_rule_the_engine_ignores_is_a_warning(tmp_path: Path) -> None:
+    """A publisher's rule WeasyPrint cannot use is told with the lesson, not lost."""
+    project = tmp_path / "technical"
+    shutil.copytree(PROJECTS / "technical", project)
+    (project / "styles").mkdir(exist_ok=True)
+    (project / "styles/custom.css").write_text("p { colr: red; }\n", encoding="utf-8")
+    done = run_pubkit("build", "--quiet", "--format", "pdf", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert "01-summing.md: warning: the PDF engine says: stylesheet: Ignored `colr: red`" in (
+        done.stderr
+    ), done.stderr
+    assert "WARNING:" not in done.stderr

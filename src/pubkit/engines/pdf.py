@@ -21,7 +21,14 @@ from pubkit.engines import layout
 from pubkit.engines.bookpages import book_pages, numbers_pages, written_link
 from pubkit.engines.fetcher import PROJECT_URL_ROOT
 from pubkit.engines.glyphs import faces_for, languages_in, primary_faces
-from pubkit.engines.weasy import Resources, lay_out, stylesheet, weasyprint_warnings, write_pdf
+from pubkit.engines.weasy import (
+    Resources,
+    lay_out,
+    stylesheet,
+    stylesheet_notes,
+    weasyprint_warnings,
+    write_pdf,
+)
 from pubkit.errors import Diagnostic, LessonError, warning
 from pubkit.sources.config import Config
 from pubkit.sources.manuscript import Lesson
@@ -143,6 +150,7 @@ def render_paged(job: RenderJob) -> Rendered:
     breaks: dict[int, frozenset[int]] = {}
     tried: list[int] = []
     with weasyprint_warnings() as messages:
+        messages.extend(stylesheet_notes(css))
         for _ in range(MAX_PASSES):
             figures = job.figures.with_pages(pages)
             html = job.render_template("lesson.html.j2", figures, body, live_pages=True)

@@ -228,12 +228,24 @@ def stylesheet(
     )
     css += page_rule
     resources = Resources.of_theme(theme)
-    return CSS(
-        string=css,
-        base_url=resources.base_url,
-        url_fetcher=resources.fetcher,
-        font_config=font_config(),
-    )
+    with weasyprint_warnings() as messages:  # a rule it cannot use: told with each lesson
+        parsed = CSS(
+            string=css,
+            base_url=resources.base_url,
+            url_fetcher=resources.fetcher,
+            font_config=font_config(),
+        )
+    _STYLESHEET_NOTES[id(parsed)] = tuple(f"stylesheet: {m}" for m in dict.fromkeys(messages))
+    return parsed
+
+
+#: What WeasyPrint said parsing each of :func:`stylesheet`'s stylesheets (kept as long).
+_STYLESHEET_NOTES: dict[int, tuple[str, ...]] = {}
+
+
+def stylesheet_notes(css: CSS) -> tuple[str, ...]:
+    """WeasyPrint's warnings about ``css`` (a :func:`stylesheet`): a declaration it ignored."""
+    return _STYLESHEET_NOTES.get(id(css), ())
 
 
 class _Collect(logging.Handler):
