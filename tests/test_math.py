@@ -21,7 +21,8 @@ from pdfinfo import alternate_texts, page_texts
 from pubkit.build import BuildResult, build
 from pubkit.document.ast import walk
 from pubkit.document.markdown import convert
-from pubkit.document.math import drawn
+from pubkit.document.math import drawn, formula_url
+from pubkit.engines.fetcher import ProjectFetcher
 from pubkit.sources.config import load_config
 from pubkit.sources.manuscript import collect
 
@@ -180,11 +181,12 @@ def test_formula_paths_are_drawn_as_weasyprint_draws_them(tmp_path: Path) -> Non
 
     from pubkit.engines import svgpaths
 
-    formulas = [drawn(rf"\frac{{x^{n}}}{{\sqrt{{{n}}}}} + \alpha", n % 2 == 0) for n in range(6)]
-    page = "".join(f.img("f", False) for f in formulas * 2)  # each drawn twice
+    texes = [(rf"\frac{{x^{n}}}{{\sqrt{{{n}}}}} + \alpha", n % 2 == 0) for n in range(6)]
+    page = "".join(drawn(*f).img("f", False, formula_url(*f)) for f in texes * 2)  # twice each
 
     def pdf() -> bytes:
-        data: bytes = HTML(string=f"<p>{page}</p>").write_pdf(pdf_identifier=b"x" * 16)
+        html = HTML(string=f"<p>{page}</p>", url_fetcher=ProjectFetcher([tmp_path]))
+        data: bytes = html.write_pdf(pdf_identifier=b"x" * 16)
         return data
 
     svgpaths.install()

@@ -12,7 +12,6 @@ text alternative is its TeX, or the author's description: ``$…${alt="…"}``.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import html
 import json
@@ -137,9 +136,9 @@ class Drawn:
     #: How far it reaches below the baseline.
     depth: float
 
-    def img(self, alt: str, display: bool) -> str:
-        """An ``<img>`` of the drawing, for the paged editions' HTML."""
-        source = "data:image/svg+xml;base64," + base64.b64encode(self.svg.encode()).decode()
+    def img(self, alt: str, display: bool, source: str) -> str:
+        """An ``<img>`` of the drawing at URL ``source`` (:func:`formula_url`), for the
+        paged editions' HTML."""
         style = f"width:{self.width:.3f}em;height:{self.height:.3f}em"
         if not display:
             style += f";vertical-align:{-self.depth:.3f}em"
@@ -167,6 +166,27 @@ def drawn(tex: str, display: bool) -> Drawn:
     drawing = Drawn(svg, width / mathsvg.DRAWN_AT, height / mathsvg.DRAWN_AT, depth)
     _keep_drawing(tex, display, drawing)
     return drawing
+
+
+#: The URL scheme that names a drawn formula in the paged editions' HTML, served from this
+#: process by :func:`drawing` (through :class:`pubkit.engines.fetcher.ProjectFetcher`):
+#: as data URLs, a lesson's 200 formulas were 3 MB of HTML to convert and parse each pass.
+FORMULA_SCHEME = "pubkit-formula"
+#: Each formula named by :func:`formula_url` in this process, by name.
+_NAMED: dict[str, tuple[str, bool]] = {}
+
+
+def formula_url(tex: str, display: bool) -> str:
+    """The URL the paged editions' HTML gives a formula's drawing."""
+    name = hashlib.sha256(f"{display:d}{tex}".encode()).hexdigest()[:32]
+    _NAMED[name] = (tex, display)
+    return f"{FORMULA_SCHEME}:{name}"
+
+
+def drawing(url: str) -> bytes | None:
+    """The SVG drawing a :func:`formula_url` names; None for a URL no formula was given."""
+    found = _NAMED.get(url.partition(":")[2])
+    return None if found is None else drawn(*found).svg.encode()
 
 
 def draw_all(blocks: list[Any], backwards: bool = False) -> None:
@@ -306,7 +326,8 @@ def for_pages(node: Any, alt: str | None = None) -> dict[str, Any]:
     or its TeX as alt text."""
     tex = node["c"][1]
     display = _display(node)
-    image = drawn(tex, display).img(" ".join((alt or tex).split()), display)
+    said = " ".join((alt or tex).split())
+    image = drawn(tex, display).img(said, display, formula_url(tex, display))
     kind = "display" if display else "inline"
     return {"t": "RawInline", "c": ["html", f'<span class="math {kind}">{image}</span>']}
 

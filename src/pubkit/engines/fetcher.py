@@ -9,6 +9,8 @@ from urllib.parse import unquote, urlsplit
 
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
+from pubkit.document.math import FORMULA_SCHEME, drawing
+
 #: The largest resource (image, font) a manuscript may pull into a PDF.
 MAX_RESOURCE_BYTES = 64 * 1024 * 1024
 #: Where the project appears to WeasyPrint. WeasyPrint names each embedded image after
@@ -44,6 +46,10 @@ class ProjectFetcher(URLFetcher):  # type: ignore[misc]
         scheme = urlsplit(url).scheme.lower()
         if scheme == "data":
             return super().fetch(url, headers)
+        if scheme == FORMULA_SCHEME:
+            if (svg := drawing(url)) is None:
+                raise self._refuse(url, "no formula of this lesson")
+            return URLFetcherResponse(url, body=svg, headers={"Content-Type": "image/svg+xml"})
         if scheme != "file":
             raise self._refuse(url, "only files inside the project may be used")
         path = Path(unquote(urlsplit(url).path))
