@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pikepdf
+import pytest
 
 from conftest import PROJECTS
 from epubinfo import documents
 from pdfinfo import page_texts
 from pubkit.build import build
+from pubkit.course.modulebook import PARTS
 
 XHTML = "{http://www.w3.org/1999/xhtml}"
 EPUB = "{http://www.idpf.org/2007/ops}"
@@ -136,9 +138,12 @@ def assert_tagged_whole(path: Path) -> None:
         assert lessons and all("/Lang" in lesson for lesson in lessons)
 
 
-def test_a_book_assembled_after_an_edit_is_the_book_built_from_scratch(tmp_path: Path) -> None:
+def test_a_book_assembled_after_an_edit_is_the_book_built_from_scratch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The first lesson grows by pages: every later page, folio, contents entry, link,
     bookmark and page-list entry moves with it, as in a book built whole."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1780000000")  # one date on both EPUBs
     edited = tmp_path / "edited"
     shutil.copytree(PROJECTS / "links", edited)
     assert build(edited, jobs=2).ok
@@ -180,18 +185,22 @@ def test_a_book_assembled_after_an_edit_is_the_book_built_from_scratch(tmp_path:
     # The page list follows the book's pages: the second lesson's first entry is its page.
     assert str(second) in [label for label, _ in after["page list"]]
 
-    # An edit that moves no page: the book's numbered pages are taken again, as they were.
-    numbers = edited / "build/.pubkit/collections/01-basics.numbers.pdf"
-    laid_out = numbers.stat().st_mtime_ns
+    # An edit that moves no page: the book's front, its numbered pages and the EPUB's
+    # cover are taken again, as they were (none is laid out again).
+    parts = [edited / f"build/.pubkit/collections/01-basics.{name}" for name in PARTS]
+    laid_out = [part.stat().st_mtime_ns for part in parts]
     lesson.write_text(lesson.read_text().replace("longer.", "longer!", 1))
     assert build(edited, jobs=2).ok
-    assert numbers.stat().st_mtime_ns == laid_out
+    assert [part.stat().st_mtime_ns for part in parts] == laid_out
     shutil.rmtree(scratch)
     shutil.copytree(edited, scratch)
     shutil.rmtree(scratch / "build")
     assert build(scratch, jobs=1).ok
     assert book_facts(edited / "build", "01-basics") == book_facts(scratch / "build", "01-basics")
     assert "longer!" in book_facts(edited / "build", "01-basics")["pages"][2]
+    for suffix in (".pdf", ".epub"):  # the parts taken again are the parts made anew
+        collected = f"build/collections/01-basics{suffix}"
+        assert (edited / collected).read_bytes() == (scratch / collected).read_bytes()
 
 
 def test_a_lessons_pages_in_the_book_are_its_own_pdfs_pages(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from pubkit import store
 from pubkit.check import check
 from pubkit.course import modulebook
 from pubkit.course.links import course_links, link_key
-from pubkit.course.modulebook import Collected, Fragment, Numbers
+from pubkit.course.modulebook import PARTS, Collected, Fragment, Part
 from pubkit.course.workers import Usage, default_jobs, render_isolated
 from pubkit.errors import ConfigError, Diagnostic, PubkitError, error, warning
 from pubkit.output import (
@@ -36,8 +36,8 @@ from pubkit.output import (
     fragment_pages_path,
     fragment_path,
     manifest,
-    numbers_path,
     outputs_intact,
+    part_path,
     read_fragment,
     read_state,
     write_atomic,
@@ -478,7 +478,7 @@ def _build_collections(
             run.tick(f"collections/{folder}", UP_TO_DATE)
             continue
         fragments = [read_fragment(run.out, lesson.id) for lesson in members]
-        work.append((module, key, fragments, _kept_numbers(run, folder)))
+        work.append((module, key, fragments, _kept_parts(run, folder)))
 
     config, theme, date = run.inputs.config, run.inputs.theme, run.inputs.date
     collect = partial(_collect, config=config, theme=theme, date=date, names=names)
@@ -513,39 +513,43 @@ def _build_collections(
             },
         }
         records[module.folder.name] = {"key": key, "entry": entry}
-        if (numbers := collected.numbers) is not None:
-            if numbers != kept:
-                write_atomic(run.out / numbers_path(module.folder.name), numbers.pdf)
-            records[module.folder.name]["numbers"] = {
-                "key": numbers.key,
-                "inputs": run.inputs.digest,
-            }
+        for name, part in collected.parts.items():
+            if part != kept.get(name):
+                write_atomic(run.out / part_path(module.folder.name, name), part.data)
+        records[module.folder.name]["parts"] = {
+            "keys": {name: part.key for name, part in collected.parts.items()},
+            "inputs": run.inputs.digest,
+        }
         run.tick(label, BUILT)
     return diagnostics
 
 
 #: What a module's collection is set from: the module, its key, its lessons' fragments,
-#: and the numbered pages of its last book.
-_Collecting = tuple[Module, str, list[Fragment], Numbers | None]
+#: and the parts of its last collections.
+_Collecting = tuple[Module, str, list[Fragment], dict[str, Part]]
 
 
 def _collect(
     item: _Collecting, config: Config, theme: Theme, date: str | None, names: tuple[str, ...]
 ) -> Collected:
-    module, _, fragments, numbers = item
-    return modulebook.render(module, fragments, config, theme, date, names, numbers)
+    module, _, fragments, kept = item
+    return modulebook.render(module, fragments, config, theme, date, names, kept)
 
 
 def _module_source(item: _Collecting) -> Path:
     return item[0].source
 
 
-def _kept_numbers(run: _Run, folder: str) -> Numbers | None:
-    """The numbered pages of the module's last book, if made from the same inputs (theme,
-    settings, pubkit itself): its next book takes them again while no page count
-    changed."""
-    kept = (run.state["collections"].get(folder) or {}).get("numbers")
-    path = run.out / numbers_path(folder)
-    if not kept or kept.get("inputs") != run.inputs.digest or not path.is_file():
-        return None
-    return Numbers(kept["key"], path.read_bytes())
+def _kept_parts(run: _Run, folder: str) -> dict[str, Part]:
+    """The parts of the module's last collections (:class:`Part`: the book's front and
+    numbered pages, the EPUB's cover), if made from the same inputs (theme, settings,
+    pubkit itself): the next collections take each again while it fits."""
+    kept = (run.state["collections"].get(folder) or {}).get("parts")
+    if not kept or kept.get("inputs") != run.inputs.digest:
+        return {}
+    parts = {}
+    for name, key in kept["keys"].items():
+        path = run.out / part_path(folder, name)
+        if name in PARTS and path.is_file():
+            parts[name] = Part(key, path.read_bytes())
+    return parts

@@ -221,9 +221,10 @@ def fragment_pages_path(lesson_id: str) -> Path:
     return fragment_path(lesson_id).with_suffix(".pdf")
 
 
-def numbers_path(module_folder: str) -> Path:
-    """Where the numbered pages of a module's last collected PDF are kept."""
-    return Path(CACHE_DIR) / "collections" / f"{module_folder}.numbers.pdf"
+def part_path(module_folder: str, name: str) -> Path:
+    """Where a part of a module's last collections is kept (``numbers.pdf``: its book's
+    numbered pages; :data:`pubkit.course.modulebook.PARTS`)."""
+    return Path(CACHE_DIR) / "collections" / f"{module_folder}.{name}"
 
 
 def read_fragment(out: Path, lesson_id: str) -> Fragment:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,21 +152,27 @@ def _context(
 
 
 @dataclass(frozen=True)
-class Numbers:
-    """A module book's numbered pages (a PDF of
-    :func:`pubkit.engines.bookpages.number_pages`), and a digest of what they were laid out
-    from: the next build takes them again while no page count changes."""
+class Part:
+    """A part of a module's collections laid out by WeasyPrint, and a digest of what it
+    was laid out from: the next build takes it again while that is the same (an edit
+    that moves no page lays out nothing of the book). The parts, by :data:`PARTS` name:
+    the book's front (title page and contents), its numbered pages (a PDF of
+    :func:`pubkit.engines.bookpages.number_pages`) and the EPUB's cover."""
 
     key: str
-    pdf: bytes = field(repr=False)
+    data: bytes = field(repr=False)
+
+
+#: The parts a collection keeps (:class:`Part`), each named as its file is.
+PARTS = ("front.pdf", "numbers.pdf", "cover.png")
 
 
 @dataclass(frozen=True)
 class Collected:
-    """A module's collected editions, by name, and its book's numbered pages."""
+    """A module's collected editions, by name, and the parts the next build may take."""
 
     rendered: dict[str, Rendered]
-    numbers: Numbers | None = None
+    parts: dict[str, Part] = field(default_factory=dict)
 
 
 def render(
@@ -176,28 +182,49 @@ def render(
     theme: Theme,
     date: str | None,
     names: Sequence[str] = COLLECTED,
-    numbers: Numbers | None = None,
+    kept: Mapping[str, Part] | None = None,
 ) -> Collected:
-    """The module's collected editions among ``names``, the PDF's numbered pages taken
-    from ``numbers`` when they fit. The PDF is set while pandoc writes the EPUB, whose
-    page list then follows the PDF's pages."""
+    """The module's collected editions among ``names``, the parts in ``kept`` (the last
+    build's) taken again where they fit. The PDF is set while pandoc writes the EPUB,
+    whose page list then follows the PDF's pages."""
     from pubkit.engines.epub import writing
 
+    parts = _Parts(kept or {})
     rendered: dict[str, Rendered] = {}
     pages = None
     if "epub" not in names:
-        rendered[PAGES.name], pages, numbers = _render_pdf(
-            module, fragments, config, theme, date, numbers
-        )
-        return Collected(rendered, numbers)
+        rendered[PAGES.name], pages = _render_pdf(module, fragments, config, theme, date, parts)
+        return Collected(rendered, parts.made)
     book = _book(module, fragments, config, theme, date)
     with writing(book, theme, config, EDITIONS["epub"], date) as finish:
         if PAGES.name in names:
-            rendered[PAGES.name], pages, numbers = _render_pdf(
-                module, fragments, config, theme, date, numbers
-            )
-        rendered["epub"] = finish(_cover(module, fragments, config, theme, date), pages)
-    return Collected(rendered, numbers if PAGES.name in names else None)
+            rendered[PAGES.name], pages = _render_pdf(module, fragments, config, theme, date, parts)
+        rendered["epub"] = finish(_cover(module, fragments, config, theme, date, parts), pages)
+    return Collected(rendered, parts.made)
+
+
+class _Parts:
+    """The parts a collection takes from its last build's (``kept``) or makes anew."""
+
+    def __init__(self, kept: Mapping[str, Part]) -> None:
+        self.kept = kept
+        self.made: dict[str, Part] = {}
+
+    def get(self, name: str, *made_from: str) -> bytes | None:
+        """The kept part ``name`` if it was made from ``made_from``; else None."""
+        found = self.kept.get(name)
+        if found is None or found.key != _digest(made_from):
+            return None
+        self.made[name] = found
+        return found.data
+
+    def keep(self, name: str, data: bytes, *made_from: str) -> bytes:
+        self.made[name] = Part(_digest(made_from), data)
+        return data
+
+
+def _digest(parts: Sequence[str]) -> str:
+    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
 
 
 def _render_pdf(
@@ -206,11 +233,11 @@ def _render_pdf(
     config: Config,
     theme: Theme,
     date: str | None,
-    numbers: Numbers | None,
-) -> tuple[Rendered, PrintPages, Numbers]:
+    parts: _Parts,
+) -> tuple[Rendered, PrintPages]:
     """The collected PDF, assembled (:mod:`pubkit.engines.bookpages`) from its front (title
-    page and contents), its numbered pages (``numbers`` again, when they were laid out
-    for the same pages) and the lessons' book pages; and each lesson's pages in it, by
+    page and contents) and its numbered pages (each taken from ``parts`` when laid out
+    from the same HTML) and the lessons' book pages; and each lesson's pages in it, by
     the id of its title in the EPUB."""
     from pubkit.document.links import TITLE_ID
     from pubkit.document.render import Rendered
@@ -230,29 +257,38 @@ def _render_pdf(
             for lesson, first in zip(context["lessons"], opens, strict=True):
                 lesson["opens"] = first
             html = template.render(context)
+            # Kept only once laid out in as many pages as the contents' numbers counted.
+            if (front := parts.get("front.pdf", str(front_pages), html)) is not None:
+                break
             faces = faces_for(theme, html, config.language, languages_in(html))
             css = stylesheet(
                 theme, MODULE_STYLESHEETS, PAGES.name, config.paper, "", faces, config.language
             )
             document = lay_out(html, css, resources)
             if len(document.pages) == front_pages:
+                front = write_pdf(document, PAGES.pdf_variant)
+                parts.keep("front.pdf", front, str(front_pages), html)
                 break
             front_pages = len(document.pages)
-        front = write_pdf(document, PAGES.pdf_variant)
+        else:
+            front = write_pdf(document, PAGES.pdf_variant)
         numbered = template.render(context, part="numbers", front_pages=front_pages)
-        key = hashlib.sha256(numbered.encode("utf-8")).hexdigest()
-        if numbers is None or numbers.key != key:
+        if (numbers := parts.get("numbers.pdf", numbered)) is None:
+            faces = faces_for(theme, numbered, config.language, languages_in(numbered))
+            css = stylesheet(
+                theme, MODULE_STYLESHEETS, PAGES.name, config.paper, "", faces, config.language
+            )
             laid_out = number_pages(lay_out(numbered, css, resources))
             # Untagged: its drawing is the book's page furniture (an artifact).
-            numbers = Numbers(key, write_pdf(laid_out, None))
-    data = assemble(front, numbers.pdf, [f.pdf for f in fragments])
+            numbers = parts.keep("numbers.pdf", write_pdf(laid_out, None), numbered)
+    data = assemble(front, numbers, [f.pdf for f in fragments])
     chapters = {
         f"{f.anchor}-{TITLE_ID}": (first, tuple(f.page_starts))
         for f, first in zip(fragments, opens, strict=True)
     }
     edition_name = f"{_title(module, config, theme)}, PDF edition ({config.paper})"
     pages = front_pages + sum(f.pages for f in fragments)
-    return Rendered(data=data, pages=pages), PrintPages(edition_name, chapters), numbers
+    return Rendered(data=data, pages=pages), PrintPages(edition_name, chapters)
 
 
 def _opening_pages(fragments: Sequence[Fragment], front_pages: int) -> list[int]:
@@ -296,15 +332,23 @@ def _book(
 
 
 def _cover(
-    module: Module, fragments: Sequence[Fragment], config: Config, theme: Theme, date: str | None
+    module: Module,
+    fragments: Sequence[Fragment],
+    config: Config,
+    theme: Theme,
+    date: str | None,
+    parts: _Parts,
 ) -> bytes:
     """The collected EPUB's cover: the module's title page, as a PNG."""
     from pubkit.document.templates import environment
-    from pubkit.engines.cover import cover_png
 
     context = _context(module, fragments, config, "cover", date)
     html = environment(theme, config.language).get_template("module-cover.html.j2").render(context)
-    return cover_png(html, theme, config.paper, config.language)
+    if (kept := parts.get("cover.png", html)) is not None:
+        return kept
+    from pubkit.engines.cover import cover_png
+
+    return parts.keep("cover.png", cover_png(html, theme, config.paper, config.language), html)
 
 
 def _title(module: Module, config: Config, theme: Theme) -> str:
