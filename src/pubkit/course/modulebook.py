@@ -53,6 +53,11 @@ class Fragment:
     text: str
     #: The text that begins each of its pages, for the collected EPUB's page list.
     page_starts: list[str]
+    #: The languages its spans and blocks are in, and its MathML formulas: what the
+    #: collected EPUB's fonts are chosen and cut for (a walk of the module's blocks,
+    #: 0.1 s, before pandoc could start).
+    languages: list[str]
+    mathml: str
     #: Its pages as the collected PDF sets them (a PDF, kept beside the rest, not in its
     #: JSON): laid out for the lesson's own PDF, written again by its worker
     #: (:func:`pubkit.engines.bookpages.book_pages`).
@@ -80,7 +85,7 @@ def fragment(job: RenderJob) -> Fragment:
     ``job`` carries the lesson's pdf edition, whose book pages the collected PDF takes."""
     from pubkit.document.ast import renamed_ids
     from pubkit.document.links import book_anchor
-    from pubkit.engines.epub import lesson_blocks
+    from pubkit.engines.epub import languages_of, lesson_blocks, mathml_of
 
     anchor = book_anchor(job.lesson.number)
     header = str(job.template_macros("header.html.j2").header())
@@ -102,6 +107,8 @@ def fragment(job: RenderJob) -> Fragment:
         api_version=job.document.ast["pandoc-api-version"],
         text=job.document.text + header,
         page_starts=list(pdf.page_starts),
+        languages=sorted(languages_of(blocks)),
+        mathml=mathml_of(blocks),
         pdf=pdf.book,
     )
 
@@ -328,6 +335,8 @@ def _book(
         title=title,
         language=config.language,
         source=module.source,
+        languages=frozenset(language for f in fragments for language in f.languages),
+        mathml="".join(f.mathml for f in fragments),
     )
 
 

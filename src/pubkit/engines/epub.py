@@ -169,6 +169,11 @@ class Book:
     language: str
     #: Where errors point, and the folder relative references start from.
     source: Path
+    #: The languages its spans and blocks say they are in, and its MathML formulas
+    #: (:func:`languages_of`, :func:`mathml_of`); None: read from the blocks when written
+    #: (a module's book takes its lessons', found when each was set).
+    languages: frozenset[str] | None = None
+    mathml: str | None = None
 
 
 def _repack(
@@ -253,18 +258,18 @@ def _repack(
     return _zip(entries), notes
 
 
-def _languages(blocks: list[Any]) -> set[str]:
+def languages_of(blocks: list[Any]) -> frozenset[str]:
     """The languages the book's spans and blocks say they are in (``{lang=ja}``)."""
-    return {
+    return frozenset(
         value
         for node in walk(blocks)
         if node["t"] in ("Span", "Div")
         for key, value in node["c"][0][2]
         if key == "lang"
-    }
+    )
 
 
-def _mathml(blocks: list[Any]) -> str:
+def mathml_of(blocks: list[Any]) -> str:
     """The book's MathML formulas (:func:`pubkit.document.math.for_epub`), as markup."""
     return "".join(
         node["c"][1]
@@ -335,8 +340,8 @@ def writing(
         folder = Path(tmp)
         (folder / "fonts").mkdir()
         fonts = []
-        mathml = formula_text(_mathml(book.blocks))
-        languages = _languages(book.blocks)
+        mathml = formula_text(book.mathml if book.mathml is not None else mathml_of(book.blocks))
+        languages = book.languages if book.languages is not None else languages_of(book.blocks)
         faces = faces_for(theme, book.text, book.language, languages, formulas=bool(mathml))
         for face in faces:
             fonts.append(folder / "fonts" / face.path.name)
