@@ -451,3 +451,18 @@ def test_thai_counts_its_words_not_its_space_separated_phrases() -> None:
     assert count_words(phrase) >= 7
     assert count_words(phrase + " and English") == count_words(phrase) + 2
     assert count_words("ไทย") == 1
+
+
+def test_weasyprints_c_libraries_are_found_as_ctypes_finds_them() -> None:
+    """From ldconfig's list, read once: the names ctypes finds, the same files; a name
+    that is none (WeasyPrint's Windows names) not found, without probing with a compiler."""
+    import ctypes.util
+
+    from pubkit.engines import libraries
+
+    libraries.install()
+    for name in (*libraries.NEEDED, "harfbuzz-subset", "z"):
+        assert ctypes.util.find_library(name) == ctypes.util._findSoname_ldconfig(name), name
+        assert ctypes.util.find_library(name), name
+    assert ctypes.util.find_library("libgobject-2.0-0") is None
+    assert ctypes.util.find_library("harfbuzz-vector-0.0") is None

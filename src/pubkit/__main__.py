@@ -1,5 +1,5 @@
 """Run the command line as ``python -m pubkit``."""
 
-from pubkit.cli import main
+from pubkit.cli import run
 
-main()
+run()

@@ -412,15 +412,21 @@ class _Validator:
             self._check, name, epub.data, lambda path, run: check_epub(lesson, path, run)
         )
 
-    def collection(self, module: Module, members: list[Lesson], data: bytes) -> list[Diagnostic]:
-        """What EPUBCheck finds in a module's collected EPUB, at its lessons' lines."""
-        if not self.active:
-            return []
+    def collection(
+        self, module: Module, members: list[Lesson], data: bytes | None
+    ) -> Future[list[Diagnostic]]:
+        """What EPUBCheck finds in a module's collected EPUB (``data``; None: none made),
+        at its lessons' lines (soon)."""
+        if not self.active or data is None:
+            return _at_once([])
         from pubkit.course.validate import check_collected_epub
 
         name = modulebook.output_path(module, "epub").name
-        return self._check(
-            name, data, lambda path, run: check_collected_epub(module.source, members, path, run)
+        return self._pool.submit(
+            self._check,
+            name,
+            data,
+            lambda path, run: check_collected_epub(module.source, members, path, run),
         )
 
     def _check(
@@ -481,7 +487,9 @@ def _build_collections(
         work.append((module, key, fragments, _kept_parts(run, folder)))
 
     config, theme, date = run.inputs.config, run.inputs.theme, run.inputs.date
-    collect = partial(_collect, config=config, theme=theme, date=date, names=names)
+    # Locally, each book is bound here while EPUBCheck reads its EPUB; on a cluster, there.
+    bind = run.cluster is not None
+    collect = partial(_collect, config=config, theme=theme, date=date, names=names, bind=bind)
     if run.cluster is not None:
         results = run.cluster.run(work, collect, _module_source, run.usage)
     else:
@@ -491,19 +499,20 @@ def _build_collections(
             languages = (f.language for _, _, fragments, _ in work for f in fragments)
             warm(theme, config, names, languages, collections=True)
         results = render_isolated(work, collect, run.inputs.jobs, _module_source, run.usage)
-    for (module, key, _, kept), collected in results:
+    for (module, key, fragments, kept), collected in results:
         label = f"collections/{module.folder.name}"
         if isinstance(collected, PubkitError):  # the module keeps its last good collection
             diagnostics.extend(collected.diagnostics)
             run.tick(label, FAILED)
             continue
-        outcomes = collected.rendered
-        if "epub" in outcomes:
-            found = validator.collection(module, modules[module], outcomes["epub"].data)
-            diagnostics.extend(found)
-            if any(d.is_error for d in found):
-                run.tick(label, FAILED)
-                continue
+        epub = collected.rendered.get("epub")
+        checking = validator.collection(module, modules[module], epub.data if epub else None)
+        outcomes = collected.bound(fragments)
+        found = checking.result()
+        diagnostics.extend(found)
+        if any(d.is_error for d in found):
+            run.tick(label, FAILED)
+            continue
         entry = {
             "module": {"number": module.number, "title": module.title},
             "lessons": [lesson.id for lesson in modules[module]],
@@ -530,10 +539,15 @@ _Collecting = tuple[Module, str, list[Fragment], dict[str, Part]]
 
 
 def _collect(
-    item: _Collecting, config: Config, theme: Theme, date: str | None, names: tuple[str, ...]
+    item: _Collecting,
+    config: Config,
+    theme: Theme,
+    date: str | None,
+    names: tuple[str, ...],
+    bind: bool,
 ) -> Collected:
     module, _, fragments, kept = item
-    return modulebook.render(module, fragments, config, theme, date, names, kept)
+    return modulebook.render(module, fragments, config, theme, date, names, kept, bind)
 
 
 def _module_source(item: _Collecting) -> Path:

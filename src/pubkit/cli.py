@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -86,6 +87,26 @@ strict_option = click.option(
     "removed HTML, layout findings).",
 )
 paths_argument = click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+
+
+def run() -> None:
+    """The ``pubkit`` command: :func:`main`, then the exit handlers (EPUBCheck's JVM, the
+    workers, temporary folders), then an end without tearing the interpreter down: that
+    freed a build's heap (fonts, stylesheets, laid-out pages) object by object, 0.15 s
+    after every build."""
+    try:
+        main()
+        status: Any = 0
+    except SystemExit as exit_:
+        status = exit_.code
+    if status is not None and not isinstance(status, int):
+        print(status, file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()  # what the interpreter would run first as it exits
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(OSError, ValueError):  # a reader gone (| head), a stream closed
+            stream.flush()
+    os._exit(status or 0)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -176,10 +176,36 @@ PARTS = ("front.pdf", "numbers.pdf", "cover.png")
 
 @dataclass(frozen=True)
 class Collected:
-    """A module's collected editions, by name, and the parts the next build may take."""
+    """A module's collected editions, by name, and the parts the next build may take;
+    its PDF perhaps still :class:`Unbound` (to be bound where its EPUB is checked, while
+    EPUBCheck reads that)."""
 
     rendered: dict[str, Rendered]
     parts: dict[str, Part] = field(default_factory=dict)
+    unbound: Unbound | None = None
+
+    def bound(self, fragments: Sequence[Fragment]) -> dict[str, Rendered]:
+        """Every edition, the PDF bound from its pieces and the lessons' ``fragments``."""
+        if self.unbound is None:
+            return self.rendered
+        return {PAGES.name: self.unbound.bind(fragments), **self.rendered}
+
+
+@dataclass(frozen=True)
+class Unbound:
+    """A collected PDF's own pieces, its lessons' pages not yet joined to them: what
+    :func:`pubkit.engines.bookpages.assemble` makes the book of."""
+
+    front: bytes = field(repr=False)
+    numbers: bytes = field(repr=False)
+    pages: int
+
+    def bind(self, fragments: Sequence[Fragment]) -> Rendered:
+        from pubkit.document.render import Rendered
+        from pubkit.engines.bookpages import assemble
+
+        data = assemble(self.front, self.numbers, [f.pdf for f in fragments])
+        return Rendered(data=data, pages=self.pages)
 
 
 def render(
@@ -190,24 +216,28 @@ def render(
     date: str | None,
     names: Sequence[str] = COLLECTED,
     kept: Mapping[str, Part] | None = None,
+    bind: bool = True,
 ) -> Collected:
     """The module's collected editions among ``names``, the parts in ``kept`` (the last
-    build's) taken again where they fit. The PDF is set while pandoc writes the EPUB,
-    whose page list then follows the PDF's pages."""
+    build's) taken again where they fit; without ``bind``, the PDF's pieces, unbound.
+    The PDF is laid out while pandoc writes the EPUB, whose page list then follows the
+    PDF's pages."""
     from pubkit.engines.epub import writing
 
     parts = _Parts(kept or {})
     rendered: dict[str, Rendered] = {}
-    pages = None
+    unbound = pages = None
     if "epub" not in names:
-        rendered[PAGES.name], pages = _render_pdf(module, fragments, config, theme, date, parts)
-        return Collected(rendered, parts.made)
-    book = _book(module, fragments, config, theme, date)
-    with writing(book, theme, config, EDITIONS["epub"], date) as finish:
-        if PAGES.name in names:
-            rendered[PAGES.name], pages = _render_pdf(module, fragments, config, theme, date, parts)
-        rendered["epub"] = finish(_cover(module, fragments, config, theme, date, parts), pages)
-    return Collected(rendered, parts.made)
+        unbound, pages = _render_pdf(module, fragments, config, theme, date, parts)
+    else:
+        book = _book(module, fragments, config, theme, date)
+        with writing(book, theme, config, EDITIONS["epub"], date) as finish:
+            if PAGES.name in names:
+                unbound, pages = _render_pdf(module, fragments, config, theme, date, parts)
+            cover = _cover(module, fragments, config, theme, date, parts)
+            rendered["epub"] = finish(cover, pages)
+    collected = Collected(rendered, parts.made, unbound)
+    return Collected(collected.bound(fragments), parts.made) if bind else collected
 
 
 class _Parts:
@@ -241,15 +271,13 @@ def _render_pdf(
     theme: Theme,
     date: str | None,
     parts: _Parts,
-) -> tuple[Rendered, PrintPages]:
-    """The collected PDF, assembled (:mod:`pubkit.engines.bookpages`) from its front (title
-    page and contents) and its numbered pages (each taken from ``parts`` when laid out
-    from the same HTML) and the lessons' book pages; and each lesson's pages in it, by
-    the id of its title in the EPUB."""
+) -> tuple[Unbound, PrintPages]:
+    """The collected PDF's pieces (:class:`Unbound`): its front (title page and contents)
+    and its numbered pages, each taken from ``parts`` when laid out from the same HTML;
+    and each lesson's pages in it, by the id of its title in the EPUB."""
     from pubkit.document.links import TITLE_ID
-    from pubkit.document.render import Rendered
     from pubkit.document.templates import environment
-    from pubkit.engines.bookpages import assemble, number_pages
+    from pubkit.engines.bookpages import number_pages
     from pubkit.engines.glyphs import faces_for, languages_in
     from pubkit.engines.pagelist import PrintPages
     from pubkit.engines.weasy import Resources, lay_out, stylesheet, weasyprint_warnings, write_pdf
@@ -288,14 +316,13 @@ def _render_pdf(
             laid_out = number_pages(lay_out(numbered, css, resources))
             # Untagged: its drawing is the book's page furniture (an artifact).
             numbers = parts.keep("numbers.pdf", write_pdf(laid_out, None), numbered)
-    data = assemble(front, numbers, [f.pdf for f in fragments])
     chapters = {
         f"{f.anchor}-{TITLE_ID}": (first, tuple(f.page_starts))
         for f, first in zip(fragments, opens, strict=True)
     }
     edition_name = f"{_title(module, config, theme)}, PDF edition ({config.paper})"
     pages = front_pages + sum(f.pages for f in fragments)
-    return Rendered(data=data, pages=pages), PrintPages(edition_name, chapters)
+    return Unbound(front, numbers, pages), PrintPages(edition_name, chapters)
 
 
 def _opening_pages(fragments: Sequence[Fragment], front_pages: int) -> list[int]:

@@ -68,6 +68,10 @@ def _java() -> str:
 #: The JVM's options: its quick compiler only (EPUBCheck's own start-up is most of the work
 #: of a check), and the small collector.
 _JVM = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
+#: The daemon's, which checks EPUBs for many builds: both compilers, which make a module's
+#: collected EPUB a third quicker to check once they have warmed up (0.16 s against
+#: 0.23 s; the JVM's first check takes 6 s instead of 4.8).
+_DAEMON_JVM = ("-XX:+UseSerialGC",)
 
 
 def run_epubcheck(epub: Path) -> list[Message]:
@@ -257,7 +261,7 @@ def _daemon_channel() -> _Channel | None:
         return None
     if (channel := _connect(place)) is not None:
         return channel
-    command = [_java(), *_JVM, "-cp", str(_jar()), str(_server())]
+    command = [_java(), *_DAEMON_JVM, "-cp", str(_jar()), str(_server())]
     command += ["--listen", str(place), str(DAEMON_IDLE_SECONDS)]
     started = subprocess.Popen(
         command,
