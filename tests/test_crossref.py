@@ -105,15 +105,21 @@ def test_the_epub_links_references_to_their_labels(numbered: tuple[BuildResult, 
     assert "<caption>Table 1: Sales by quarter.</caption>" in chapter
 
 
-def test_the_words_follow_the_lessons_language(tmp_path: Path) -> None:
-    text = "Siehe @fig-a.\n\n![Ein Bild.](swatch.png){#fig-a}\n"
-    front = "---\nlesson: 1\ntitle: Bild\nlanguage: de\n---\n\n"
-    root = make_project(tmp_path, {"01-de.md": front + text})
+def _first_page(tmp_path: Path, name: str, lesson: str) -> tuple[Path, str]:
+    """The course of lesson ``name``, built with the figure it shows, and the text of the
+    first page of its PDF."""
+    root = make_project(tmp_path, {f"{name}.md": lesson})
     (root / "manuscript/01-module/swatch.png").write_bytes(FIGURE.read_bytes())
     result = build(root, formats=["pdf"], force=True)
     assert result.ok, [str(d) for d in result.diagnostics]
-    reader = pypdf.PdfReader(root / "build/pdf/01-module/01-de.pdf")
-    text = " ".join(reader.pages[0].extract_text().split())
+    reader = pypdf.PdfReader(root / f"build/pdf/01-module/{name}.pdf")
+    return root, " ".join(reader.pages[0].extract_text().split())
+
+
+def test_the_words_follow_the_lessons_language(tmp_path: Path) -> None:
+    text = "Siehe @fig-a.\n\n![Ein Bild.](swatch.png){#fig-a}\n"
+    front = "---\nlesson: 1\ntitle: Bild\nlanguage: de\n---\n\n"
+    _, text = _first_page(tmp_path, "01-de", front + text)
     assert "Siehe Abbildung 1." in text and "Abbildung 1: Ein Bild." in text
 
 
@@ -133,12 +139,7 @@ def test_a_reference_to_no_label_and_a_label_given_twice_are_errors(tmp_path: Pa
 def test_a_russian_lesson_reads_in_russian(tmp_path: Path) -> None:
     text = "См. @fig-a и формулу @eq-e.\n\n![Брусок.](swatch.png){#fig-a}\n\n$$E = mc^2$$ {#eq-e}\n"
     front = "---\nlesson: 1\ntitle: Энергия\nlanguage: ru\n---\n\n"
-    root = make_project(tmp_path, {"01-ru.md": front + text})
-    (root / "manuscript/01-module/swatch.png").write_bytes(FIGURE.read_bytes())
-    result = build(root, formats=["pdf"], force=True)
-    assert result.ok, [str(d) for d in result.diagnostics]
-    reader = pypdf.PdfReader(root / "build/pdf/01-module/01-ru.pdf")
-    text = " ".join(reader.pages[0].extract_text().split())
+    _, text = _first_page(tmp_path, "01-ru", front + text)
     # Counts that read right for any number, without Russian's three plural forms.
     assert "МОДУЛЬ 1" in text.upper() and "УРОК 1" in text.upper()
     assert "1 стр." in text and "слов:" in text and "мин чтения" in text
@@ -204,12 +205,7 @@ def test_a_korean_particle_written_onto_a_reference_stays_text(tmp_path: Path) -
         "![막대.](swatch.png){#fig-a}\n\n$$E = mc^2$$ {#eq-e}\n"
     )
     front = "---\nlesson: 1\ntitle: 에너지\nlanguage: ko\n---\n\n"
-    root = make_project(tmp_path, {"01-ko.md": front + text})
-    (root / "manuscript/01-module/swatch.png").write_bytes(FIGURE.read_bytes())
-    result = build(root, formats=["pdf"], force=True)
-    assert result.ok, [str(d) for d in result.diagnostics]
-    reader = pypdf.PdfReader(root / "build/pdf/01-module/01-ko.pdf")
-    page = " ".join(reader.pages[0].extract_text().split())
+    root, page = _first_page(tmp_path, "01-ko", front + text)
     assert "그림 1처럼 보입니다." in page and "식 1은 공식입니다." in page, page
     assert "그림 1를 보세요." in page, page
     (root / "manuscript/01-module/01-ko.md").write_text(front + "@fig-b처럼 없습니다.\n")

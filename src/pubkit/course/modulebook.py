@@ -285,6 +285,14 @@ def _render_pdf(
     template = environment(theme, config.language).get_template("module.html.j2")
     context = _context(module, fragments, config, PAGES.name, date)
     resources = Resources.of_project(config, theme, module.folder)
+
+    def laid_out(html: str) -> Any:
+        faces = faces_for(theme, html, config.language, languages_in(html))
+        css = stylesheet(
+            theme, MODULE_STYLESHEETS, PAGES.name, config.paper, "", faces, config.language
+        )
+        return lay_out(html, css, resources)
+
     front_pages = 2  # the title page and one of contents, until laid out
     with weasyprint_warnings():  # each lesson's own build has reported them already
         for _ in range(3):
@@ -295,11 +303,7 @@ def _render_pdf(
             # Kept only once laid out in as many pages as the contents' numbers counted.
             if (front := parts.get("front.pdf", str(front_pages), html)) is not None:
                 break
-            faces = faces_for(theme, html, config.language, languages_in(html))
-            css = stylesheet(
-                theme, MODULE_STYLESHEETS, PAGES.name, config.paper, "", faces, config.language
-            )
-            document = lay_out(html, css, resources)
+            document = laid_out(html)
             if len(document.pages) == front_pages:
                 front = write_pdf(document, PAGES.pdf_variant)
                 parts.keep("front.pdf", front, str(front_pages), html)
@@ -309,13 +313,9 @@ def _render_pdf(
             front = write_pdf(document, PAGES.pdf_variant)
         numbered = template.render(context, part="numbers", front_pages=front_pages)
         if (numbers := parts.get("numbers.pdf", numbered)) is None:
-            faces = faces_for(theme, numbered, config.language, languages_in(numbered))
-            css = stylesheet(
-                theme, MODULE_STYLESHEETS, PAGES.name, config.paper, "", faces, config.language
-            )
-            laid_out = number_pages(lay_out(numbered, css, resources))
             # Untagged: its drawing is the book's page furniture (an artifact).
-            numbers = parts.keep("numbers.pdf", write_pdf(laid_out, None), numbered)
+            drawn = write_pdf(number_pages(laid_out(numbered)), None)
+            numbers = parts.keep("numbers.pdf", drawn, numbered)
     chapters = {
         f"{f.anchor}-{TITLE_ID}": (first, tuple(f.page_starts))
         for f, first in zip(fragments, opens, strict=True)
