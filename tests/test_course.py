@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -359,6 +360,14 @@ def test_the_downloads_page_in_a_real_browser(course: Path, tmp_path: Path, widt
 # ---- Incremental builds ---------------------------------------------------------------
 
 
+def _first_image(pdf: Path) -> bytes:
+    """The bytes of the first picture a PDF shows."""
+    for page in PdfReader(pdf).pages:
+        for image in page.images:
+            return image.data
+    raise AssertionError(f"{pdf} shows no picture")
+
+
 def _stamps(out: Path) -> dict[str, tuple[int, int]]:
     return {
         p.relative_to(out).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns)
@@ -410,6 +419,30 @@ def test_inputs_beyond_the_manuscript_rebuild_what_depends_on_them(tmp_path: Pat
     assert not any(r.skipped for r in result.built)
     forced = build(root, formats=["pdf"], force=True, jobs=2)
     assert not any(r.skipped for r in forced.built)
+
+
+def test_a_changed_image_rebuilds_the_lessons_that_show_it(tmp_path: Path) -> None:
+    """The lessons' images are among what they are made of: a new picture under the same
+    name sets its lesson again (and that one only); the same picture saved again does not."""
+    root = write_course(tmp_path, COURSE)
+    figure = root / "manuscript/01-module/figure.png"
+    Image.new("RGB", (40, 20), "navy").save(figure)
+    lesson = root / "manuscript/01-module/02-lesson.md"
+    lesson.write_text(lesson.read_text() + "\n![A navy bar.](figure.png)\n")
+    assert build(root, formats=["pdf"], jobs=2).ok
+
+    def rebuilt() -> list[str]:
+        result = build(root, formats=["pdf"], jobs=2)
+        assert result.ok, result.diagnostics
+        return [r.lesson.id for r in result.built if not r.skipped]
+
+    figure.write_bytes(figure.read_bytes())  # saved again, as it was
+    assert rebuilt() == []
+    Image.new("RGB", (40, 20), "orange").save(figure)
+    assert rebuilt() == ["01-module/02-lesson"]
+    colours = Image.open(io.BytesIO(_first_image(root / "build/pdf/01-module/02-lesson.pdf")))
+    assert colours.convert("RGB").getpixel((5, 5)) == (255, 165, 0)
+    assert rebuilt() == []
 
 
 def test_a_lesson_that_fails_keeps_its_module_collection_as_it_was(tmp_path: Path) -> None:

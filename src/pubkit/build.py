@@ -32,6 +32,8 @@ from pubkit.output import (
     STATE_NAME,
     Inputs,
     entry_files,
+    file_stamps,
+    files_unchanged,
     fingerprint,
     fragment_pages_path,
     fragment_path,
@@ -287,6 +289,7 @@ class _Run:
             and outputs_intact(self.out, entry_files(previous["entry"]))
             and (self.out / fragment_path(lesson.id)).is_file()
             and (self.out / fragment_pages_path(lesson.id)).is_file()
+            and files_unchanged(previous.get("files", {}), self.inputs.config.root)
         )
 
 
@@ -360,7 +363,11 @@ def _finish_lesson(
         run.tick(lesson.id, FAILED)
         return
     entry = write_lesson(lesson, run.out, outcome)
-    run.state["lessons"][lesson.id] = {"key": run.keys[lesson.id], "entry": entry}
+    run.state["lessons"][lesson.id] = {
+        "key": run.keys[lesson.id],
+        "entry": entry,
+        "files": file_stamps(outcome.document.files, run.inputs.config.root),
+    }
     done.results.append(LessonResult(lesson, entry, skipped=False))
     run.tick(lesson.id, BUILT)
 

@@ -105,6 +105,33 @@ def outputs_intact(out: Path, editions: Mapping[str, Mapping[str, Any]]) -> bool
     return True
 
 
+def file_stamps(files: Iterable[Path], root: Path) -> dict[str, list[Any]]:
+    """What a lesson's images (and other files it pulls in) were when it was set, by their
+    paths under ``root``: size, modification time and content hash."""
+    stamps, root = {}, root.resolve()
+    for path in files:
+        info = path.stat()
+        key = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+        stamps[key] = [info.st_size, info.st_mtime_ns, sha256(path.read_bytes())]
+    return stamps
+
+
+def files_unchanged(stamps: Mapping[str, list[Any]], root: Path) -> bool:
+    """Whether every file in ``stamps`` (:func:`file_stamps`) still holds what it held: its
+    size and time the same, or else its content (a file saved again unchanged)."""
+    for name, (size, mtime, digest) in stamps.items():
+        path = root / name
+        try:
+            info = path.stat()
+            if (info.st_size, info.st_mtime_ns) != (size, mtime) and (
+                info.st_size != size or sha256(path.read_bytes()) != digest
+            ):
+                return False
+        except OSError:
+            return False
+    return True
+
+
 def fingerprint(parts: Iterable[bytes | str]) -> str:
     digest = hashlib.sha256()
     for part in parts:

@@ -47,7 +47,7 @@ from pubkit.sources.blocks import Family, builtin_family
 from pubkit.sources.config import text_direction
 from pubkit.sources.manuscript import Lesson, div_openers
 from pubkit.sources.numbering import DEFAULT as NUMBERING
-from pubkit.sources.resources import check_resources, line_of
+from pubkit.sources.resources import check_resources, line_of, local_files
 
 #: CommonMark with pandoc's extensions (fenced divs, footnotes, pipe tables, definition
 #: lists, smart punctuation, attributes, an image alone in a paragraph as a captioned
@@ -89,6 +89,8 @@ class Document:
     words: Mapping[str, Any] = field(default_factory=dict)
     #: The AST as read, every block in it, that each edition's is arranged from.
     source: AST | None = None
+    #: The files its images and raw HTML pull in (:func:`local_files`).
+    files: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -292,6 +294,7 @@ def _document(
         targets=targets,
         links=replace(course, lessons={}),
         words=reading.words if reading else {},
+        files=local_files(ast["blocks"], lesson),
     )
 
 

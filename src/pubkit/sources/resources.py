@@ -175,6 +175,19 @@ def _outside(css: str) -> bool:
     return any(not ref.strip().startswith("#") for ref in css_references(css))
 
 
+def local_files(ast: Any, lesson: Lesson) -> tuple[Path, ...]:
+    """The files the lesson's images and raw HTML pull in (each once, resolved): what
+    its outputs are made of besides its manuscript, which a rebuild must look at."""
+    found = []
+    for reference in dict.fromkeys(_references(ast)):
+        parts = urlsplit(reference)
+        if not parts.scheme and parts.path:
+            path = (lesson.path.parent / unquote(parts.path)).resolve()
+            if path.is_file():
+                found.append(path)
+    return tuple(dict.fromkeys(found))
+
+
 def check_resources(ast: Any, lesson: Lesson, root: Path) -> list[Diagnostic]:
     """Every image and raw-HTML resource of the lesson that is missing or not allowed."""
     problems = []
