@@ -16,7 +16,8 @@ from conftest import PROJECTS
 from epubinfo import documents
 from pdfinfo import page_texts
 from pubkit.build import build
-from pubkit.course.modulebook import PARTS
+from pubkit.course.modulebook import CHAPTERS, PARTS
+from pubkit.engines.epub import kept_chapters
 
 XHTML = "{http://www.w3.org/1999/xhtml}"
 EPUB = "{http://www.idpf.org/2007/ops}"
@@ -186,12 +187,17 @@ def test_a_book_assembled_after_an_edit_is_the_book_built_from_scratch(
     assert str(second) in [label for label, _ in after["page list"]]
 
     # An edit that moves no page: the book's front, its numbered pages and the EPUB's
-    # cover are taken again, as they were (none is laid out again).
+    # cover are taken again, as they were (none is laid out again); of the EPUB's
+    # chapters, only the edited lesson's is new.
+    kept = edited / f"build/.pubkit/collections/01-basics.{CHAPTERS}"
     parts = [edited / f"build/.pubkit/collections/01-basics.{name}" for name in PARTS]
-    laid_out = [part.stat().st_mtime_ns for part in parts]
+    laid_out = [part.stat().st_mtime_ns for part in parts if part != kept]
+    chapters = kept_chapters(kept.read_bytes())
     lesson.write_text(lesson.read_text().replace("longer.", "longer!", 1))
     assert build(edited, jobs=2).ok
-    assert [part.stat().st_mtime_ns for part in parts] == laid_out
+    assert [part.stat().st_mtime_ns for part in parts if part != kept] == laid_out
+    now = kept_chapters(kept.read_bytes())
+    assert len(now) == len(chapters) > 1 and len(now.keys() - chapters.keys()) == 1
     shutil.rmtree(scratch)
     shutil.copytree(edited, scratch)
     shutil.rmtree(scratch / "build")

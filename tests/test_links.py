@@ -112,6 +112,8 @@ def follow(epub: Path, chapter: str, href: str) -> tuple[str, str] | None:
     parts = urlsplit(href)
     if parts.scheme:
         return None
+    if not parts.path:  # within the chapter
+        return chapter, unquote(parts.fragment)
     target = posixpath.normpath(posixpath.join(posixpath.dirname(chapter), unquote(parts.path)))
     return target, unquote(parts.fragment)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ from pubkit.sources.theme import Theme
 
 if TYPE_CHECKING:
     from pubkit.document.render import Rendered, RenderJob
-    from pubkit.engines.epub import Book
+    from pubkit.engines.epub import Book, Chapter
     from pubkit.engines.pagelist import PrintPages
 
 # The document's and the engines' modules are imported where they are used: a build that
@@ -58,6 +58,9 @@ class Fragment:
     #: 0.1 s, before pandoc could start).
     languages: list[str]
     mathml: str
+    #: A digest of what its chapter of the collected EPUB is made of: its blocks and the
+    #: files they show (a changed picture under the same name changes it).
+    chapter_key: str
     #: Its pages as the collected PDF sets them (a PDF, kept beside the rest, not in its
     #: JSON): laid out for the lesson's own PDF, written again by its worker
     #: (:func:`pubkit.engines.bookpages.book_pages`).
@@ -96,6 +99,9 @@ def fragment(job: RenderJob) -> Fragment:
     # collected EPUB's lessons share their module's folder.
     blocks = renamed_ids(lesson_blocks(job, links=False), f"{anchor}-".__add__)
     assert job.figures.pages is not None
+    blocks = _collected_links(job, blocks)
+    made_of: list[str | bytes] = [json.dumps(blocks, sort_keys=True)]
+    made_of += [path.read_bytes() for path in job.document.files]
     return Fragment(
         anchor=anchor,
         number=job.lesson.number,
@@ -103,12 +109,13 @@ def fragment(job: RenderJob) -> Fragment:
         language=job.language,
         words=job.figures.words,
         minutes=job.figures.minutes,
-        blocks=_collected_links(job, blocks),
+        blocks=blocks,
         api_version=job.document.ast["pandoc-api-version"],
         text=job.document.text + header,
         page_starts=list(pdf.page_starts),
         languages=sorted(languages_of(blocks)),
         mathml=mathml_of(blocks),
+        chapter_key=_digest(made_of),
         pdf=pdf.book,
     )
 
@@ -170,8 +177,10 @@ class Part:
     data: bytes = field(repr=False)
 
 
-#: The parts a collection keeps (:class:`Part`), each named as its file is.
-PARTS = ("front.pdf", "numbers.pdf", "cover.png")
+#: The parts a collection keeps (:class:`Part`), each named as its file is; the last, the
+#: collected EPUB's chapters (:func:`pubkit.engines.epub.chapters_archive`).
+PARTS = ("front.pdf", "numbers.pdf", "cover.png", "chapters.zip")
+CHAPTERS = PARTS[-1]
 
 
 @dataclass(frozen=True)
@@ -230,12 +239,15 @@ def render(
     if "epub" not in names:
         unbound, pages = _render_pdf(module, fragments, config, theme, date, parts)
     else:
-        book = _book(module, fragments, config, theme, date)
+        book = _book(module, fragments, config, theme, date, parts)
         with writing(book, theme, config, EDITIONS["epub"], date) as finish:
             if PAGES.name in names:
                 unbound, pages = _render_pdf(module, fragments, config, theme, date, parts)
             cover = _cover(module, fragments, config, theme, date, parts)
-            rendered["epub"] = finish(cover, pages)
+            epub = finish(cover, pages)
+        if epub.chapters:
+            parts.keep_chapters(epub.chapters)
+        rendered["epub"] = replace(epub, chapters={})
     collected = Collected(rendered, parts.made, unbound)
     return Collected(collected.bound(fragments), parts.made) if bind else collected
 
@@ -259,9 +271,25 @@ class _Parts:
         self.made[name] = Part(_digest(made_from), data)
         return data
 
+    def chapters(self) -> dict[str, Chapter]:
+        """The collected EPUB's chapters the last build kept, by key."""
+        from pubkit.engines.epub import kept_chapters
 
-def _digest(parts: Sequence[str]) -> str:
-    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
+        found = self.kept.get(CHAPTERS)
+        return kept_chapters(found.data) if found else {}
+
+    def keep_chapters(self, chapters: Mapping[str, Chapter]) -> None:
+        from pubkit.engines.epub import chapters_archive
+
+        self.keep(CHAPTERS, chapters_archive(chapters), *chapters)
+
+
+def _digest(parts: Sequence[str | bytes]) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8") if isinstance(part, str) else part)
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def _render_pdf(
@@ -335,9 +363,15 @@ def _opening_pages(fragments: Sequence[Fragment], front_pages: int) -> list[int]
 
 
 def _book(
-    module: Module, fragments: Sequence[Fragment], config: Config, theme: Theme, date: str | None
+    module: Module,
+    fragments: Sequence[Fragment],
+    config: Config,
+    theme: Theme,
+    date: str | None,
+    parts: _Parts,
 ) -> Book:
-    """The collected EPUB's book: a chapter per lesson, headed as in the lesson's own EPUB."""
+    """The collected EPUB's book: a chapter per lesson, headed as in the lesson's own EPUB;
+    those the last build made of the same lesson in the same book taken again."""
     from pubkit.engines.epub import Book, book_metadata
 
     words = theme.words(config.language)
@@ -353,6 +387,7 @@ def _book(
         words["contents"],
         date=date,
     )
+    book = json.dumps(meta, sort_keys=True)  # the chapters' language, direction, title
     return Book(
         blocks=[block for f in fragments for block in f.blocks],
         api_version=fragments[0].api_version,
@@ -364,6 +399,8 @@ def _book(
         source=module.source,
         languages=frozenset(language for f in fragments for language in f.languages),
         mathml="".join(f.mathml for f in fragments),
+        chapter_keys=tuple(_digest([f.chapter_key, book]) for f in fragments),
+        kept_chapters=parts.chapters(),
     )
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from markupsafe import Markup
@@ -93,3 +94,6 @@ class Rendered:
     #: For the pdf edition: its pages as its module's collected PDF sets them, a PDF
     #: (:func:`pubkit.engines.bookpages.book_pages`, from its own), which the collection assembles.
     book: bytes | None = None
+    #: For a module's collected EPUB: its chapters, by key, for the next build to take
+    #: again (:class:`pubkit.engines.epub.Chapter`).
+    chapters: Mapping[str, Any] = field(default_factory=dict, repr=False)

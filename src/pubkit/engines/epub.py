@@ -3,14 +3,16 @@ accessibility metadata read off the content, the shared design."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import re
 import tempfile
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -174,6 +176,137 @@ class Book:
     #: (a module's book takes its lessons', found when each was set).
     languages: frozenset[str] | None = None
     mathml: str | None = None
+    #: A collection's chapters: a key for each of its blocks (a lesson's ``Div``, which
+    #: pandoc makes one chapter of), and the chapters earlier builds made of blocks with
+    #: those keys (:class:`Chapter`), which pandoc is given only the titles of. Empty: a
+    #: lesson's book, whose chapter is not kept.
+    chapter_keys: tuple[str, ...] = ()
+    kept_chapters: Mapping[str, Chapter] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """A lesson's chapter of a collected EPUB as pandoc wrote it, made to stand alone, so
+    that the next build of the book takes it again while the lesson is unchanged: its
+    links into the book as ``#id`` (:func:`pubkit.engines.epubparts.link_across` leads
+    each to its chapter), its images named by their content (``media/<digest>.png``),
+    with their media types, and the properties its package item has (``mathml``,
+    ``svg``)."""
+
+    xhtml: bytes = field(repr=False)
+    media: Mapping[str, tuple[str, bytes]] = field(repr=False)
+    properties: str
+
+
+def kept_chapters(data: bytes) -> dict[str, Chapter]:
+    """The chapters :func:`chapters_archive` keeps, by key."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        index = json.loads(archive.read("index.json"))
+        return {
+            key: Chapter(
+                xhtml=archive.read(f"{key}/chapter.xhtml"),
+                media={
+                    name: (kind, archive.read(f"{key}/media/{name}"))
+                    for name, kind in entry["media"].items()
+                },
+                properties=entry["properties"],
+            )
+            for key, entry in index.items()
+        }
+
+
+def chapters_archive(chapters: Mapping[str, Chapter]) -> bytes:
+    """``chapters`` (by key) as one file, stored (not compressed: it is read again soon)."""
+    index = {
+        key: {
+            "properties": chapter.properties,
+            "media": {name: kind for name, (kind, _) in chapter.media.items()},
+        }
+        for key, chapter in chapters.items()
+    }
+    entries = {"index.json": json.dumps(index, sort_keys=True).encode()}
+    for key, chapter in chapters.items():
+        entries[f"{key}/chapter.xhtml"] = chapter.xhtml
+        entries.update({f"{key}/media/{name}": data for name, (_, data) in chapter.media.items()})
+    return _zip(entries, zipfile.ZIP_STORED)
+
+
+def _title_only(block: Any) -> Any | None:
+    """A lesson's ``Div`` with nothing but its title (what pandoc needs of a kept
+    chapter: its place and its heading); None if it does not start with one."""
+    attr, content = block["c"] if block.get("t") == "Div" else (None, [])
+    if not content or content[0].get("t") != "Header" or content[0]["c"][0] != 1:
+        return None
+    return {"t": "Div", "c": [attr, content[:1]]}
+
+
+class _Unkept(Exception):
+    """pandoc did not make a chapter of each of a collection's blocks: its chapters can be
+    neither kept nor taken again (the book is written whole)."""
+
+
+def _stand_alone(entries: dict[str, bytes], package: ET.Element, book: Book) -> dict[str, Chapter]:
+    """Put a collection's kept chapters in place of the titles pandoc was given for them,
+    and make the others stand alone (:class:`Chapter`), in ``entries`` and the
+    ``package`` document; returns every chapter, by key. The cover image is named
+    ``media/cover.png``, whatever pandoc named it."""
+    names = sorted(filter(_CHAPTER.match, entries), key=_chapter_number)
+    if len(names) != len(book.chapter_keys):
+        raise _Unkept
+    manifest = package.find(tag("manifest", OPF))
+    assert manifest is not None
+    items = {"EPUB/" + (item.get("href") or ""): item for item in manifest}
+    media = {name: item for name, item in items.items() if name.startswith("EPUB/media/")}
+    chapters = {}
+    for name, key in zip(names, book.chapter_keys, strict=True):
+        chapter = book.kept_chapters.get(key) or _chapter(entries, name, items, media)
+        chapters[key] = chapter
+        entries[name] = chapter.xhtml
+        items[name].attrib.pop("properties", None)
+        if chapter.properties:
+            items[name].set("properties", chapter.properties)
+    for name, item in media.items():
+        data = entries.pop(name)
+        manifest.remove(item)
+        if "cover-image" in (item.get("properties") or "").split():
+            cover = "media/cover" + Path(name).suffix
+            entries["EPUB/" + cover] = data
+            item.set("href", cover)
+            item.set("id", "cover-image")
+            manifest.append(item)
+    for chapter in chapters.values():
+        for file, (kind, data) in chapter.media.items():
+            if f"EPUB/media/{file}" not in entries:
+                entries[f"EPUB/media/{file}"] = data
+                attributes = {"id": "m-" + file.replace(".", "-"), "href": f"media/{file}"}
+                ET.SubElement(manifest, tag("item", OPF), {**attributes, "media-type": kind})
+    return chapters
+
+
+def _chapter(
+    entries: Mapping[str, bytes],
+    name: str,
+    items: Mapping[str, ET.Element],
+    media: Mapping[str, ET.Element],
+) -> Chapter:
+    """Chapter ``name`` as pandoc wrote it, made to stand alone (:class:`Chapter`)."""
+    root = ET.fromstring(entries[name])
+    files: dict[str, tuple[str, bytes]] = {}
+    for element in root.iter():
+        for attribute, value in element.attrib.items():
+            item = media.get("EPUB/" + value[3:]) if value.startswith("../media/") else None
+            if item is not None:  # (an element without children is false)
+                data = entries["EPUB/" + value[3:]]
+                file = hashlib.sha256(data).hexdigest()[:20] + Path(value).suffix.lower()
+                files[file] = (item.get("media-type") or "", data)
+                element.set(attribute, "../media/" + file)
+            elif attribute == "href" and (found := _IN_BOOK.match(value)):
+                element.set(attribute, found[1])
+    return Chapter(parts.xhtml(root), files, items[name].get("properties") or "")
+
+
+#: A link pandoc led to a chapter of the book: ``ch003.xhtml#id``.
+_IN_BOOK = re.compile(r"^ch\d+\.xhtml(#.+)$")
 
 
 def _repack(
@@ -185,17 +318,19 @@ def _repack(
     config: Config,
     edition: str,
     fonts: Mapping[str, bytes],
-) -> tuple[bytes, list[Diagnostic]]:
+) -> tuple[bytes, list[Diagnostic], dict[str, Chapter]]:
     """Finish pandoc's EPUB, with ``cover`` in place of the placeholder pandoc was given,
     the ``fonts`` in place of their empty files (by name in the container), and
     page-break markers following ``pages``; and rewrite the container: mimetype first and
-    stored, fixed times. Returns the bytes and warnings about what could not be
-    claimed."""
+    stored, fixed times. Returns the bytes, warnings about what could not be claimed, and
+    a collection's chapters (:class:`Chapter`, by key)."""
     source = zipfile.ZipFile(io.BytesIO(epub))
     entries = {name: source.read(name) for name in source.namelist()}
     missing_fonts = set(fonts) - set(entries)
     assert not missing_fonts, f"pandoc left out {missing_fonts}"
     entries.update(fonts)
+    package = ET.fromstring(entries[PACKAGE])
+    made = _stand_alone(entries, package, book) if book.chapter_keys else {}
     chapters = {
         name: ET.fromstring(entries[name])
         for name in sorted(filter(_CHAPTER.match, entries), key=_chapter_number)
@@ -220,11 +355,6 @@ def _repack(
     ncx = ET.fromstring(entries[NCX])
     parts.finish_ncx(ncx, toc)
     entries[NCX] = parts.ncx_xml(ncx)
-    if COVER in entries:
-        page = ET.fromstring(entries[COVER])
-        parts.finish_cover(page, book.cover_alt)
-        entries[COVER] = parts.xhtml(page)
-    package = ET.fromstring(entries[PACKAGE])
     cover_image = {
         "EPUB/" + item.get("href", "")
         for item in package.iter(tag("item", OPF))
@@ -232,6 +362,11 @@ def _repack(
     }
     for name in cover_image:
         entries[name] = cover
+    if COVER in entries:
+        page = ET.fromstring(entries[COVER])
+        (image,) = (name.removeprefix("EPUB/") for name in cover_image)
+        parts.finish_cover(page, book.cover_alt, f"../{image}")
+        entries[COVER] = parts.xhtml(page)
     claims = a11y.assess(
         chapters.values(),
         len(markers),
@@ -260,7 +395,7 @@ def _repack(
         warning(path, None, f"{edition}: no WCAG conformance claimed: {problem}")
         for problem in claims.problems
     ]
-    return _zip(entries), notes
+    return _zip(entries), notes, made
 
 
 def languages_of(blocks: list[Any]) -> frozenset[str]:
@@ -290,12 +425,12 @@ def _chapter_number(name: str) -> int:
     return int(match[1])
 
 
-def _zip(entries: Mapping[str, bytes]) -> bytes:
+def _zip(entries: Mapping[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as target:
         for name in sorted(entries, key=lambda n: (n != "mimetype", n)):
             info = zipfile.ZipInfo(name, _ZIP_TIME)
-            info.compress_type = zipfile.ZIP_STORED if name == "mimetype" else zipfile.ZIP_DEFLATED
+            info.compress_type = zipfile.ZIP_STORED if name == "mimetype" else compression
             info.external_attr = 0o644 << 16
             target.writestr(info, entries[name])
     return buffer.getvalue()
@@ -340,7 +475,14 @@ def writing(
     the page list follows), then finishes the book (:func:`_repack`) with what the block
     yields. ``date`` (YYYY-MM-DD) fixes its modification time. pandoc is stopped if the
     block ends otherwise."""
-    ast = {"pandoc-api-version": book.api_version, "meta": book.meta, "blocks": book.blocks}
+    blocks = book.blocks
+    if book.kept_chapters:  # pandoc is given only the titles of the chapters kept
+        titles = [_title_only(block) if key in book.kept_chapters else None
+                  for block, key in zip(blocks, book.chapter_keys, strict=True)]  # fmt: skip
+        blocks = [title or block for title, block in zip(titles, blocks, strict=True)]
+        kept = {key for key, title in zip(book.chapter_keys, titles, strict=True) if title}
+        book = replace(book, kept_chapters={k: book.kept_chapters[k] for k in kept})
+    ast = {"pandoc-api-version": book.api_version, "meta": book.meta, "blocks": blocks}
     with tempfile.TemporaryDirectory(prefix="pubkit-epub-") as tmp:
         folder = Path(tmp)
         (folder / "fonts").mkdir()
@@ -361,14 +503,7 @@ def writing(
         )
         (folder / "pubkit.css").write_text(css, encoding="utf-8")
         (folder / "cover.png").write_bytes(placeholder_png())  # replaced in _repack
-        running = pandoc.epub(
-            ast,
-            source=book.source,
-            css=folder / "pubkit.css",
-            fonts=fonts,
-            cover=folder / "cover.png",
-            date=date,
-        )
+        running = _pandoc(ast, book, folder, fonts, date)
         waited = False
         # Cut while pandoc writes (a module's ten faces: 35 ms), which then has no font to
         # deflate (40 ms): _repack puts them in.
@@ -380,14 +515,39 @@ def writing(
         }
 
         def finish(cover: bytes, pages: PrintPages | None) -> Rendered:
-            nonlocal waited
+            nonlocal waited, book
             waited = True
             epub = running.wait()
-            data, notes = _repack(epub, book, cover, pages, theme, config, edition.name, subsets)
-            return Rendered(data=data, diagnostics=tuple(notes))
+            try:
+                data, notes, made = _repack(
+                    epub, book, cover, pages, theme, config, edition.name, subsets
+                )
+            except _Unkept:  # written whole, no chapter kept
+                whole = replace(book, chapter_keys=(), kept_chapters={})
+                if book.kept_chapters:
+                    ast["blocks"] = whole.blocks
+                    epub = _pandoc(ast, whole, folder, fonts, date).wait()
+                data, notes, made = _repack(
+                    epub, whole, cover, pages, theme, config, edition.name, subsets
+                )
+            return Rendered(data=data, diagnostics=tuple(notes), chapters=made)
 
         try:
             yield finish
         finally:
             if not waited:
                 running.stop()
+
+
+def _pandoc(
+    ast: dict[str, Any], book: Book, folder: Path, fonts: list[Path], date: str | None
+) -> pandoc.Conversion:
+    """pandoc writing ``ast`` as ``book``, with what :func:`writing` put in ``folder``."""
+    return pandoc.epub(
+        ast,
+        source=book.source,
+        css=folder / "pubkit.css",
+        fonts=fonts,
+        cover=folder / "cover.png",
+        date=date,
+    )

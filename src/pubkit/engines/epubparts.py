@@ -18,8 +18,6 @@ from pubkit.engines.namespaces import (
     MATHML,
     NCX,
     OPF,
-    SVG,
-    XLINK,
     XML_LANG,
     tag,
     to_string,
@@ -157,13 +155,12 @@ def xhtml(root: ET.Element) -> bytes:
     return ('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE html>\n' + body).encode("utf-8")
 
 
-def finish_cover(root: ET.Element, alt: str) -> None:
-    """An <img> with a text alternative in place of pandoc's unlabelled SVG wrapper."""
+def finish_cover(root: ET.Element, alt: str, source: str) -> None:
+    """An <img> of ``source`` with a text alternative in place of pandoc's unlabelled SVG
+    wrapper."""
     set_direction(root)
     body = root.find(tag("body"))
     assert body is not None
-    image = next(body.iter(tag("image", SVG)))
-    source = image.get(tag("href", XLINK), "")
     body.clear()
     body.set("class", "cover")
     section = ET.SubElement(body, tag("section"), {tag("type", EPUB): "cover"})
