@@ -21,7 +21,7 @@ from pypdf import PdfReader
 from conftest import PROJECTS, REPO, lesson_text, make_project, run_pubkit
 from epubinfo import documents, package, text_after_markers, words
 from pdfinfo import outline_titles, page_texts
-from pubkit.build import build
+from pubkit.build import _Ahead, build
 from pubkit.course.validate import run_epubcheck
 
 XHTML = "{http://www.w3.org/1999/xhtml}"
@@ -380,7 +380,25 @@ def _changed(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int
     return {name for name in after if before.get(name) != after[name]}
 
 
-def test_a_rebuild_touches_only_what_changed(tmp_path: Path) -> None:
+def _taken_ahead(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The keys of the collections the next builds take from those set ahead of their
+    lessons' writing (:class:`pubkit.build._Ahead`)."""
+    taken: list[str] = []
+    real = _Ahead.take
+
+    def take(self: _Ahead, key: str) -> Any:
+        started = real(self, key)
+        if started is not None:
+            taken.append(key)
+        return started
+
+    monkeypatch.setattr(_Ahead, "take", take)
+    return taken
+
+
+def test_a_rebuild_touches_only_what_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = write_course(tmp_path, COURSE)
     assert build(root, jobs=2).ok
     out = root / "build"
@@ -392,8 +410,10 @@ def test_a_rebuild_touches_only_what_changed(tmp_path: Path) -> None:
 
     lesson = root / "manuscript/01-module/02-lesson.md"
     lesson.write_text(lesson.read_text().replace("title: Beta Lesson", "title: Beta Revised"))
+    taken = _taken_ahead(monkeypatch)
     edited = build(root, jobs=2)
     assert [r.lesson.id for r in edited.built if not r.skipped] == ["01-module/02-lesson"]
+    assert len(taken) == 1  # its module collected from the fragment its worker sent early
     changed = _changed(before, _stamps(out))
     lesson_files = {
         f"{edition}/01-module/02-lesson.{suffix}"

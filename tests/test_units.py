@@ -205,6 +205,24 @@ def test_a_worker_sets_lesson_after_lesson_and_is_replaced_in_time(
     assert len(set(pids)) >= 3 and all(pids.count(pid) <= 2 for pid in pids)
 
 
+def _early_then(item: int) -> int:
+    workers.send_early(item * 10)
+    return item
+
+
+def test_what_a_worker_sends_early_comes_before_its_result() -> None:
+    heard: list[tuple[int, int]] = []
+    results = []
+    for item, result in workers.render_isolated(
+        [1, 2, 3], _early_then, 2, lambda _: Path("x"), early=lambda i, v: heard.append((i, v))
+    ):
+        assert (item, item * 10) in heard  # heard before its result came
+        results.append(result)
+    assert sorted(heard) == [(1, 10), (2, 20), (3, 30)] and results == [1, 2, 3]
+    # A build that does not listen hears nothing, and its results come as ever.
+    assert [r for _, r in workers.render_isolated([4], _early_then, 1, lambda _: Path("x"))] == [4]
+
+
 def _descend(depth: int) -> int:
     return depth if depth == 0 else _descend(depth - 1)
 

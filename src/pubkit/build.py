@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property, partial
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from pubkit.course import modulebook
 from pubkit.course.links import course_links, link_key
 from pubkit.course.modulebook import PARTS, Collected, Fragment, Part
 from pubkit.course.workers import Usage, default_jobs, render_isolated
-from pubkit.errors import ConfigError, Diagnostic, PubkitError, error, warning
+from pubkit.errors import ConfigError, Diagnostic, LessonError, PubkitError, error, warning
 from pubkit.output import (
     MANIFEST_NAME,
     STATE_NAME,
@@ -155,10 +156,11 @@ def build(
     with (
         _Validator(validate and "epub" in names) as validator,
         _connected(address, config) as cluster,
+        _Ahead(run) as ahead,
     ):
         run.cluster = cluster
-        lessons = _build_lessons(manuscripts, run, validator)
-        collected = _build_collections(modules, lessons, run, validator)
+        lessons = _build_lessons(manuscripts, run, validator, ahead)
+        collected = _build_collections(modules, lessons, run, validator, ahead)
 
         # The manifest and the downloads page, from this run and what earlier runs left.
         kept = None if checked.targets else {f"{p.parent.name}/{p.stem}" for p in lessons.failed}
@@ -300,10 +302,12 @@ class _Lessons:
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
 
-def _build_lessons(manuscripts: Manuscripts, run: _Run, validator: _Validator) -> _Lessons:
+def _build_lessons(
+    manuscripts: Manuscripts, run: _Run, validator: _Validator, ahead: _Ahead
+) -> _Lessons:
     """Set and write every lesson that is not up to date; record each in ``state``. Each
     lesson's EPUB is checked (in the background, while the next lessons are set) before
-    the lesson is written."""
+    the lesson is written; its module's collection may start before (:class:`_Ahead`)."""
     done = _Lessons(failed=list(manuscripts.failed), diagnostics=list(manuscripts.diagnostics))
     records = run.state["lessons"]
     work = []
@@ -323,7 +327,7 @@ def _build_lessons(manuscripts: Manuscripts, run: _Run, validator: _Validator) -
     from pubkit.course.lessons import set_lessons
 
     setting = set_lessons(
-        work, config, theme, names, date, inputs.jobs, run.usage, course, run.cluster
+        work, config, theme, names, date, inputs.jobs, run.usage, course, run.cluster, ahead.start
     )
     checks: list[tuple[Lesson, LessonOutcome, Future[list[Diagnostic]]]] = []
     for lesson, outcome in setting:
@@ -466,18 +470,23 @@ def _at_once(value: list[Diagnostic]) -> Future[list[Diagnostic]]:
 
 
 def _build_collections(
-    modules: Mapping[Module, list[Lesson]], lessons: _Lessons, run: _Run, validator: _Validator
+    modules: Mapping[Module, list[Lesson]],
+    lessons: _Lessons,
+    run: _Run,
+    validator: _Validator,
+    ahead: _Ahead,
 ) -> list[Diagnostic]:
-    """Collect each module whose lessons changed, from their lessons' cached fragments; a
-    module with a lesson that failed keeps its last good collection."""
-    names = tuple(name for name in modulebook.COLLECTED if name in run.inputs.names)
+    """Collect each module whose lessons changed, from their lessons' cached fragments
+    (or take the collection set ahead of them, :class:`_Ahead`); a module with a lesson
+    that failed keeps its last good collection."""
+    names = _collected(run)
     records = run.state["collections"]
     ready = {result.lesson.id for result in lessons.results}
     diagnostics: list[Diagnostic] = []
     work: list[_Collecting] = []
     for module, members in modules.items():
         folder = module.folder.name
-        key = fingerprint([folder, ",".join(names), *(run.keys[lesson.id] for lesson in members)])
+        key = _module_key(run, module, members)
         previous = records.get(folder)
         if not names or any(lesson.id not in ready for lesson in members):
             run.tick(f"collections/{folder}", KEPT)  # a lesson failed: keep the last good one
@@ -493,19 +502,19 @@ def _build_collections(
         fragments = [read_fragment(run.out, lesson.id) for lesson in members]
         work.append((module, key, fragments, _kept_parts(run, folder)))
 
-    config, theme, date = run.inputs.config, run.inputs.theme, run.inputs.date
     # Locally, each book is bound here while EPUBCheck reads its EPUB; on a cluster, there.
-    bind = run.cluster is not None
-    collect = partial(_collect, config=config, theme=theme, date=date, names=names, bind=bind)
+    collect = _collector(run, bind=run.cluster is not None)
+    results: Iterable[tuple[_Collecting, Collected | LessonError]]
     if run.cluster is not None:
         results = run.cluster.run(work, collect, _module_source, run.usage)
     else:
-        if work:
-            from pubkit.engines.pdf import warm
-
-            languages = (f.language for _, _, fragments, _ in work for f in fragments)
-            warm(theme, config, names, languages, collections=True)
-        results = render_isolated(work, collect, run.inputs.jobs, _module_source, run.usage)
+        taken = [(item, started) for item in work if (started := ahead.take(item[1]))]
+        rest = [item for item in work if item[1] not in {item[1] for item, _ in taken}]
+        _warm_collections(run, rest)
+        results = chain(
+            ((item, started.result()) for item, started in taken),
+            render_isolated(rest, collect, run.inputs.jobs, _module_source, run.usage),
+        )
     for (module, key, fragments, kept), collected in results:
         label = f"collections/{module.folder.name}"
         if isinstance(collected, PubkitError):  # the module keeps its last good collection
@@ -543,6 +552,88 @@ def _build_collections(
 #: What a module's collection is set from: the module, its key, its lessons' fragments,
 #: and the parts of its last collections.
 _Collecting = tuple[Module, str, list[Fragment], dict[str, Part]]
+
+
+def _collected(run: _Run) -> tuple[str, ...]:
+    """The collected editions the build makes."""
+    return tuple(name for name in modulebook.COLLECTED if name in run.inputs.names)
+
+
+def _module_key(run: _Run, module: Module, members: Sequence[Lesson]) -> str:
+    """What a module's collections are made of: its lessons' keys, the editions made."""
+    names = ",".join(_collected(run))
+    return fingerprint([module.folder.name, names, *(run.keys[lesson.id] for lesson in members)])
+
+
+def _collector(run: _Run, bind: bool) -> Callable[[_Collecting], Collected]:
+    """A module's collections, as a worker sets them (``bind``: its PDF bound there)."""
+    inputs = run.inputs
+    return partial(
+        _collect,
+        config=inputs.config,
+        theme=inputs.theme,
+        date=inputs.date,
+        names=_collected(run),
+        bind=bind,
+    )
+
+
+def _warm_collections(run: _Run, work: Sequence[_Collecting]) -> None:
+    """Load what the collections' workers share before they are forked."""
+    if work:
+        from pubkit.engines.pdf import warm
+
+        languages = (f.language for _, _, fragments, _ in work for f in fragments)
+        inputs = run.inputs
+        warm(inputs.theme, inputs.config, _collected(run), languages, collections=True)
+
+
+class _Ahead:
+    """Module collections started before their lessons are written. When a build sets
+    fewer lessons than it has cores (an edit), a module whose other lessons are all up to
+    date is collected as soon as the changed lesson's fragment comes
+    (:func:`pubkit.course.workers.send_early`): on the core that set the lesson's
+    handout, while the lesson's EPUB is set and checked. The build takes the collection
+    if the lesson is then written (its key says so); if it failed, it is dropped."""
+
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+        #: The collections started, by the key of what they are made of.
+        self.started: dict[str, Future[Collected | LessonError]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ahead")
+
+    def __enter__(self) -> _Ahead:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._pool.shutdown()
+
+    def start(self, lesson: Lesson, fragment: Fragment) -> None:
+        """Start the collection of ``lesson``'s module, ``fragment`` its new part, if its
+        other lessons are up to date."""
+        run = self.run
+        members = run.modules.get(lesson.module)
+        if run.cluster is not None or not _collected(run) or not members:
+            return
+        if any(other.id != lesson.id and not run.up_to_date(other) for other in members):
+            return
+        fragments = [
+            fragment if other.id == lesson.id else read_fragment(run.out, other.id)
+            for other in members
+        ]
+        key = _module_key(run, lesson.module, members)
+        kept = _kept_parts(run, lesson.module.folder.name)
+        self.started[key] = self._pool.submit(self._collect, (lesson.module, key, fragments, kept))
+
+    def _collect(self, item: _Collecting) -> Collected | LessonError:
+        _warm_collections(self.run, [item])
+        collect = _collector(self.run, bind=False)
+        ((_, collected),) = render_isolated([item], collect, 1, _module_source, self.run.usage)
+        return collected
+
+    def take(self, key: str) -> Future[Collected | LessonError] | None:
+        """The collection started for ``key``, if one was."""
+        return self.started.pop(key, None)
 
 
 def _collect(

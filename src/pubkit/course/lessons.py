@@ -9,7 +9,7 @@ a reading figure of every edition, and its pages are the EPUB's page list.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from pubkit.course import downloads, modulebook
 from pubkit.course.modulebook import Fragment
-from pubkit.course.workers import Usage, default_jobs, render_isolated
+from pubkit.course.workers import Usage, default_jobs, render_isolated, send_early
 from pubkit.document.ast import plain_text
 from pubkit.document.blocks import Arrangement
 from pubkit.document.links import Course
@@ -95,6 +95,7 @@ def set_lessons(
     usage: Usage | None = None,
     course: Course | None = None,
     cluster: Cluster | None = None,
+    early: Callable[[Lesson, Fragment], None] | None = None,
 ) -> Iterator[tuple[Lesson, LessonOutcome | LessonError]]:
     """Set ``lessons`` in bounded worker processes (:mod:`pubkit.course.workers`), in order;
     on a Dask ``cluster``'s workers when one is given (:mod:`pubkit.course.cluster`).
@@ -103,7 +104,9 @@ def set_lessons(
     workers share them. With fewer lessons than jobs (``pubkit build LESSON``), the cores
     to spare set each lesson's handout beside it (:func:`_aside`), and pandoc reads the
     lessons while WeasyPrint loads (:func:`pubkit.document.markdown.read_ahead`): each is converted
-    here, once, for both of its workers.
+    here, once, for both of its workers; and each lesson's fragment is given to ``early``
+    as soon as its pages are set, before its other editions (its module's collection can
+    start meanwhile on the core that set its handout).
     """
     if not lessons:
         return iter(())
@@ -135,7 +138,8 @@ def set_lessons(
     set_part = partial(
         _render_part, config=config, theme=theme, names=main, date=date, course=course
     )
-    results = render_isolated(parts, set_part, jobs, where=_part_source, usage=usage)
+    on_early = (lambda part, value: early(part[0], value)) if early and few else None
+    results = render_isolated(parts, set_part, jobs, _part_source, usage, on_early)
     if not aside:  # every part is a whole lesson
         return ((lesson, outcome) for (lesson, _), outcome in results)  # type: ignore[misc]
     return _rejoined(list(results), names)
@@ -242,6 +246,9 @@ def _render_editions(
     first = job(PAGES)
     paged = renderer(PAGES)(first)
     assert paged.pages is not None
+    # Its module's collection may start from it while the other editions are set.
+    fragment = modulebook.fragment(job(PAGES, paged))
+    send_early(fragment)
     rendered = {PAGES.name: paged} if PAGES.name in names else {}
     for name in names:
         if name != PAGES.name:
@@ -251,7 +258,7 @@ def _render_editions(
         first.figures.with_pages(paged.pages),
         first.document,
         thumbnail=downloads.thumbnail(paged.data),
-        fragment=modulebook.fragment(job(PAGES, paged)),
+        fragment=fragment,
     )
 
 

@@ -187,10 +187,23 @@ if frame_blocks_churn():
     _on_roomy_stack.__code__ = _on_roomy_stack.__code__.replace(co_stacksize=_ROOMY_FRAME)
 
 
+#: Where a worker whose build listens for them sends what :func:`send_early` is given.
+_early: Connection | None = None
+
+
+def send_early(value: Any) -> None:
+    """In a worker: send ``value`` to the build at once, before the item's result (a
+    lesson's fragment, which its module's collection can start from while the lesson's
+    other editions are set). Dropped where the build does not listen for it."""
+    if _early is not None:
+        _early.send_bytes(pickle.dumps(("early", dumps(value), _peak())))
+
+
 def _serve(
     connection: Connection,
     function: Callable[[Any], Any] | None = None,
     items: Sequence[Any] | None = None,
+    early: bool = False,
 ) -> None:
     """In a worker: set the items the build names, one at a time, until told to stop.
 
@@ -199,8 +212,10 @@ def _serve(
     ran out of memory reports it and exits: its heap cannot be trusted any more. A kept
     worker's item may come with the moves that take its paths back to the build's
     (:meth:`Kept.run`)."""
+    global _early
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the build's to handle
     _limit_memory()
+    _early = connection if early else None
     back: Moves = ()
     while (message := _next(connection)) is not None:
         if items is None:
@@ -229,7 +244,9 @@ def _serve(
 
 
 def _fork(
-    function: Callable[[Any], Any] | None = None, items: Sequence[Any] | None = None
+    function: Callable[[Any], Any] | None = None,
+    items: Sequence[Any] | None = None,
+    early: bool = False,
 ) -> _Worker:
     """A worker forked from this process, setting ``items`` by their positions; without
     them, a kept worker (:class:`Kept`), sent each item with its function: daemonic, so
@@ -240,7 +257,7 @@ def _fork(
     if items is None:
         process = context.Process(target=_serve_kept, args=(theirs, ours), daemon=True)
     else:
-        process = context.Process(target=_serve, args=(theirs, function, items))
+        process = context.Process(target=_serve, args=(theirs, function, items, early))
     with _heap_frozen():
         process.start()
     theirs.close()
@@ -264,9 +281,16 @@ def _failure(source: Path, message: str) -> LessonError:
     return LessonError([error(source, None, message)])
 
 
+class _Early:
+    """What a worker sent before its item's result (:func:`send_early`)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 def _outcome(source: Path, worker: _Worker, usage: Usage, raw: bool = False) -> tuple[Any, bool]:
-    """The result the worker sent (``raw``: as the bytes it was pickled into), and whether
-    the worker can go on."""
+    """The result the worker sent (``raw``: as the bytes it was pickled into), or what it
+    sent early (:class:`_Early`), and whether the worker can go on."""
     try:
         kind, value, peak = pickle.loads(worker.connection.recv_bytes())
     except (EOFError, OSError):
@@ -281,6 +305,8 @@ def _outcome(source: Path, worker: _Worker, usage: Usage, raw: bool = False) -> 
     usage.peak_bytes = max(usage.peak_bytes, peak)
     if kind == "ok":
         return (value if raw else pickle.loads(value)), True
+    if kind == "early":
+        return _Early(pickle.loads(value)), True
     if kind == "memory":
         worker.process.join()
         worker.connection.close()
@@ -297,11 +323,13 @@ def render_isolated(
     jobs: int,
     where: Callable[[L], Path] = _lesson_path,
     usage: Usage | None = None,
+    early: Callable[[L, Any], None] | None = None,
 ) -> Iterator[tuple[L, T | LessonError]]:
     """``function(lesson)`` for each lesson (or other item) in worker processes, ``jobs``
     at a time; yields (item, result or the error that stopped it) in the order of
     ``lessons``. Errors point at ``where(item)``: the lesson's manuscript by default.
-    ``usage`` gathers the workers' peak memory."""
+    ``usage`` gathers the workers' peak memory. What a worker sends early
+    (:func:`send_early`) is given to ``early`` with its item as it comes."""
     usage = usage if usage is not None else Usage()
     items = list(lessons)
     pending = deque(range(len(items)))
@@ -310,7 +338,7 @@ def render_isolated(
     following = 0
 
     def start() -> _Worker:
-        worker = _fork(function, items)
+        worker = _fork(function, items, early is not None)
         workers.append(worker)
         return worker
 
@@ -328,7 +356,12 @@ def render_isolated(
                 assert worker.index is not None
                 source = where(items[worker.index])
                 if worker.connection in ready:
-                    done[worker.index], alive = _outcome(source, worker, usage)
+                    outcome, alive = _outcome(source, worker, usage)
+                    if isinstance(outcome, _Early):
+                        assert early is not None
+                        early(items[worker.index], outcome.value)
+                        continue
+                    done[worker.index] = outcome
                     worker.done += 1
                 elif time.monotonic() - worker.started > TIMEOUT_SECONDS:
                     worker.stop(kill=True)
