@@ -567,8 +567,11 @@ def _module_key(run: _Run, module: Module, members: Sequence[Lesson]) -> str:
     return fingerprint([module.folder.name, names, *(run.keys[lesson.id] for lesson in members)])
 
 
-def _collector(run: _Run, bind: bool) -> Callable[[_Collecting], Collected]:
-    """A module's collections, as a worker sets them (``bind``: its PDF bound there)."""
+def _collector(
+    run: _Run, bind: bool, spare_core: bool = False
+) -> Callable[[_Collecting], Collected]:
+    """A module's collections, as a worker sets them (``bind``: its PDF bound there;
+    ``spare_core``: a core is free for a process beside it)."""
     inputs = run.inputs
     return partial(
         _collect,
@@ -577,6 +580,7 @@ def _collector(run: _Run, bind: bool) -> Callable[[_Collecting], Collected]:
         date=inputs.date,
         names=_collected(run),
         bind=bind,
+        spare_core=spare_core,
     )
 
 
@@ -629,7 +633,7 @@ class _Ahead:
 
     def _collect(self, item: _Collecting) -> Collected | LessonError:
         _warm_collections(self.run, [item])
-        collect = _collector(self.run, bind=False)
+        collect = _collector(self.run, bind=False, spare_core=True)
         ((_, collected),) = render_isolated([item], collect, 1, _module_source, self.run.usage)
         return collected
 
@@ -645,9 +649,10 @@ def _collect(
     date: str | None,
     names: tuple[str, ...],
     bind: bool,
+    spare_core: bool,
 ) -> Collected:
     module, _, fragments, kept = item
-    return modulebook.render(module, fragments, config, theme, date, names, kept, bind)
+    return modulebook.render(module, fragments, config, theme, date, names, kept, bind, spare_core)
 
 
 def _module_source(item: _Collecting) -> Path:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pubkit import __version__
+from pubkit.course.workers import beside
 from pubkit.editions import EDITIONS, MODULE_STYLESHEETS, PAGES
 from pubkit.sources.config import Config
 from pubkit.sources.manuscript import Module
@@ -226,11 +227,12 @@ def render(
     names: Sequence[str] = COLLECTED,
     kept: Mapping[str, Part] | None = None,
     bind: bool = True,
+    spare_core: bool = False,
 ) -> Collected:
     """The module's collected editions among ``names``, the parts in ``kept`` (the last
     build's) taken again where they fit; without ``bind``, the PDF's pieces, unbound.
     The PDF is laid out while pandoc writes the EPUB, whose page list then follows the
-    PDF's pages."""
+    PDF's pages; with a ``spare_core``, the EPUB's cover meanwhile too."""
     from pubkit.engines.epub import writing
 
     parts = _Parts(kept or {})
@@ -241,10 +243,10 @@ def render(
     else:
         book = _book(module, fragments, config, theme, date, parts)
         with writing(book, theme, config, EDITIONS["epub"], date) as finish:
+            cover = _cover(module, fragments, config, theme, date, parts, spare_core)
             if PAGES.name in names:
                 unbound, pages = _render_pdf(module, fragments, config, theme, date, parts)
-            cover = _cover(module, fragments, config, theme, date, parts)
-            epub = finish(cover, pages)
+            epub = finish(cover(), pages)
         if epub.chapters:
             parts.keep_chapters(epub.chapters)
         rendered["epub"] = replace(epub, chapters={})
@@ -411,17 +413,23 @@ def _cover(
     theme: Theme,
     date: str | None,
     parts: _Parts,
-) -> bytes:
-    """The collected EPUB's cover: the module's title page, as a PNG."""
+    spare_core: bool,
+) -> Callable[[], bytes]:
+    """The collected EPUB's cover: the module's title page, as a PNG (what waits for it;
+    with a ``spare_core``, it is laid out in a process beside this one meanwhile)."""
     from pubkit.document.templates import environment
 
     context = _context(module, fragments, config, "cover", date)
     html = environment(theme, config.language).get_template("module-cover.html.j2").render(context)
     if (kept := parts.get("cover.png", html)) is not None:
-        return kept
+        return lambda: kept
     from pubkit.engines.cover import cover_png
 
-    return parts.keep("cover.png", cover_png(html, theme, config.paper, config.language), html)
+    def made() -> bytes:
+        return cover_png(html, theme, config.paper, config.language)
+
+    wait = beside(made) if spare_core else made
+    return lambda: parts.keep("cover.png", wait(), html)
 
 
 def _title(module: Module, config: Config, theme: Theme) -> str:

@@ -199,6 +199,41 @@ def send_early(value: Any) -> None:
         _early.send_bytes(pickle.dumps(("early", dumps(value), _peak())))
 
 
+def beside(function: Callable[[], T]) -> Callable[[], T]:
+    """``function()`` in a process forked from this one, to use a core that would idle
+    while this process goes on (a module's EPUB cover, laid out while its book's front
+    is); returns what waits for its result. Its exceptions are raised by the wait; one
+    that stopped the process is a :class:`LessonError`."""
+    ours, theirs = multiprocessing.get_context("fork").Pipe(duplex=False)
+    with _heap_frozen():
+        pid = os.fork()
+    if pid == 0:  # the child: only its result goes back
+        ours.close()
+        try:
+            result: tuple[bool, Any] = (True, function())
+        except BaseException as exc:  # sent to the parent, which raises it
+            result = (False, exc)
+        try:
+            theirs.send(result)
+        finally:
+            os._exit(0)
+    theirs.close()
+
+    def wait() -> T:
+        try:
+            done, value = ours.recv()
+        except EOFError:
+            raise LessonError([error(None, None, "a process beside the build stopped")]) from None
+        finally:
+            ours.close()
+            os.waitpid(pid, 0)
+        if not done:
+            raise value
+        return value  # type: ignore[no-any-return]
+
+    return wait
+
+
 def _serve(
     connection: Connection,
     function: Callable[[Any], Any] | None = None,
