@@ -14,7 +14,7 @@ import pytest
 
 from pubkit.course import workers
 from pubkit.document.metrics import count_words, reading_minutes
-from pubkit.errors import ConfigError
+from pubkit.errors import ConfigError, LessonError
 from pubkit.sources.config import builtin_styles
 from pubkit.sources.theme import load_theme
 
@@ -221,6 +221,20 @@ def test_what_a_worker_sends_early_comes_before_its_result() -> None:
     assert sorted(heard) == [(1, 10), (2, 20), (3, 30)] and results == [1, 2, 3]
     # A build that does not listen hears nothing, and its results come as ever.
     assert [r for _, r in workers.render_isolated([4], _early_then, 1, lambda _: Path("x"))] == [4]
+
+
+def test_a_process_beside_gives_back_its_result_or_its_error() -> None:
+    wait = workers.beside(lambda: (os.getpid(), "made"))
+    pid, made = wait()
+    assert made == "made" and pid != os.getpid()  # set in a process of its own
+
+    def fails() -> None:
+        raise ValueError("no cover")
+
+    with pytest.raises(ValueError, match="no cover"):
+        workers.beside(fails)()
+    with pytest.raises(LessonError, match="stopped"):
+        workers.beside(lambda: os._exit(3))()
 
 
 def _descend(depth: int) -> int:
