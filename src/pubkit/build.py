@@ -511,7 +511,9 @@ def _build_collections(
         taken = [(item, started) for item in work if (started := ahead.take(item[1]))]
         rest = [item for item in work if item[1] not in {item[1] for item, _ in taken}]
         if taken and not rest:  # while they finish, the downloads page's engines warm up
-            _downloads_page({"lessons": []}, run.inputs.theme, run.inputs.config)
+            from pubkit.course import downloads
+
+            downloads.warm(run.inputs.theme, run.inputs.config)
         _warm_collections(run, rest)
         results = chain(
             ((item, started.result()) for item, started in taken),

@@ -24,6 +24,7 @@ from pubkit.engines.glyphs import faces_for, languages_in, primary_faces
 from pubkit.engines.weasy import (
     Resources,
     lay_out,
+    parse_c_types,
     stylesheet,
     stylesheet_notes,
     weasyprint_warnings,
@@ -108,6 +109,7 @@ def warm(
     once, before the build forks its workers (:mod:`pubkit.course.workers`), so that no worker
     pays for them again (a dictionary takes a tenth of a second): for the lesson editions
     ``names`` (the pdf edition is always set), or for the modules' ``collections``."""
+    parse_c_types()
     for language in dict.fromkeys(languages):
         if fallback := pyphen.language_fallback(language):
             pyphen.Pyphen(lang=fallback)  # pyphen keeps what it has read
