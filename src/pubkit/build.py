@@ -484,6 +484,7 @@ def _build_collections(
     ready = {result.lesson.id for result in lessons.results}
     diagnostics: list[Diagnostic] = []
     work: list[_Collecting] = []
+    taken: list[tuple[_Collecting, Future[Collected | LessonError]]] = []
     for module, members in modules.items():
         folder = module.folder.name
         key = _module_key(run, module, members)
@@ -499,6 +500,9 @@ def _build_collections(
         ):
             run.tick(f"collections/{folder}", UP_TO_DATE)
             continue
+        if (started := ahead.take(key)) is not None:  # set from these fragments already
+            taken.append(started)
+            continue
         fragments = [read_fragment(run.out, lesson.id) for lesson in members]
         work.append((module, key, fragments, _kept_parts(run, folder)))
 
@@ -508,16 +512,14 @@ def _build_collections(
     if run.cluster is not None:
         results = run.cluster.run(work, collect, _module_source, run.usage)
     else:
-        taken = [(item, started) for item in work if (started := ahead.take(item[1]))]
-        rest = [item for item in work if item[1] not in {item[1] for item, _ in taken}]
-        if taken and not rest:  # while they finish, the downloads page's engines warm up
+        if taken and not work:  # while they finish, the downloads page's engines warm up
             from pubkit.course import downloads
 
             downloads.warm(run.inputs.theme, run.inputs.config)
-        _warm_collections(run, rest)
+        _warm_collections(run, work)
         results = chain(
             ((item, started.result()) for item, started in taken),
-            render_isolated(rest, collect, run.inputs.jobs, _module_source, run.usage),
+            render_isolated(work, collect, run.inputs.jobs, _module_source, run.usage),
         )
     for (module, key, fragments, kept), collected in results:
         label = f"collections/{module.folder.name}"
@@ -607,7 +609,7 @@ class _Ahead:
     def __init__(self, run: _Run) -> None:
         self.run = run
         #: The collections started, by the key of what they are made of.
-        self.started: dict[str, Future[Collected | LessonError]] = {}
+        self.started: dict[str, tuple[_Collecting, Future[Collected | LessonError]]] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ahead")
 
     def __enter__(self) -> _Ahead:
@@ -621,7 +623,7 @@ class _Ahead:
         other lessons are up to date."""
         run = self.run
         members = run.modules.get(lesson.module)
-        if run.cluster is not None or not _collected(run) or not members:
+        if not _collected(run) or not members:
             return
         if any(other.id != lesson.id and not run.up_to_date(other) for other in members):
             return
@@ -630,8 +632,8 @@ class _Ahead:
             for other in members
         ]
         key = _module_key(run, lesson.module, members)
-        kept = _kept_parts(run, lesson.module.folder.name)
-        self.started[key] = self._pool.submit(self._collect, (lesson.module, key, fragments, kept))
+        item = (lesson.module, key, fragments, _kept_parts(run, lesson.module.folder.name))
+        self.started[key] = (item, self._pool.submit(self._collect, item))
 
     def _collect(self, item: _Collecting) -> Collected | LessonError:
         _warm_collections(self.run, [item])
@@ -639,8 +641,8 @@ class _Ahead:
         ((_, collected),) = render_isolated([item], collect, 1, _module_source, self.run.usage)
         return collected
 
-    def take(self, key: str) -> Future[Collected | LessonError] | None:
-        """The collection started for ``key``, if one was."""
+    def take(self, key: str) -> tuple[_Collecting, Future[Collected | LessonError]] | None:
+        """The collection started for ``key`` (what it is set from, and it), if one was."""
         return self.started.pop(key, None)
 
 

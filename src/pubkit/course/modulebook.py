@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pubkit import __version__
 from pubkit.course.workers import beside
@@ -235,23 +235,34 @@ def render(
     PDF's pages; with a ``spare_core``, the EPUB's cover meanwhile too."""
     from pubkit.engines.epub import writing
 
+    setting = _Setting(module, fragments, config, theme, date)
     parts = _Parts(kept or {})
     rendered: dict[str, Rendered] = {}
     unbound = pages = None
     if "epub" not in names:
-        unbound, pages = _render_pdf(module, fragments, config, theme, date, parts)
+        unbound, pages = _render_pdf(setting, parts)
     else:
-        book = _book(module, fragments, config, theme, date, parts)
+        book = _book(setting, parts.chapters())
         with writing(book, theme, config, EDITIONS["epub"], date) as finish:
-            cover = _cover(module, fragments, config, theme, date, parts, spare_core)
+            cover = _cover(setting, parts, spare_core)
             if PAGES.name in names:
-                unbound, pages = _render_pdf(module, fragments, config, theme, date, parts)
+                unbound, pages = _render_pdf(setting, parts)
             epub = finish(cover(), pages)
         if epub.chapters:
             parts.keep_chapters(epub.chapters)
         rendered["epub"] = replace(epub, chapters={})
     collected = Collected(rendered, parts.made, unbound)
     return Collected(collected.bound(fragments), parts.made) if bind else collected
+
+
+class _Setting(NamedTuple):
+    """What each part of a module's collections is set from."""
+
+    module: Module
+    fragments: Sequence[Fragment]
+    config: Config
+    theme: Theme
+    date: str | None
 
 
 class _Parts:
@@ -294,14 +305,7 @@ def _digest(parts: Sequence[str | bytes]) -> str:
     return digest.hexdigest()
 
 
-def _render_pdf(
-    module: Module,
-    fragments: Sequence[Fragment],
-    config: Config,
-    theme: Theme,
-    date: str | None,
-    parts: _Parts,
-) -> tuple[Unbound, PrintPages]:
+def _render_pdf(setting: _Setting, parts: _Parts) -> tuple[Unbound, PrintPages]:
     """The collected PDF's pieces (:class:`Unbound`): its front (title page and contents)
     and its numbered pages, each taken from ``parts`` when laid out from the same HTML;
     and each lesson's pages in it, by the id of its title in the EPUB."""
@@ -312,6 +316,7 @@ def _render_pdf(
     from pubkit.engines.pagelist import PrintPages
     from pubkit.engines.weasy import Resources, lay_out, stylesheet, weasyprint_warnings, write_pdf
 
+    module, fragments, config, theme, date = setting
     template = environment(theme, config.language).get_template("module.html.j2")
     context = _context(module, fragments, config, PAGES.name, date)
     resources = Resources.of_project(config, theme, module.folder)
@@ -364,18 +369,12 @@ def _opening_pages(fragments: Sequence[Fragment], front_pages: int) -> list[int]
     return opens
 
 
-def _book(
-    module: Module,
-    fragments: Sequence[Fragment],
-    config: Config,
-    theme: Theme,
-    date: str | None,
-    parts: _Parts,
-) -> Book:
+def _book(setting: _Setting, kept: Mapping[str, Chapter]) -> Book:
     """The collected EPUB's book: a chapter per lesson, headed as in the lesson's own EPUB;
-    those the last build made of the same lesson in the same book taken again."""
+    those the last build made of the same lesson in the same book (``kept``) taken again."""
     from pubkit.engines.epub import Book, book_metadata
 
+    module, fragments, config, theme, date = setting
     words = theme.words(config.language)
     title = _title(module, config, theme)
     meta = book_metadata(
@@ -402,23 +401,16 @@ def _book(
         languages=frozenset(language for f in fragments for language in f.languages),
         mathml="".join(f.mathml for f in fragments),
         chapter_keys=tuple(_digest([f.chapter_key, book]) for f in fragments),
-        kept_chapters=parts.chapters(),
+        kept_chapters=kept,
     )
 
 
-def _cover(
-    module: Module,
-    fragments: Sequence[Fragment],
-    config: Config,
-    theme: Theme,
-    date: str | None,
-    parts: _Parts,
-    spare_core: bool,
-) -> Callable[[], bytes]:
+def _cover(setting: _Setting, parts: _Parts, spare_core: bool) -> Callable[[], bytes]:
     """The collected EPUB's cover: the module's title page, as a PNG (what waits for it;
     with a ``spare_core``, it is laid out in a process beside this one meanwhile)."""
     from pubkit.document.templates import environment
 
+    module, fragments, config, theme, date = setting
     context = _context(module, fragments, config, "cover", date)
     html = environment(theme, config.language).get_template("module-cover.html.j2").render(context)
     if (kept := parts.get("cover.png", html)) is not None:

@@ -240,6 +240,20 @@ def _title_only(block: Any) -> Any | None:
     return {"t": "Div", "c": [attr, content[:1]]}
 
 
+def _titles_for_kept(book: Book) -> tuple[list[Any], Book]:
+    """The blocks pandoc is given, a kept chapter's lesson by its title only; and the book
+    with the chapters so kept (one without a title of its own is written again)."""
+    if not book.kept_chapters:
+        return book.blocks, book
+    blocks, kept = [], {}
+    for block, key in zip(book.blocks, book.chapter_keys, strict=True):
+        title = _title_only(block) if key in book.kept_chapters else None
+        if title is not None:
+            kept[key] = book.kept_chapters[key]
+        blocks.append(title or block)
+    return blocks, replace(book, kept_chapters=kept)
+
+
 class _Unkept(Exception):
     """pandoc did not make a chapter of each of a collection's blocks: its chapters can be
     neither kept nor taken again (the book is written whole)."""
@@ -475,13 +489,7 @@ def writing(
     the page list follows), then finishes the book (:func:`_repack`) with what the block
     yields. ``date`` (YYYY-MM-DD) fixes its modification time. pandoc is stopped if the
     block ends otherwise."""
-    blocks = book.blocks
-    if book.kept_chapters:  # pandoc is given only the titles of the chapters kept
-        titles = [_title_only(block) if key in book.kept_chapters else None
-                  for block, key in zip(blocks, book.chapter_keys, strict=True)]  # fmt: skip
-        blocks = [title or block for title, block in zip(titles, blocks, strict=True)]
-        kept = {key for key, title in zip(book.chapter_keys, titles, strict=True) if title}
-        book = replace(book, kept_chapters={k: book.kept_chapters[k] for k in kept})
+    blocks, book = _titles_for_kept(book)
     ast = {"pandoc-api-version": book.api_version, "meta": book.meta, "blocks": blocks}
     with tempfile.TemporaryDirectory(prefix="pubkit-epub-") as tmp:
         folder = Path(tmp)
@@ -515,7 +523,7 @@ def writing(
         }
 
         def finish(cover: bytes, pages: PrintPages | None) -> Rendered:
-            nonlocal waited, book
+            nonlocal waited
             waited = True
             epub = running.wait()
             try:
