@@ -294,6 +294,9 @@ def _stand_alone(entries: dict[str, bytes], package: ET.Element, book: Book) -> 
                 entries[f"EPUB/media/{file}"] = data
                 attributes = {"id": "m-" + file.replace(".", "-"), "href": f"media/{file}"}
                 ET.SubElement(manifest, tag("item", OPF), {**attributes, "media-type": kind})
+    for item in manifest:  # one item a line, as pandoc writes them
+        item.tail = "\n    "
+    manifest[-1].tail = "\n  "
     return chapters
 
 
