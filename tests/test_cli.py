@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from conftest import lesson_text, make_project, run_pubkit
+from pubkit import stamps
 from pubkit.build import build
 
 
@@ -94,3 +99,86 @@ def test_a_build_that_changed_nothing_does_not_set_the_downloads_page(
     (tmp_path / "manuscript/01-module/01.md").write_text(lesson_text(1, "Renamed"))
     assert build(tmp_path, formats=["pdf"]).ok
     assert len(set_pages) == 2 and "Renamed" in (tmp_path / "build/index.html").read_text()
+
+
+def _age(root: Path) -> None:
+    """Date every file and folder of the project an hour back: a course edited earlier."""
+    past = time.time() - 3600
+    for path in [*root.rglob("*"), root]:
+        os.utime(path, (past, past))
+
+
+def _pubkit_timed(*args: str, cwd: Path, cache: Path | None = None) -> tuple[str, set[str]]:
+    """``pubkit`` run as a user runs it: what it printed, and the modules it imported."""
+    env = {**os.environ, **({"PUBKIT_CACHE": str(cache)} if cache else {})}
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "pubkit", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    return done.stdout, imported
+
+
+def test_a_build_with_nothing_to_do_is_answered_from_stamps_until_anything_changes(
+    tmp_path: Path,
+) -> None:
+    make_project(tmp_path, {"01.md": lesson_text(1), "02.md": lesson_text(2, "Two")})
+    (tmp_path / "pubkit.yaml").write_text("course:\n  title: Stamped\n  colour: blue\n")
+    _age(tmp_path)
+    request = stamps.request_key(tmp_path, (), ("pdf",), None, {}, False, True)
+    assert run_pubkit("build", "-f", "pdf", cwd=tmp_path).returncode == 0
+    assert stamps.unchanged(request) is not None
+
+    # Printed as the whole build prints it (the unknown key's warning too), and nothing
+    # of the build loaded: pubkit.yaml, front matter and theme unread.
+    answered, imported = _pubkit_timed("build", "-f", "pdf", cwd=tmp_path)
+    whole, _ = _pubkit_timed("build", "-f", "pdf", cwd=tmp_path, cache=tmp_path / "elsewhere")
+    assert answered == whole
+    assert "up to date: 01-module/02" in answered
+    assert "pubkit.build" not in imported and "yaml" not in imported
+    assert "pubkit.stamps" in imported
+
+    def built(*args: str) -> str:
+        return _pubkit_timed("build", "-f", "pdf", *args, cwd=tmp_path)[0]
+
+    lessons = tmp_path / "manuscript" / "01-module"
+    with (lessons / "02.md").open("a") as file:
+        file.write("One more sentence.\n")
+    assert "built: 01-module/02" in built()
+    _age(tmp_path)
+    built()  # the edit recorded
+    (lessons / "03.md").write_text(lesson_text(3, "Three"))
+    assert "built: 01-module/03" in built()
+    _age(tmp_path)
+    built()
+    (tmp_path / "build/pdf/01-module/01.pdf").unlink()
+    assert "built: 01-module/01" in built()
+    _age(tmp_path)
+    built()
+    assert stamps.unchanged(request) is not None
+    assert "built: 01-module/01" in built("--no-validate")  # another request: not answered
+
+    # A build that fails keeps no stamps: the next one looks at everything again.
+    (lessons / "03.md").write_text("---\nlesson: three\n---\n")
+    _age(tmp_path)
+    assert run_pubkit("build", "-f", "pdf", cwd=tmp_path).returncode == 1
+    assert stamps.unchanged(request) is None
+
+
+def test_stamps_are_not_kept_for_a_file_changed_as_the_build_read_it(tmp_path: Path) -> None:
+    report = stamps.Report(ticks=(), lessons=0, notes=(), manifest=tmp_path / "manifest.json")
+    lesson = tmp_path / "lesson.md"
+    lesson.write_text("words")
+    key = "racy-test"
+    kept = {"read": [lesson], "searched": [], "written": tmp_path / "out"}
+    assert not stamps.record(key, report, **kept, started_ns=time.time_ns())
+    assert stamps.unchanged(key) is None
+    assert stamps.record(key, report, **kept, started_ns=time.time_ns() + stamps.RACY_NS)
+    assert stamps.unchanged(key) == report
+    lesson.write_text("other")
+    assert stamps.unchanged(key) is None

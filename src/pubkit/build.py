@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -21,8 +22,8 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pubkit import store
-from pubkit.check import check
+from pubkit import stamps, store
+from pubkit.check import Checked, check
 from pubkit.course import modulebook
 from pubkit.course.links import course_links, link_key
 from pubkit.course.modulebook import PARTS, Collected, Fragment, Part
@@ -32,6 +33,7 @@ from pubkit.output import (
     MANIFEST_NAME,
     STATE_NAME,
     Inputs,
+    code_files,
     entry_files,
     file_stamps,
     files_unchanged,
@@ -49,6 +51,7 @@ from pubkit.output import (
     write_lesson,
     write_output,
 )
+from pubkit.sources import bibliography
 from pubkit.sources.config import Config, source_date
 from pubkit.sources.manuscript import Lesson, Manuscripts, Module, collect, modules_of
 from pubkit.sources.theme import Theme, load_theme
@@ -137,6 +140,13 @@ def build(
             )  # fmt: skip
         return replace(result, published=str(out))
 
+    # A build of this request under way: its record of what it read and wrote (which
+    # answers the next build when nothing has changed) is kept again only if all goes well.
+    targets = tuple(targets)
+    request = stamps.request_key(root, targets, formats, out, settings or {}, strict, validate)
+    started = time.time_ns()
+    stamps.forget(request)
+
     # Gather and check everything first: pubkit.yaml, the theme, every manuscript.
     checked = check(root, targets, settings=settings, strict=strict)
     config, manuscripts = checked.config, checked.manuscripts
@@ -169,7 +179,7 @@ def build(
         write_json(out / MANIFEST_NAME, listing)
         _write_downloads(listing, run)
     write_json(out / STATE_NAME, run.state, indent=False)
-    return BuildResult(
+    result = BuildResult(
         built=tuple(lessons.results),
         failed=tuple(dict.fromkeys(lessons.failed)),
         diagnostics=(*lessons.diagnostics, *collected),
@@ -182,6 +192,44 @@ def build(
         ),
         collected=tuple(modules),
         peak_worker_bytes=run.usage.peak_bytes,
+    )
+    if address is None and result.ok and not any(d.is_error for d in result.diagnostics):
+        _remember(request, started, run, checked)
+    return result
+
+
+def _remember(request: str, started: int, run: _Run, checked: Checked) -> None:
+    """Keep the stamps of what this build read and wrote, with what a build of the same
+    request prints when it finds all of it up to date: that build is then answered from
+    them (:mod:`pubkit.stamps`)."""
+    config, theme, lessons = run.inputs.config, run.inputs.theme, run.manuscripts.lessons
+    collections = UP_TO_DATE if _collected(run) else KEPT
+    report = stamps.Report(
+        ticks=(
+            *((lesson.id, UP_TO_DATE) for lesson in lessons),
+            *((f"collections/{module.folder.name}", collections) for module in run.modules),
+        ),
+        lessons=len(lessons),
+        notes=tuple((str(d), d.is_error) for d in checked.diagnostics),
+        manifest=run.out / MANIFEST_NAME,
+    )
+    # pubkit.yaml (or, without one, the project folder it would appear in), pubkit's code,
+    # fonts from other packages, bibliographies, and the pictures lessons show.
+    read = [config.source or config.root, *code_files(), *(face.path for face in theme.fonts)]
+    for lesson in run.course:
+        read += bibliography.inputs(config, lesson)
+        shown = run.state["lessons"].get(lesson.id, {}).get("files", {})
+        read += [config.root / name for name in shown]
+    read += [target for target in checked.targets if not target.is_dir()]
+    searched = [config.manuscript_dir, *theme.folders]
+    searched += [target for target in checked.targets if target.is_dir()]
+    stamps.record(
+        request,
+        report,
+        read=dict.fromkeys(path.resolve() for path in read),
+        searched=dict.fromkeys(path.resolve() for path in searched),
+        written=run.out,
+        started_ns=started,
     )
 
 

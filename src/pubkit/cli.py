@@ -6,20 +6,22 @@ import atexit
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from pubkit import __version__
-from pubkit.build import BuildResult, Progress, build
-from pubkit.check import check, check_epubs, check_layout
+from pubkit import __version__, stamps
 from pubkit.editions import EDITIONS
 from pubkit.errors import Diagnostic, PubkitError, display_path
-from pubkit.output import MANIFEST_NAME, clean
-from pubkit.scaffold import new_course
+
+if TYPE_CHECKING:
+    from pubkit.build import BuildResult, Progress
+
+# The library is imported by the command that uses it: a build with nothing to do is
+# answered from its stamps (:mod:`pubkit.stamps`) without loading the rest of pubkit.
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_FAILED = 1
@@ -39,8 +41,12 @@ def _formats(
 
 
 def _report(diagnostics: Iterable[Diagnostic]) -> None:
-    for diagnostic in dict.fromkeys(diagnostics):
-        click.secho(str(diagnostic), err=True, fg="red" if diagnostic.is_error else "yellow")
+    _say((str(diagnostic), diagnostic.is_error) for diagnostic in diagnostics)
+
+
+def _say(notes: Iterable[tuple[str, bool]]) -> None:
+    for text, is_error in dict.fromkeys(notes):
+        click.secho(text, err=True, fg="red" if is_error else "yellow")
 
 
 def _guarded(command: F) -> F:
@@ -184,6 +190,14 @@ def build_command(
     downloads page into build/; what is up to date is skipped."""
     given = {"handout.bleed": bleed, "handout.marks": marks}
     settings = {key: value for key, value in given.items() if value is not None}
+    request = stamps.request_key(
+        project, paths, formats or None, out, settings, strict, not skip_validation
+    )
+    if not force and not scheduler and (unchanged := stamps.unchanged(request)):
+        _replay(unchanged, quiet)
+        return
+    from pubkit.build import build
+
     with _progress(quiet) as progress:
         result = build(
             project,
@@ -262,19 +276,34 @@ def _console() -> Any:
 
 
 def _summarise(result: BuildResult, quiet: bool) -> None:
+    from pubkit.output import MANIFEST_NAME
+
     _report([*result.warnings, *result.diagnostics])
     skipped = sum(r.skipped for r in result.built)
-    counts = [f"{len(result.built) - skipped} built"]
+    where = display_path(result.manifest) if result.manifest else "build/"
+    if result.published:
+        where = f"{result.published}/{MANIFEST_NAME}"
+    _counts(len(result.built) - skipped, skipped, result.failed, where, quiet)
+
+
+def _replay(report: stamps.Report, quiet: bool) -> None:
+    """Print what a build that finds everything up to date prints, from its stamps."""
+    if not quiet and not _terminal():
+        for done, (what, how) in enumerate(report.ticks, 1):
+            click.echo(f"[{done}/{len(report.ticks)}] {how}: {what}")
+    _say(report.notes)
+    _counts(0, report.lessons, (), display_path(report.manifest), quiet)
+
+
+def _counts(built: int, skipped: int, failed: Sequence[Path], where: str, quiet: bool) -> None:
+    counts = [f"{built} built"]
     counts += [f"{skipped} up to date"] if skipped else []
-    counts += [f"{len(result.failed)} failed"]
-    if result.failed:
+    counts += [f"{len(failed)} failed"]
+    if failed:
         click.secho(", ".join(counts) + ":", err=True, fg="red", bold=True)
-        for path in result.failed:
+        for path in failed:
             click.echo(f"  {display_path(path)}", err=True)
     elif not quiet:
-        where = display_path(result.manifest) if result.manifest else "build/"
-        if result.published:
-            where = f"{result.published}/{MANIFEST_NAME}"
         click.secho(", ".join(counts) + f"; manifest: {where}", fg="green")
 
 
@@ -309,6 +338,8 @@ def check_command(
     strict: bool,
 ) -> None:
     """Validate pubkit.yaml and the manuscripts without building anything."""
+    from pubkit.check import check, check_epubs, check_layout
+
     # Laying out the pages parses each lesson's Markdown anyway; otherwise check it here.
     checked = check(project, paths, strict=strict, markdown=not layout)
     diagnostics = checked.diagnostics
@@ -345,6 +376,8 @@ def check_command(
 def clean_command(project: Path, out: Path | None) -> None:
     """Remove everything pubkit built (editions, collections, downloads page, build record);
     other files in the output folder stay."""
+    from pubkit.output import clean
+
     removed = clean(project, out)
     noun = "item" if len(removed) == 1 else "items"
     click.echo(f"removed {len(removed)} {noun}" if removed else "nothing to remove")
@@ -402,6 +435,8 @@ def new_command(path: Path) -> None:
     """Create a course in PATH that builds at once: pubkit.yaml with every setting
     explained, one module with one lesson, and styles/custom.css. Existing files are
     never overwritten."""
+    from pubkit.scaffold import new_course
+
     written = new_course(path)
     for file in written:
         click.echo(f"  created {display_path(file)}")

@@ -295,13 +295,24 @@ def code_digest() -> str:
     before its version number changes (but for the preview's server, which shapes no
     output)."""
     package = Path(__file__).parent
-    files = sorted(
-        p
-        for p in package.rglob("*")
-        if p.suffix in {".py", ".lua"} and p.is_file() and p.parent.name != "preview"
-    )
     return fingerprint(
-        part for path in files for part in (path.relative_to(package).as_posix(), path.read_bytes())
+        part
+        for path in code_files()
+        for part in (path.relative_to(package).as_posix(), path.read_bytes())
+    )
+
+
+@cache
+def code_files() -> tuple[Path, ...]:
+    """pubkit's own code that shapes its outputs: its Python and Lua files but the
+    preview server's."""
+    package = Path(__file__).parent
+    return tuple(
+        sorted(
+            p
+            for p in package.rglob("*")
+            if p.suffix in {".py", ".lua"} and p.is_file() and p.parent.name != "preview"
+        )
     )
 
 

@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 
 from pubkit.errors import ConfigError, PubkitError, error
 from pubkit.output import STATE_NAME, read_json, write_atomic, write_json
-from pubkit.sources.config import cache_home
+from pubkit.stamps import cache_home
 
 #: In the mirror: what each file's bytes were when the mirror last matched the store.
 LEDGER_NAME = ".pubkit-mirror.json"

@@ -40,8 +40,9 @@ from distributed import Client, KilledWorker, WorkerPlugin
 
 from pubkit.course.workers import Kept, Moves, Usage, moved
 from pubkit.errors import Diagnostic, LessonError, PubkitError, error, warning
-from pubkit.sources.config import Config, builtin_styles, cache_home
+from pubkit.sources.config import Config, builtin_styles
 from pubkit.sources.theme import Theme
+from pubkit.stamps import cache_home
 
 T = TypeVar("T")
 L = TypeVar("L")

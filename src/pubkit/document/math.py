@@ -28,7 +28,7 @@ from xml.etree import ElementTree
 from pubkit.document import mathsvg
 from pubkit.document.ast import inlines, replaced, walk
 from pubkit.errors import Diagnostic, error
-from pubkit.sources.config import cache_home
+from pubkit.stamps import cache_home
 
 MATHML = "http://www.w3.org/1998/Math/MathML"
 #: What latex2mathml leaves of a command it does not know: its name as a token.

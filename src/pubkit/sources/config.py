@@ -362,15 +362,6 @@ def load_config(
     return config, warnings
 
 
-def cache_home() -> Path:
-    """pubkit's cache on this machine: ``$PUBKIT_CACHE``, else ``$XDG_CACHE_HOME/pubkit``
-    or ``~/.cache/pubkit``."""
-    chosen = os.environ.get("PUBKIT_CACHE")
-    if chosen:
-        return Path(chosen)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pubkit"
-
-
 def _read_mapping(path: Path) -> YamlMapping:
     try:
         return load_mapping(path.read_text(encoding="utf-8"), path)
