@@ -208,3 +208,25 @@ def test_linked_lessons_come_out_valid_with_every_link_landing(
                 else:
                     uri = str(annotation["/A"]["/URI"])
                     assert uri.startswith(("https://", "mailto:")), (pdf.name, uri)
+
+
+#: Text in any script but Thai, whose words a dictionary finds, not spaces.
+NOT_THAI = st.characters(
+    exclude_categories=("Cs",), exclude_characters={chr(c) for c in range(0x0E00, 0x0E80)}
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=NOT_THAI, max_size=60))
+def test_words_are_counted_as_runs_between_spaces_with_a_letter_or_digit(text: str) -> None:
+    """count_words, which reads the whole text with regular expressions, counts as a reader
+    would, word by word: each CJK character a word, and each run between spaces that holds
+    a letter or a digit."""
+    from pubkit.document.metrics import _UNSPACED, count_words
+
+    expected = 0
+    for token in text.split():
+        expected += len(_UNSPACED.findall(token))
+        rest = _UNSPACED.sub(" ", token)
+        expected += sum(1 for part in rest.split() if any(c.isalnum() for c in part))
+    assert count_words(text) == expected

@@ -35,13 +35,16 @@ INLINES_AT = {"Header": 2, "Span": 1, "Link": 1, "Image": 1, "Quoted": 1}
 def walk(node: Any) -> Iterator[Any]:
     """Every pandoc element in ``node``, in document order."""
     stack = [node]
+    pop, push, extend = stack.pop, stack.append, stack.extend
     while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(reversed(item))
-        elif isinstance(item, dict) and "t" in item:
+        item = pop()
+        if type(item) is list:
+            extend(reversed(item))
+        elif type(item) is dict and "t" in item:
             yield item
-            stack.append(item.get("c"))
+            # Only what may hold elements: not a Str's text, nor the None of a Space.
+            if type(content := item.get("c")) is list or type(content) is dict:
+                push(content)
 
 
 class _LineEnd:

@@ -15,20 +15,20 @@ _UNSPACED = re.compile(
 
 #: Thai, written without spaces between words: its words are found with a dictionary.
 _THAI = re.compile("[\u0e00-\u0e7f]+")
+#: A whitespace-separated run with a letter or a digit in it (``[^\W_]``: what
+#: ``str.isalnum`` takes).
+_WORD = re.compile(r"\S*[^\W_]\S*")
 
 
 def count_words(text: str) -> int:
     """Count words: whitespace-separated runs that hold a letter or digit, plus CJK
     characters, and Thai words as a dictionary finds them."""
-    count = 0
-    for token in text.split():
-        unspaced = len(_UNSPACED.findall(token))
-        rest = _UNSPACED.sub(" ", token) if unspaced else token
-        if _THAI.search(rest):
-            count += sum(_thai_words(run) for run in _THAI.findall(rest))
-            rest = _THAI.sub(" ", rest)
-        count += unspaced + sum(1 for part in rest.split() if any(c.isalnum() for c in part))
-    return count
+    count = len(_UNSPACED.findall(text))
+    rest = _UNSPACED.sub(" ", text) if count else text
+    if _THAI.search(rest):
+        count += sum(_thai_words(run) for run in _THAI.findall(rest))
+        rest = _THAI.sub(" ", rest)
+    return count + len(_WORD.findall(rest))
 
 
 def _thai_words(run: str) -> int:
