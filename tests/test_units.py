@@ -5,8 +5,10 @@ from __future__ import annotations
 import gc
 import io
 import os
+import pickle
 import resource
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +205,34 @@ def test_a_worker_sets_lesson_after_lesson_and_is_replaced_in_time(
     assert [item for item, _ in results] == items  # in order, whatever finished first
     pids = [pid for _, pid in results]
     assert len(set(pids)) >= 3 and all(pids.count(pid) <= 2 for pid in pids)
+
+
+@dataclass(frozen=True)
+class _Counting:
+    """A task's function, as a Dask worker unpickles it for each task: equal, not the
+    same; it counts the items it set in a list of its own (a cache keyed by it)."""
+
+    name: str
+    seen: list[int] = field(default_factory=list, compare=False)
+
+    def __call__(self, item: int) -> tuple[int, int, int]:
+        self.seen.append(item)
+        return os.getpid(), id(self), len(self.seen)
+
+
+def test_a_kept_worker_keeps_its_function_while_the_tasks_send_the_same() -> None:
+    kept, usage = workers.Kept(), workers.Usage()
+
+    def run(function: _Counting, item: int) -> tuple[int, int, int]:
+        result = kept.run(item, function, lambda _: Path("x"), usage)
+        assert isinstance(result, bytes)
+        return pickle.loads(result)  # type: ignore[no-any-return]
+
+    first, second = run(_Counting("lesson"), 1), run(_Counting("lesson"), 2)
+    assert first[0] == second[0] != os.getpid()  # one kept process
+    assert second[1:] == (first[1], 2)  # the same object, its cache warm
+    other = run(_Counting("collection"), 3)
+    assert other[0] == first[0] and other[2] == 1  # another function: loaded anew
 
 
 def _early_then(item: int) -> int:

@@ -70,6 +70,8 @@ class _Worker:
     #: The item being set, and since when.
     index: int | None = None
     started: float = 0.0
+    #: A kept worker's function, as last sent to it (pickled).
+    function: bytes | None = None
 
     def stop(self, kill: bool = False) -> None:
         if kill:
@@ -243,7 +245,8 @@ def _serve(
     """In a worker: set the items the build names, one at a time, until told to stop.
 
     The items were inherited with the fork, so only their positions travel; a kept worker
-    (:class:`Kept`) inherited none, and is sent each item with its function. A worker that
+    (:class:`Kept`) inherited none, and is sent each item, and its function when it is
+    not the last one's. A worker that
     ran out of memory reports it and exits: its heap cannot be trusted any more. A kept
     worker's item may come with the moves that take its paths back to the build's
     (:meth:`Kept.run`)."""
@@ -254,7 +257,8 @@ def _serve(
     back: Moves = ()
     while (message := _next(connection)) is not None:
         if items is None:
-            function, item, back = message
+            sent, item, back = message
+            function = function if sent is None else pickle.loads(sent)
         else:
             item = items[message]
         assert function is not None
@@ -447,7 +451,11 @@ class Kept:
                 worker.stop()
             worker = self._worker = _fork()
         back = [(new, old) for old, new in moves]
-        worker.connection.send_bytes(dumps((function, item, back), moves))
+        # The function (settings, theme) only when it is not the one the process has: the
+        # same objects, item after item, find the caches they key (by identity) warm.
+        pickled = dumps(function, moves)
+        sent, worker.function = (None if pickled == worker.function else pickled), pickled
+        worker.connection.send_bytes(dumps((sent, item, back), moves))
         if not worker.connection.poll(TIMEOUT_SECONDS):
             worker.stop(kill=True)
             self._worker = None
