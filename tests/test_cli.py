@@ -182,3 +182,19 @@ def test_stamps_are_not_kept_for_a_file_changed_as_the_build_read_it(tmp_path: P
     assert stamps.unchanged(key) == report
     lesson.write_text("other")
     assert stamps.unchanged(key) is None
+
+
+def test_stamps_follow_a_module_folder_that_is_a_link(tmp_path: Path) -> None:
+    report = stamps.Report(ticks=(), lessons=0, notes=(), manifest=tmp_path / "manifest.json")
+    elsewhere = tmp_path / "shared" / "01-module"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "01.md").write_text("words")
+    manuscript = tmp_path / "manuscript"
+    manuscript.mkdir()
+    (manuscript / "01-module").symlink_to(elsewhere)
+    (manuscript / "loop").symlink_to(manuscript)  # walked once, not forever
+    kept = {"read": [], "searched": [manuscript], "written": tmp_path / "out"}
+    assert stamps.record("linked", report, **kept, started_ns=time.time_ns() + stamps.RACY_NS)
+    assert stamps.unchanged("linked") == report
+    (elsewhere / "01.md").write_text("more words")
+    assert stamps.unchanged("linked") is None

@@ -176,8 +176,14 @@ def record(
 
 
 def _walk(top: Path, files: dict[str, list[int]], folders: dict[str, int]) -> None:
-    """Stamp ``top``'s folders (their times change as entries come and go) and files."""
-    for folder, _, names in os.walk(top):
+    """Stamp ``top``'s folders (their times change as entries come and go) and files,
+    through links to folders (a module folder may be one), each folder once."""
+    seen: set[str] = set()
+    for folder, subfolders, names in os.walk(top, followlinks=True):
+        if (real := os.path.realpath(folder)) in seen:  # a link back up: a loop
+            subfolders.clear()
+            continue
+        seen.add(real)
         folders[folder] = os.stat(folder).st_mtime_ns
         for name in names:
             path = os.path.join(folder, name)
