@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -92,11 +92,18 @@ def _clean_build(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     return project / "build"
 
 
-def run_pubkit(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """The real ``pubkit`` command, as a user runs it; its output, not raised on failure."""
+def run_pubkit(
+    *args: str,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    python: Sequence[str] = (),
+) -> subprocess.CompletedProcess[str]:
+    """The real ``pubkit`` command, as a user runs it (in environment ``env``, Python
+    given the options ``python``); its output, not raised on failure."""
     return subprocess.run(
-        [sys.executable, "-m", "pubkit", *args],
+        [sys.executable, *python, "-m", "pubkit", *args],
         cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         check=False,

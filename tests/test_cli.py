@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -111,15 +109,8 @@ def _age(root: Path) -> None:
 def _pubkit_timed(*args: str, cwd: Path, cache: Path | None = None) -> tuple[str, set[str]]:
     """``pubkit`` run as a user runs it: what it printed, and the modules it imported."""
     env = {**os.environ, **({"PUBKIT_CACHE": str(cache)} if cache else {})}
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "pubkit", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=600,
-    )
+    done = run_pubkit(*args, cwd=cwd, env=env, python=("-X", "importtime"))
+    assert done.returncode == 0, done.stderr
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
     return done.stdout, imported
 

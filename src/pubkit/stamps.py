@@ -45,6 +45,12 @@ def cache_home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pubkit"
 
 
+def kept_between_builds(name: str) -> Path | None:
+    """Where pubkit keeps ``name`` (drawn formulas, builds' stamps) from one build to the
+    next: a folder of its cache; none when ``$PUBKIT_CACHE`` is set empty."""
+    return None if os.environ.get("PUBKIT_CACHE") == "" else cache_home() / name
+
+
 @dataclass(frozen=True)
 class Report:
     """What a build that finds everything up to date prints."""
@@ -85,11 +91,10 @@ def request_key(
 
 
 def _path(key: str) -> Path:
-    """Where request ``key``'s record is kept (``$PUBKIT_CACHE`` empty: an error, as for
-    every other thing pubkit would keep there)."""
-    if os.environ.get("PUBKIT_CACHE") == "":
+    """Where request ``key``'s record is kept; an OSError when nothing is kept."""
+    if (folder := kept_between_builds("unchanged")) is None:
         raise OSError("PUBKIT_CACHE is empty: nothing is kept between builds")
-    return cache_home() / "unchanged" / f"{key}.json"
+    return folder / f"{key}.json"
 
 
 def unchanged(key: str) -> Report | None:

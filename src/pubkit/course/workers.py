@@ -246,10 +246,9 @@ def _serve(
 
     The items were inherited with the fork, so only their positions travel; a kept worker
     (:class:`Kept`) inherited none, and is sent each item, and its function when it is
-    not the last one's. A worker that
-    ran out of memory reports it and exits: its heap cannot be trusted any more. A kept
-    worker's item may come with the moves that take its paths back to the build's
-    (:meth:`Kept.run`)."""
+    not the last one's. A worker that ran out of memory reports it and exits: its heap
+    cannot be trusted any more. A kept worker's item may come with the moves that take its
+    paths back to the build's (:meth:`Kept.run`)."""
     global _early
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the build's to handle
     _limit_memory()

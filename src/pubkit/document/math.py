@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import os
 import re
 import tempfile
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from xml.etree import ElementTree
 from pubkit.document import mathsvg
 from pubkit.document.ast import inlines, replaced, walk
 from pubkit.errors import Diagnostic, error
-from pubkit.stamps import cache_home
+from pubkit.stamps import kept_between_builds
 
 MATHML = "http://www.w3.org/1998/Math/MathML"
 #: What latex2mathml leaves of a command it does not know: its name as a token.
@@ -202,7 +201,7 @@ def draw_all(blocks: list[Any], backwards: bool = False) -> None:
 def formula_cache() -> Path | None:
     """Where drawn formulas are kept between builds: ``$PUBKIT_CACHE`` (empty: nowhere),
     else ``$XDG_CACHE_HOME/pubkit/formulas`` or ``~/.cache/pubkit/formulas``."""
-    return None if os.environ.get("PUBKIT_CACHE") == "" else cache_home() / "formulas"
+    return kept_between_builds("formulas")
 
 
 @lru_cache(maxsize=1)
