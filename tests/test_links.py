@@ -347,3 +347,36 @@ def test_a_link_to_a_missing_section_of_the_lesson_itself_is_a_warning(tmp_path:
     )
     strict = build(project, force=True, strict=True)
     assert not strict.ok
+
+
+def test_an_edit_rebuilds_a_lesson_linking_to_it_only_when_its_sections_change(
+    tmp_path: Path,
+) -> None:
+    """A link to a section takes its identifiers from the lesson it leads to, nothing
+    else: prose edited there leaves the linking lesson as it was; a section renamed away
+    fails it at its line."""
+    project = make_project(
+        tmp_path,
+        {
+            "01-one.md": LESSON.format(n=1, body="Go [on](02-two.md#only-section)."),
+            "02-two.md": LESSON.format(n=2, body="Some words."),
+        },
+    )
+    assert build(project).ok
+    two = project / "manuscript/01-module/02-two.md"
+
+    two.write_text(two.read_text(encoding="utf-8") + "\nMore words, a new paragraph.\n")
+    again = build(project)
+    assert again.ok
+    assert {r.lesson.id: r.skipped for r in again.built} == {
+        "01-module/01-one": True,
+        "01-module/02-two": False,
+    }
+
+    two.write_text(two.read_text(encoding="utf-8").replace("## Only section", "## Renamed"))
+    renamed = build(project)
+    assert renamed.failed == (project / "manuscript/01-module/01-one.md",)
+    assert (
+        "manuscript/01-module/01-one.md:8: error: link to “02-two.md#only-section”: lesson 2 "
+        "“Lesson 2” has no section “#only-section”"
+    ) in said(renamed, project)

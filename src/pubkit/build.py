@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pubkit import stamps, store
 from pubkit.check import Checked, check
 from pubkit.course import modulebook
-from pubkit.course.links import course_links, link_key
+from pubkit.course.links import SectionIds, course_links, link_key, named_sections, section_ids
 from pubkit.course.modulebook import PARTS, Collected, Fragment, Part
 from pubkit.course.workers import Usage, default_jobs, render_isolated
 from pubkit.errors import ConfigError, Diagnostic, LessonError, PubkitError, error, warning
@@ -308,15 +308,29 @@ class _Run:
     usage: Usage = field(default_factory=Usage)
     #: The Dask cluster lessons are set on; none: this machine's workers.
     cluster: Cluster | None = None
+    #: The identifiers of the lessons links name sections of (:func:`section_ids`).
+    sections: SectionIds = field(init=False)
     #: Each lesson's content hash.
     keys: Mapping[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
         by_path = {lesson.path.resolve(): lesson for lesson in self.course}
+        self.sections = self._section_ids(named_sections(self.manuscripts.lessons, by_path))
         self.keys = {
-            lesson.id: self.inputs.key(lesson, link_key(lesson, by_path))
+            lesson.id: self.inputs.key(lesson, link_key(lesson, by_path, self.sections))
             for lesson in self.manuscripts.lessons
         }
+
+    def _section_ids(self, lessons: Sequence[Lesson]) -> SectionIds:
+        """The identifiers of the lessons whose sections links name, kept in the build
+        record by the digest of each text: a text read once is not read again."""
+        kept = self.state.get("sections") or {}
+        known = kept.get("ids", {}) if kept.get("inputs") == self.inputs.digest else {}
+        ids = section_ids(
+            lessons, {k: tuple(v) if v is not None else None for k, v in known.items()}
+        )
+        self.state["sections"] = {"inputs": self.inputs.digest, "ids": ids}
+        return ids
 
     @property
     def total(self) -> int:
@@ -371,7 +385,7 @@ def _build_lessons(
         return done
 
     validator.start()
-    course = course_links(config, run.course, work, names)
+    course = course_links(config, run.course, work, names, run.sections)
     from pubkit.course.lessons import set_lessons
 
     setting = set_lessons(
