@@ -353,3 +353,46 @@ def test_a_machine_keeps_a_few_copies_of_a_course_made_of_shared_files(
     assert not made[0].exists() and made[-1].exists()
     stored = {p.name for p in (courses / "files").iterdir()}
     assert len(stored) == len(blobs) + dask_cluster.KEPT_COPIES - 1  # each kept edit's file
+
+
+def test_a_machine_is_sent_only_the_course_files_it_lacks(cluster: object, tmp_path: Path) -> None:
+    """The course's files go to a machine once: a build that changed nothing sends none, a
+    build after an edit sends the edited file alone; the outputs are a local build's."""
+    here, there = course(tmp_path / "a", "basic"), course(tmp_path / "b", "basic")
+    edited = "manuscript/01-getting-started/02-no-box.md"
+    for project in (here, there):  # a text no earlier build sent
+        lesson = project / edited
+        lesson.write_text(lesson.read_text() + f"\nA sentence of {tmp_path.name}.\n")
+    first = build(there, scheduler=address(cluster))
+    assert first.ok, [str(d) for d in first.diagnostics]
+    assert first.sent_to_cluster >= len((there / edited).read_bytes())
+    again = build(there, scheduler=address(cluster), force=True)
+    assert again.ok and not any(r.skipped for r in again.built)
+    assert again.sent_to_cluster == 0
+    for project in (here, there):
+        lesson = project / edited
+        lesson.write_text(lesson.read_text() + "\nOne more sentence.\n")
+    after = build(there, scheduler=address(cluster))
+    assert after.ok and after.sent_to_cluster == len((there / edited).read_bytes())
+    assert build(here).ok
+    assert outputs(there / "build") == outputs(here / "build")
+
+
+def test_a_worker_lacking_files_it_was_not_sent_gets_them_with_its_task(
+    cluster: object, tmp_path: Path
+) -> None:
+    """A worker that joins after the files were sent (here: told it had them all, which no
+    machine has) sets its item from the files sent with the task again."""
+    from pubkit.course.cluster import Cluster, snapshot
+    from pubkit.sources.config import load_config
+
+    project = course(tmp_path, "basic")
+    lesson = project / "manuscript/01-getting-started/02-no-box.md"
+    lesson.write_text(lesson.read_text() + f"\nA sentence only {tmp_path.name} has.\n")
+    config, _ = load_config(project)
+    files, blobs = snapshot(config)
+    with Cluster(address(cluster), config) as connected:
+        connected._shipped = (files, {})  # as if every machine had kept the course
+        ((item, text),) = connected.run([lesson], Path.read_text, lambda path: path)
+    assert item == lesson and text == lesson.read_text()
+    assert connected.sent_bytes == sum(len(data) for data in blobs.values())

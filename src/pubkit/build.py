@@ -94,6 +94,9 @@ class BuildResult:
     peak_worker_bytes: int = 0
     #: The store the outputs were sent to (an fsspec URL); none: the output folder.
     published: str | None = None
+    #: The bytes of the course's files sent to a cluster's workers (none to a machine that
+    #: kept them from an earlier build).
+    sent_to_cluster: int = 0
 
     @property
     def ok(self) -> bool:
@@ -192,6 +195,7 @@ def build(
         ),
         collected=tuple(modules),
         peak_worker_bytes=run.usage.peak_bytes,
+        sent_to_cluster=cluster.sent_bytes if cluster else 0,
     )
     if address is None and result.ok and not any(d.is_error for d in result.diagnostics):
         _remember(request, started, run, checked)

@@ -13,10 +13,10 @@ written. Results come back in the order of the items, as locally: the outputs ar
 bytes.
 
 Workers need not see the course folder: its files (manuscripts, figures, bibliographies,
-the publisher's theme) are sent to the cluster once per build, each file's bytes under a
-key made from their content (:class:`Snapshot`); a worker keeps one copy of the course
-on its disk, under the digest of the whole, and sets each item with its paths moved
-there, and the results' paths moved back (:func:`pubkit.course.workers.dumps`).
+the publisher's theme) are known by their content (:class:`Snapshot`), and each machine is
+sent those it lacks, once; it keeps one copy of the course on its disk, under the digest
+of the whole, and each item is set with its paths moved there, and the results' paths
+moved back (:func:`pubkit.course.workers.dumps`).
 
 ``distributed`` is optional (``pip install 'pubkit[cluster]'``): this module, which
 imports it, is imported only by a build given a scheduler (:func:`connect`).
@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from distributed import Client, KilledWorker, WorkerPlugin
 
@@ -94,8 +95,13 @@ class Cluster:
     def __init__(self, address: str, config: Config) -> None:
         self.address = address
         self.config = config
-        #: The course's files as sent to the cluster (on the first task).
+        #: The course's files as the tasks find them (on the first task): their snapshot,
+        #: and the bytes sent with every task (none: every worker's machine had them).
         self._shipped: tuple[Snapshot, Any] | None = None
+        #: Whether every file's bytes go with the tasks (a worker lacked one it was not sent).
+        self._whole = False
+        #: The bytes of the course's files sent to the cluster.
+        self.sent_bytes = 0
         try:
             self.client = Client(address, timeout=f"{CONNECT_SECONDS}s", set_as_default=False)
         except (OSError, TimeoutError) as exc:
@@ -131,26 +137,27 @@ class Cluster:
             return
         files, blobs = self._ship()
         # The function (settings, theme) goes in every task, not scattered once: a task
-        # that outlives every worker holding scattered data could not run again. The
-        # course's files are on every worker, each task depending on all of them.
+        # that outlives every worker holding scattered data could not run again.
         futures = self.client.map(
             _on_worker, items, function=function, where=where, files=files, blobs=blobs, pure=False
         )
+        retried = []
         try:
             for item, future in zip(items, futures, strict=True):
-                try:
-                    kind, value, peak, daemonic = future.result()
-                except KilledWorker:
-                    message = "the cluster's workers setting this lesson were lost, again and again"
-                    yield item, LessonError([error(where(item), None, message)])
+                outcome = self._outcome(item, future, where)
+                if isinstance(outcome, tuple) and outcome[0] == _LACKING:
+                    # A worker whose machine lacks the course's files (it joined since they
+                    # were sent, or lost them): the task again, the files with it.
+                    files, blobs = self._ship(whole=True)
+                    again = self.client.submit(
+                        _on_worker, item, function, where, files, blobs, pure=False
+                    )
+                    retried.append(again)
+                    outcome = self._outcome(item, again, where)
+                if isinstance(outcome, LessonError):
+                    yield item, outcome
                     continue
-                except Exception as exc:
-                    if future.status != "error":  # the scheduler, or the way to it, is gone
-                        raise self._lost(exc) from None
-                    found = f"{type(exc).__name__}: {exc}"  # the task itself: this lesson only
-                    message = f"setting this lesson failed on the cluster ({found}); a pubkit bug"
-                    yield item, LessonError([error(where(item), None, message)])
-                    continue
+                kind, value, peak, daemonic = outcome
                 if usage is not None:
                     usage.peak_bytes = max(usage.peak_bytes, peak)
                 if daemonic and not self.notices:
@@ -160,25 +167,62 @@ class Cluster:
                 else:
                     yield item, pickle.loads(value) if kind == "pickled" else value
         finally:
-            for future in futures:
+            for future in (*futures, *retried):
                 future.cancel()
 
-    def _ship(self) -> tuple[Snapshot, Any]:
-        """The course's files, sent to every worker once for the build: each file's bytes
-        under a key made from them, so a file is sent once whatever its names."""
-        if self._shipped is None:
-            files, blobs = snapshot(self.config)
-            digests = list(blobs)
-            try:
-                sent = self.client.scatter([blobs[d] for d in digests], hash=True, broadcast=True)
-            except (OSError, TimeoutError) as exc:
+    def _outcome(
+        self, item: Any, future: Any, where: Callable[[Any], Path]
+    ) -> tuple[str, Any, int, bool] | LessonError:
+        """What a task gave: (kind, value, peak memory, daemonic), or the error that
+        stopped it."""
+        try:
+            outcome: tuple[str, Any, int, bool] = future.result()
+        except KilledWorker:
+            message = "the cluster's workers setting this lesson were lost, again and again"
+            return LessonError([error(where(item), None, message)])
+        except Exception as exc:
+            if future.status != "error":  # the scheduler, or the way to it, is gone
                 raise self._lost(exc) from None
-            # One future for them all: each task depends on it (a task can recompute it
-            # from the files, which are on every worker).
-            packed = self.client.submit(
-                _packed, digests, *sent, key=f"pubkit-course-{files.digest}"
-            )
-            self._shipped = files, packed
+            found = f"{type(exc).__name__}: {exc}"  # the task itself: this lesson only
+            message = f"setting this lesson failed on the cluster ({found}); a pubkit bug"
+            return LessonError([error(where(item), None, message)])
+        return outcome
+
+    def _ship(self, whole: bool = False) -> tuple[Snapshot, Any]:
+        """The course's files, as the tasks find them. Each worker's machine is first sent
+        the files it lacks (each file's bytes under a key made from them, so a file is
+        sent once whatever its names, and never again to a machine that kept it), and
+        writes its copy of the course; the tasks then carry only the snapshot. ``whole``:
+        every file's bytes go with the tasks, for a worker that joined since."""
+        if self._shipped is not None and (self._whole or not whole):
+            return self._shipped
+        files, blobs = snapshot(self.config)
+        try:
+            if whole:
+                digests = sorted(blobs)
+                sent = self.client.scatter([blobs[d] for d in digests], hash=True)
+                # One future for them all: each task depends on it.
+                packed = self.client.submit(
+                    _packed, digests, *sent, key=f"pubkit-course-{files.digest}"
+                )
+                self._shipped, self._whole = (files, packed), True
+                self.sent_bytes += sum(len(data) for data in blobs.values())
+                return self._shipped
+            # A worker that cannot answer, or write its copy, is sent the files with its
+            # tasks (:data:`_LACKING`).
+            lacking: dict[str, Any] = self.client.run(_lacking, files, on_error="return")
+            machines = set()
+            for address, digests in sorted(lacking.items()):
+                machine = urlsplit(address).hostname
+                if not isinstance(digests, list) or not digests or machine in machines:
+                    continue  # another worker of its machine wrote the machine's copy
+                given = {digest: blobs[digest] for digest in digests}
+                self.client.run(_kept_copy, files, given, workers=[address], on_error="return")
+                self.sent_bytes += sum(len(data) for data in given.values())
+                machines.add(machine)
+        except (OSError, TimeoutError) as exc:
+            raise self._lost(exc) from None
+        self._shipped = files, {}
         return self._shipped
 
     def _lost(self, exc: BaseException) -> PubkitError:
@@ -200,7 +244,10 @@ def _on_worker(
 
     A daemonic worker process (Dask's default) may not start processes: there the item is
     set in the worker itself, bounded only by the cluster's own memory limits."""
-    moves = _kept_copy(files, blobs)
+    try:
+        moves = _kept_copy(files, blobs)
+    except _Lacking:
+        return _LACKING, None, 0, False
     if multiprocessing.current_process().daemon:
         back = [(new, old) for old, new in moves]
         try:
@@ -214,6 +261,24 @@ def _on_worker(
     if isinstance(result, LessonError):
         return "error", result.diagnostics, usage.peak_bytes, False
     return "pickled", result, usage.peak_bytes, False  # loaded by the build, not here
+
+
+#: A task's answer when its worker's machine lacks a file of the course it was not sent.
+_LACKING = "lacking"
+
+
+class _Lacking(Exception):
+    """This machine has neither a copy of the course nor one of its files' bytes."""
+
+
+def _lacking(files: Snapshot) -> list[str]:
+    """On a worker (``Client.run``): the digests of the course's files its machine lacks
+    (none when it keeps a copy of the course)."""
+    courses = cache_home() / "courses"
+    if files.digest in _COPIES or (courses / files.digest).is_dir():
+        return []
+    kept = courses / "files"
+    return sorted({d for _, paths in files.folders for _, d in paths if not (kept / d).is_file()})
 
 
 def _packed(digests: list[str], *data: bytes) -> dict[str, bytes]:
@@ -259,6 +324,9 @@ def _write_copy(place: Path, files: Snapshot, blobs: Mapping[str, bytes]) -> Non
             target.parent.mkdir(parents=True, exist_ok=True)
             kept = store / digest
             if not kept.is_file():
+                if digest not in blobs:
+                    shutil.rmtree(draft, ignore_errors=True)
+                    raise _Lacking(digest)
                 written = kept.with_name(f".{digest}.{os.getpid()}")
                 written.write_bytes(blobs[digest])
                 written.replace(kept)
