@@ -396,3 +396,53 @@ def test_a_worker_lacking_files_it_was_not_sent_gets_them_with_its_task(
         ((item, text),) = connected.run([lesson], Path.read_text, lambda path: path)
     assert item == lesson and text == lesson.read_text()
     assert connected.sent_bytes == sum(len(data) for data in blobs.values())
+
+
+def test_the_workers_check_the_epubs_they_set(cluster: object, tmp_path: Path) -> None:
+    """On a cluster, each EPUB, a lesson's or a module's, is run through EPUBCheck on the
+    worker that set it: a build run where there is no Java checks every EPUB all the same
+    (locally, it could not), and fails the lesson whose EPUB EPUBCheck rejects, at the
+    manuscript's line, keeping its last good outputs."""
+    project = tmp_path / "epub-faults"
+    shutil.copytree(PROJECTS / "epub-faults", project)
+    lesson = project / "manuscript/01-links/01-dangling.md"
+    written = lesson.read_text(encoding="utf-8")
+    lesson.write_text(written.split("## A photo")[0], encoding="utf-8")  # valid, at first
+    no_java = tmp_path / "bin"  # every program of the machine's but Java
+    no_java.mkdir()
+    for program in Path("/usr/bin").iterdir():
+        if program.name != "java":
+            (no_java / program.name).symlink_to(program)
+    path = os.pathsep.join([str(no_java), "/usr/sbin"])
+    assert shutil.which("java", path=path) is None
+
+    def pubkit_build(*options: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pubkit", "build", "--quiet", *options],
+            cwd=project,
+            env={**os.environ, "PATH": path, "SOURCE_DATE_EPOCH": DATE},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    alone = pubkit_build("--out", str(tmp_path / "alone"))
+    assert "the EPUBs were not validated: EPUBCheck needs Java" in alone.stderr, alone.stderr
+    first = pubkit_build("--scheduler", address(cluster))
+    assert first.returncode == 0, first.stderr
+    assert "not validated" not in first.stderr, first.stderr
+    epub, book = (
+        project / "build/epub/01-links/01-dangling.epub",
+        project / "build/collections/01-links.epub",
+    )
+    good = epub.read_bytes(), book.read_bytes()
+    lesson.write_text(written, encoding="utf-8")  # a JPEG named .png, which EPUBCheck rejects
+    second = pubkit_build("--scheduler", address(cluster))
+    assert second.returncode == 1, second.stderr
+    assert "not validated" not in second.stderr, second.stderr
+    found = [line.split(" EPUBCheck")[0] for line in second.stderr.splitlines()]
+    assert [line for line in found if " error: " in line] == [
+        "manuscript/01-links/01-dangling.md:22: error: epub:"
+    ], second.stderr
+    assert "manuscript/01-links/01-dangling.md:22: warning: epub:" in found, second.stderr
+    assert (epub.read_bytes(), book.read_bytes()) == good

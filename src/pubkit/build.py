@@ -388,12 +388,23 @@ def _build_lessons(
     if not work:
         return done
 
-    validator.start()
+    if run.cluster is None:  # on a cluster, each worker checks the EPUBs it sets
+        validator.start()
     course = course_links(config, run.course, work, names, run.sections)
     from pubkit.course.lessons import set_lessons
 
     setting = set_lessons(
-        work, config, theme, names, date, inputs.jobs, run.usage, course, run.cluster, ahead.start
+        work,
+        config,
+        theme,
+        names,
+        date,
+        inputs.jobs,
+        run.usage,
+        course,
+        run.cluster,
+        ahead.start,
+        validate=validator.active,
     )
     checks: list[tuple[Lesson, LessonOutcome, Future[list[Diagnostic]]]] = []
     for lesson, outcome in setting:
@@ -482,6 +493,8 @@ class _Validator:
         epub = outcome.rendered.get("epub")
         if not self.active or epub is None:
             return _at_once([])
+        if outcome.checked is not None:  # checked where it was set
+            return _at_once(list(outcome.checked))
         from pubkit.course.validate import check_epub
 
         name = f"{lesson.module.folder.name}--{lesson.path.stem}.epub"
@@ -490,12 +503,18 @@ class _Validator:
         )
 
     def collection(
-        self, module: Module, members: list[Lesson], data: bytes | None
+        self,
+        module: Module,
+        members: list[Lesson],
+        data: bytes | None,
+        checked: tuple[Diagnostic, ...] | None = None,
     ) -> Future[list[Diagnostic]]:
         """What EPUBCheck finds in a module's collected EPUB (``data``; None: none made),
-        at its lessons' lines (soon)."""
+        at its lessons' lines (soon); ``checked``: what it found where it was set."""
         if not self.active or data is None:
             return _at_once([])
+        if checked is not None:
+            return _at_once(list(checked))
         from pubkit.course.validate import check_collected_epub
 
         name = modulebook.output_path(module, "epub").name
@@ -575,7 +594,9 @@ def _build_collections(
     # Locally, each book is bound here while EPUBCheck reads its EPUB; on a cluster, there.
     collect = _collector(run, bind=run.cluster is not None)
     results: Iterable[tuple[_Collecting, Collected | LessonError]]
-    if run.cluster is not None:
+    if run.cluster is not None:  # each EPUB checked on the worker that set it
+        if validator.active and "epub" in names:
+            collect = partial(_collect_checked, collect=collect, members=modules)
         results = run.cluster.run(work, collect, _module_source, run.usage)
     else:
         if taken and not work:  # while they finish, the downloads page's engines warm up
@@ -594,7 +615,8 @@ def _build_collections(
             run.tick(label, FAILED)
             continue
         epub = collected.rendered.get("epub")
-        checking = validator.collection(module, modules[module], epub.data if epub else None)
+        data = epub.data if epub else None
+        checking = validator.collection(module, modules[module], data, collected.checked)
         outcomes = collected.bound(fragments)
         found = checking.result()
         diagnostics.extend(found)
@@ -723,6 +745,24 @@ def _collect(
 ) -> Collected:
     module, _, fragments, kept = item
     return modulebook.render(module, fragments, config, theme, date, names, kept, bind, spare_core)
+
+
+def _collect_checked(
+    item: _Collecting,
+    collect: Callable[[_Collecting], Collected],
+    members: Mapping[Module, Sequence[Lesson]],
+) -> Collected:
+    """A module's collections as ``collect`` sets them, their EPUB run through EPUBCheck
+    where it was set (a cluster's worker), at its lessons' lines."""
+    collected = collect(item)
+    if (epub := collected.rendered.get("epub")) is not None:
+        from pubkit.course.validate import check_collected_epub, checked_where_set
+
+        module = item[0]
+        check = partial(check_collected_epub, module.source, members[module])
+        name = modulebook.output_path(module, "epub").name
+        collected = replace(collected, checked=checked_where_set(epub.data, name, check))
+    return collected
 
 
 def _module_source(item: _Collecting) -> Path:

@@ -56,6 +56,9 @@ class LessonOutcome:
     thumbnail: bytes
     #: The lesson as its module's collection sets it.
     fragment: Fragment
+    #: What EPUBCheck found in its EPUB where it was set (a cluster's worker); None: the
+    #: build checks it.
+    checked: tuple[Diagnostic, ...] | None = None
 
     @property
     def notes(self) -> list[Diagnostic]:
@@ -96,6 +99,7 @@ def set_lessons(
     course: Course | None = None,
     cluster: Cluster | None = None,
     early: Callable[[Lesson, Fragment], None] | None = None,
+    validate: bool = False,
 ) -> Iterator[tuple[Lesson, LessonOutcome | LessonError]]:
     """Set ``lessons`` in bounded worker processes (:mod:`pubkit.course.workers`), in order;
     on a Dask ``cluster``'s workers when one is given (:mod:`pubkit.course.cluster`).
@@ -106,7 +110,9 @@ def set_lessons(
     lessons while WeasyPrint loads (:func:`pubkit.document.markdown.read_ahead`): each is converted
     here, once, for both of its workers; and each lesson's fragment is given to ``early``
     as soon as its pages are set, before its other editions (its module's collection can
-    start meanwhile on the core that set its handout).
+    start meanwhile on the core that set its handout). On a cluster, with ``validate``,
+    each EPUB is run through EPUBCheck on the worker that set it
+    (:attr:`LessonOutcome.checked`), so that the build is not every EPUB's checker.
     """
     if not lessons:
         return iter(())
@@ -116,6 +122,8 @@ def set_lessons(
         set_whole = partial(
             _render_part, config=config, theme=theme, names=names, date=date, course=course
         )
+        if validate and "epub" in names:
+            set_whole = partial(_checked_where_set, set_part=set_whole)
         parts: list[_Part] = [(lesson, None) for lesson in lessons]
         on_cluster = cluster.run(parts, set_whole, _part_source, usage)
         return ((lesson, outcome) for (lesson, _), outcome in on_cluster)  # type: ignore[misc]
@@ -217,6 +225,22 @@ def _render_part(
             raise
         message = f"internal error ({type(exc).__name__}: {exc}); this is a bug in pubkit"
         raise LessonError.at(lesson.path, None, message) from exc
+
+
+def _checked_where_set(
+    part: _Part, set_part: Callable[[_Part], LessonOutcome | Rendered]
+) -> LessonOutcome | Rendered:
+    """The lesson's editions, its EPUB run through EPUBCheck where it was set."""
+    from pubkit.course.validate import check_epub, checked_where_set, warm_checker
+
+    warm_checker()
+    outcome = set_part(part)
+    if isinstance(outcome, LessonOutcome) and (epub := outcome.rendered.get("epub")):
+        lesson = part[0]
+        name = f"{lesson.module.folder.name}--{lesson.path.stem}.epub"
+        found = checked_where_set(epub.data, name, partial(check_epub, lesson))
+        outcome = replace(outcome, checked=found)
+    return outcome
 
 
 def _render_editions(

