@@ -200,8 +200,9 @@ class Cluster:
         try:
             if whole:
                 digests = sorted(blobs)
-                sent = self.client.scatter([blobs[d] for d in digests], hash=True)
-                # One future for them all: each task depends on it.
+                sent = self.client.scatter([blobs[d] for d in digests], hash=True, broadcast=True)
+                # On every worker (a task runs again wherever it lands, whoever is lost);
+                # one future for them all, which each task depends on.
                 packed = self.client.submit(
                     _packed, digests, *sent, key=f"pubkit-course-{files.digest}"
                 )
