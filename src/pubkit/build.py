@@ -59,7 +59,7 @@ from pubkit.sources.theme import Theme, load_theme
 if TYPE_CHECKING:
     from pubkit.course.cluster import Cluster
     from pubkit.course.lessons import LessonOutcome
-    from pubkit.course.validate import EpubCheck, Run
+    from pubkit.course.validate import Check, EpubCheck
 
 # Setting lessons, validating EPUBs and writing the downloads page are imported where they
 # are done: a build with nothing to do (a no-op) needs none of them, and they took a third
@@ -495,12 +495,9 @@ class _Validator:
             return _at_once([])
         if outcome.checked is not None:  # checked where it was set
             return _at_once(list(outcome.checked))
-        from pubkit.course.validate import check_epub
+        from pubkit.course.validate import lesson_check
 
-        name = f"{lesson.module.folder.name}--{lesson.path.stem}.epub"
-        return self._pool.submit(
-            self._check, name, epub.data, lambda path, run: check_epub(lesson, path, run)
-        )
+        return self._pool.submit(self._check, epub.data, *lesson_check(lesson))
 
     def collection(
         self,
@@ -515,19 +512,11 @@ class _Validator:
             return _at_once([])
         if checked is not None:
             return _at_once(list(checked))
-        from pubkit.course.validate import check_collected_epub
+        from pubkit.course.validate import collection_check
 
-        name = modulebook.output_path(module, "epub").name
-        return self._pool.submit(
-            self._check,
-            name,
-            data,
-            lambda path, run: check_collected_epub(module.source, members, path, run),
-        )
+        return self._pool.submit(self._check, data, *collection_check(module, members))
 
-    def _check(
-        self, name: str, data: bytes, check: Callable[[Path, Run], Iterable[Diagnostic]]
-    ) -> list[Diagnostic]:
+    def _check(self, data: bytes, name: str, check: Check) -> list[Diagnostic]:
         if not self.active:
             return []
         path = self._folder / name
@@ -756,12 +745,10 @@ def _collect_checked(
     where it was set (a cluster's worker), at its lessons' lines."""
     collected = collect(item)
     if (epub := collected.rendered.get("epub")) is not None:
-        from pubkit.course.validate import check_collected_epub, checked_where_set
+        from pubkit.course.validate import checked_where_set, collection_check
 
-        module = item[0]
-        check = partial(check_collected_epub, module.source, members[module])
-        name = modulebook.output_path(module, "epub").name
-        collected = replace(collected, checked=checked_where_set(epub.data, name, check))
+        check = collection_check(item[0], members[item[0]])
+        collected = replace(collected, checked=checked_where_set(epub.data, *check))
     return collected
 
 

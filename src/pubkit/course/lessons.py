@@ -231,15 +231,12 @@ def _checked_where_set(
     part: _Part, set_part: Callable[[_Part], LessonOutcome | Rendered]
 ) -> LessonOutcome | Rendered:
     """The lesson's editions, its EPUB run through EPUBCheck where it was set."""
-    from pubkit.course.validate import check_epub, checked_where_set, warm_checker
+    from pubkit.course.validate import checked_where_set, lesson_check, warm_checker
 
     warm_checker()
     outcome = set_part(part)
     if isinstance(outcome, LessonOutcome) and (epub := outcome.rendered.get("epub")):
-        lesson = part[0]
-        name = f"{lesson.module.folder.name}--{lesson.path.stem}.epub"
-        found = checked_where_set(epub.data, name, partial(check_epub, lesson))
-        outcome = replace(outcome, checked=found)
+        outcome = replace(outcome, checked=checked_where_set(epub.data, *lesson_check(part[0])))
     return outcome
 
 

@@ -25,12 +25,13 @@ import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
 from pubkit.errors import Diagnostic, PubkitError, error, warning
-from pubkit.sources.manuscript import Lesson
+from pubkit.sources.manuscript import Lesson, Module
 
 #: EPUBCheck on one lesson takes a second or two; a hung JVM must not hang the check.
 TIMEOUT_SECONDS = 300
@@ -405,9 +406,7 @@ def _start_quietly() -> None:
         shared_checker().start()
 
 
-def checked_where_set(
-    data: bytes, name: str, check: Callable[[Path, Run], Iterable[Diagnostic]]
-) -> tuple[Diagnostic, ...] | None:
+def checked_where_set(data: bytes, name: str, check: Check) -> tuple[Diagnostic, ...] | None:
     """What ``check`` (:func:`check_epub`, :func:`check_collected_epub`) finds in the
     EPUB ``data``, run in this process with its :func:`shared_checker`: on a cluster's
     worker, where the EPUB was set, so that the build need not check every EPUB itself.
@@ -419,6 +418,20 @@ def checked_where_set(
             return tuple(check(path, shared_checker().messages))
         except PubkitError:
             return None
+
+
+#: A check of one EPUB: its file, and the EPUBCheck to run on it; its diagnostics.
+Check = Callable[[Path, Run], Iterable[Diagnostic]]
+
+
+def lesson_check(lesson: Lesson) -> tuple[str, Check]:
+    """The file name a lesson's EPUB is checked under, and its check."""
+    return f"{lesson.module.folder.name}--{lesson.path.stem}.epub", partial(check_epub, lesson)
+
+
+def collection_check(module: Module, lessons: Sequence[Lesson]) -> tuple[str, Check]:
+    """The file name a module's collected EPUB is checked under, and its check."""
+    return f"{module.folder.name}.epub", partial(check_collected_epub, module.source, lessons)
 
 
 def check_epub(lesson: Lesson, epub: Path, run: Run = run_epubcheck) -> Iterator[Diagnostic]:
