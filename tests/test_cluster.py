@@ -89,6 +89,11 @@ def test_a_course_set_on_a_cluster_is_the_local_build_byte_for_byte(
     assert remote.collected and remote.peak_worker_bytes > 0
     assert outputs(there / "build") == outputs(here / "build")
     assert len(outputs(here / "build")) > 20
+    # The workers see the output folder (this machine's): each wrote what it set there, and
+    # sent back only what the build records (a few hundred bytes a lesson).
+    written = sum(path.stat().st_size for path in (there / "build").rglob("*") if path.is_file())
+    assert 0 < remote.received_from_cluster < written / 50
+    assert not list((there / "build/.pubkit/shared").iterdir())  # the build's token is gone
     # The record travels with the outputs: a second build on the cluster does nothing.
     again = build(there, scheduler=address(cluster))
     assert all(result.skipped for result in again.built)
@@ -290,7 +295,9 @@ def test_workers_that_cannot_see_the_course_set_it_from_the_files_sent_them(
     """The build runs where the course folder is its own (a tmpfs in a mount namespace of
     its own: the cluster's workers see an empty folder there). The workers set every
     lesson, figure, bibliography and collection from their copy of the course's files,
-    sent by the build, into the bytes of a local build; messages name the build's paths."""
+    sent by the build, into the bytes of a local build; messages name the build's paths.
+    The output folder is the course's too, which the workers do not see either: they send
+    what they set back to the build, which writes it."""
     if subprocess.run(["unshare", "-m", "true"], check=False).returncode != 0:
         pytest.skip("unshare -m is not permitted here (CI runs as root, where it is)")
     here = course(tmp_path / "a", "technical")
@@ -302,7 +309,7 @@ def test_workers_that_cannot_see_the_course_set_it_from_the_files_sent_them(
     build_there = f"{sys.executable} -m pubkit build --scheduler {address(cluster)}"
     script = (
         f"mount -t tmpfs none {private} && cp -r {PROJECTS / 'technical'} {private}/course"
-        f" && cd {private}/course && {build_there} --out {out}"
+        f" && cd {private}/course && {build_there} && cp -r build {out}"
         f" && cp {bad} manuscript/01-numerics/ && {build_there} --quiet --out {out}-2"
         "; echo second build: $?"
     )

@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from functools import cached_property, partial
 from itertools import chain
@@ -26,7 +26,7 @@ from pubkit import stamps, store
 from pubkit.check import Checked, check
 from pubkit.course import modulebook
 from pubkit.course.links import SectionIds, course_links, link_key, named_sections, section_ids
-from pubkit.course.modulebook import PARTS, Collected, Fragment, Part
+from pubkit.course.modulebook import PARTS, Collected, Collecting, Fragment
 from pubkit.course.workers import Usage, default_jobs, render_isolated
 from pubkit.errors import ConfigError, Diagnostic, LessonError, PubkitError, error, warning
 from pubkit.output import (
@@ -42,14 +42,22 @@ from pubkit.output import (
     fragment_path,
     manifest,
     outputs_intact,
-    part_path,
+    read_collecting,
     read_fragment,
+    read_parts,
     read_state,
-    write_atomic,
+    write_collection,
     write_if_changed,
     write_json,
     write_lesson,
-    write_output,
+)
+from pubkit.shared import (
+    SharedFolder,
+    WrittenCollection,
+    collection_where_set,
+    downloads_where_set,
+    lesson_where_set,
+    sharing,
 )
 from pubkit.sources import bibliography
 from pubkit.sources.config import Config, source_date
@@ -58,7 +66,7 @@ from pubkit.sources.theme import Theme, load_theme
 
 if TYPE_CHECKING:
     from pubkit.course.cluster import Cluster
-    from pubkit.course.lessons import LessonOutcome
+    from pubkit.course.lessons import LessonOutcome, WrittenLesson
     from pubkit.course.validate import Check, EpubCheck
 
 # Setting lessons, validating EPUBs and writing the downloads page are imported where they
@@ -97,6 +105,9 @@ class BuildResult:
     #: The bytes of the course's files sent to a cluster's workers (none to a machine that
     #: kept them from an earlier build).
     sent_to_cluster: int = 0
+    #: The bytes of the results a cluster's workers sent back (little when they wrote the
+    #: outputs themselves, to an output folder they see).
+    received_from_cluster: int = 0
 
     @property
     def ok(self) -> bool:
@@ -169,9 +180,10 @@ def build(
     with (
         _Validator(validate and "epub" in names) as validator,
         _connected(address, config) as cluster,
+        sharing(out) if cluster else nullcontext() as shared,
         _Ahead(run) as ahead,
     ):
-        run.cluster = cluster
+        run.cluster, run.shared = cluster, shared
         lessons = _build_lessons(manuscripts, run, validator, ahead)
         collected = _build_collections(modules, lessons, run, validator, ahead)
 
@@ -196,6 +208,7 @@ def build(
         collected=tuple(modules),
         peak_worker_bytes=run.usage.peak_bytes,
         sent_to_cluster=cluster.sent_bytes if cluster else 0,
+        received_from_cluster=cluster.received_bytes if cluster else 0,
     )
     if address is None and result.ok and not any(d.is_error for d in result.diagnostics):
         _remember(request, started, run, checked)
@@ -246,18 +259,22 @@ def _write_downloads(listing: Mapping[str, Any], run: _Run) -> None:
         return
 
     theme, config = run.inputs.theme, run.inputs.config
+    page: Callable[[Mapping[str, Any]], dict[Path, bytes] | list[Path]]
+    page = partial(_downloads_page, theme=theme, config=config)
+    made: dict[Path, bytes] | list[Path] | PubkitError
     if run.cluster is None:
-        files = _downloads_page(listing, theme, config)
-    else:  # a task too, after the lessons and collections
-        page = partial(_downloads_page, theme=theme, config=config)
+        made = page(listing)
+    else:  # a task too, after the lessons and collections; written there if it can be
+        if run.shared is not None:
+            page = partial(downloads_where_set, make=page, shared=run.shared)
         where = lambda _: config.source or config.root  # noqa: E731 (sent to the workers)
         ((_, made),) = run.cluster.run([listing], page, where, run.usage)
         if isinstance(made, PubkitError):
             raise made
-        files = made
-    for relative, data in files.items():
-        write_if_changed(run.out / relative, data)
-    run.state["downloads"] = {"key": key, "files": sorted(p.as_posix() for p in files)}
+    if isinstance(made, dict):
+        for relative, data in made.items():
+            write_if_changed(run.out / relative, data)
+    run.state["downloads"] = {"key": key, "files": sorted(p.as_posix() for p in made)}
 
 
 def _downloads_page(listing: Mapping[str, Any], theme: Theme, config: Config) -> dict[Path, bytes]:
@@ -312,6 +329,8 @@ class _Run:
     usage: Usage = field(default_factory=Usage)
     #: The Dask cluster lessons are set on; none: this machine's workers.
     cluster: Cluster | None = None
+    #: The output folder as the cluster's workers write to it, when they see it.
+    shared: SharedFolder | None = None
     #: The identifiers of the lessons links name sections of (:func:`section_ids`).
     sections: SectionIds = field(init=False)
     #: Each lesson's content hash.
@@ -393,6 +412,14 @@ def _build_lessons(
     course = course_links(config, run.course, work, names, run.sections)
     from pubkit.course.lessons import set_lessons
 
+    where_set = None
+    if run.shared is not None:  # written by the worker that set it, where it sees the folder
+        where_set = partial(
+            lesson_where_set,
+            shared=run.shared,
+            strict=inputs.strict,
+            validating=validator.active,
+        )
     setting = set_lessons(
         work,
         config,
@@ -405,8 +432,9 @@ def _build_lessons(
         run.cluster,
         ahead.start,
         validate=validator.active,
+        where_set=where_set,
     )
-    checks: list[tuple[Lesson, LessonOutcome, Future[list[Diagnostic]]]] = []
+    checks: list[tuple[Lesson, LessonOutcome | WrittenLesson, Future[list[Diagnostic]]]] = []
     for lesson, outcome in setting:
         if isinstance(outcome, PubkitError):
             done.diagnostics.extend(outcome.diagnostics)
@@ -425,29 +453,34 @@ def _build_lessons(
 
 def _finish_lesson(
     lesson: Lesson,
-    outcome: LessonOutcome,
+    outcome: LessonOutcome | WrittenLesson,
     checked: Future[list[Diagnostic]],
     run: _Run,
     done: _Lessons,
 ) -> None:
     """Write the lesson set as ``outcome``, unless EPUBCheck rejected its EPUB (or, under
-    ``--strict``, anyone found anything); then its earlier outputs stay as they were."""
-    found = checked.result()
-    notes = [*outcome.notes, *(d for d in found if not d.is_error)]
-    errors = [d for d in found if d.is_error]
-    if run.inputs.strict:
-        errors += [note.as_error() for note in notes]
-        notes = []
+    ``--strict``, anyone found anything); then its earlier outputs stay as they were.
+    A lesson the worker that set it wrote already (:func:`pubkit.shared.lesson_where_set`) is
+    recorded."""
+    from pubkit.course.lessons import WrittenLesson
+
+    if isinstance(outcome, WrittenLesson):
+        notes, errors = list(outcome.notes), list[Diagnostic]()
+        entry, files = dict(outcome.entry), outcome.files
+    else:
+        notes, errors = outcome.judged(checked.result(), run.inputs.strict)
+        entry, files = {}, outcome.document.files
     done.diagnostics.extend([*notes, *errors])
     if errors:
         done.failed.append(lesson.path)
         run.tick(lesson.id, FAILED)
         return
-    entry = write_lesson(lesson, run.out, outcome)
+    if not isinstance(outcome, WrittenLesson):
+        entry = write_lesson(lesson, run.out, outcome)
     run.state["lessons"][lesson.id] = {
         "key": run.keys[lesson.id],
         "entry": entry,
-        "files": file_stamps(outcome.document.files, run.inputs.config.root),
+        "files": file_stamps(files, run.inputs.config.root),
     }
     done.results.append(LessonResult(lesson, entry, skipped=False))
     run.tick(lesson.id, BUILT)
@@ -488,8 +521,15 @@ class _Validator:
             except PubkitError as exc:
                 self._give_up(exc)
 
-    def lesson(self, lesson: Lesson, outcome: LessonOutcome) -> Future[list[Diagnostic]]:
-        """What EPUBCheck finds in the lesson's EPUB, at its manuscript lines (soon)."""
+    def lesson(
+        self, lesson: Lesson, outcome: LessonOutcome | WrittenLesson
+    ) -> Future[list[Diagnostic]]:
+        """What EPUBCheck finds in the lesson's EPUB, at its manuscript lines (soon); a
+        lesson written where it was set was checked there."""
+        from pubkit.course.lessons import LessonOutcome
+
+        if not isinstance(outcome, LessonOutcome):
+            return _at_once([])
         epub = outcome.rendered.get("epub")
         if not self.active or epub is None:
             return _at_once([])
@@ -557,8 +597,8 @@ def _build_collections(
     records = run.state["collections"]
     ready = {result.lesson.id for result in lessons.results}
     diagnostics: list[Diagnostic] = []
-    work: list[_Collecting] = []
-    taken: list[tuple[_Collecting, Future[Collected | LessonError]]] = []
+    work: list[Collecting] = []
+    taken: list[tuple[Collecting, Future[Collected | LessonError]]] = []
     for module, members in modules.items():
         folder = module.folder.name
         key = _module_key(run, module, members)
@@ -577,31 +617,40 @@ def _build_collections(
         if (started := ahead.take(key)) is not None:  # set from these fragments already
             taken.append(started)
             continue
-        fragments = [read_fragment(run.out, lesson.id) for lesson in members]
-        work.append((module, key, fragments, _kept_parts(run, folder)))
+        work.append((module, key, [], {}))  # its fragments read where it is set
 
     # Locally, each book is bound here while EPUBCheck reads its EPUB; on a cluster, there.
-    collect = _collector(run, bind=run.cluster is not None)
-    results: Iterable[tuple[_Collecting, Collected | LessonError]]
-    if run.cluster is not None:  # each EPUB checked on the worker that set it
-        if validator.active and "epub" in names:
-            collect = partial(_collect_checked, collect=collect, members=modules)
-        results = run.cluster.run(work, collect, _module_source, run.usage)
+    results: Iterable[tuple[Collecting, Collected | WrittenCollection | LessonError]]
+    if run.cluster is not None:
+        results = _collect_on_cluster(run.cluster, work, modules, run, validator)
     else:
+        work = [
+            read_collecting(
+                run.out, module, modules[module], key, _kept_keys(run, module.folder.name)
+            )
+            for module, key, _, _ in work
+        ]
         if taken and not work:  # while they finish, the downloads page's engines warm up
             from pubkit.course import downloads
 
             downloads.warm(run.inputs.theme, run.inputs.config)
         _warm_collections(run, work)
+        collect = _collector(run, bind=False)
         results = chain(
             ((item, started.result()) for item, started in taken),
             render_isolated(work, collect, run.inputs.jobs, _module_source, run.usage),
         )
-    for (module, key, fragments, kept), collected in results:
+    for item, collected in results:
+        module, key, fragments, _ = item
         label = f"collections/{module.folder.name}"
         if isinstance(collected, PubkitError):  # the module keeps its last good collection
             diagnostics.extend(collected.diagnostics)
             run.tick(label, FAILED)
+            continue
+        if isinstance(collected, WrittenCollection):  # checked and written where it was set
+            diagnostics.extend(collected.found)
+            records[module.folder.name] = collected.record
+            run.tick(label, BUILT)
             continue
         epub = collected.rendered.get("epub")
         data = epub.data if epub else None
@@ -612,29 +661,11 @@ def _build_collections(
         if any(d.is_error for d in found):
             run.tick(label, FAILED)
             continue
-        entry = {
-            "module": {"number": module.number, "title": module.title},
-            "lessons": [lesson.id for lesson in modules[module]],
-            "editions": {
-                name: write_output(run.out, modulebook.output_path(module, name), rendered)
-                for name, rendered in outcomes.items()
-            },
-        }
-        records[module.folder.name] = {"key": key, "entry": entry}
-        for name, part in collected.parts.items():
-            if part != kept.get(name):
-                write_atomic(run.out / part_path(module.folder.name, name), part.data)
-        records[module.folder.name]["parts"] = {
-            "keys": {name: part.key for name, part in collected.parts.items()},
-            "inputs": run.inputs.digest,
-        }
+        records[module.folder.name] = write_collection(
+            run.out, item, modules[module], outcomes, collected, run.inputs.digest
+        )
         run.tick(label, BUILT)
     return diagnostics
-
-
-#: What a module's collection is set from: the module, its key, its lessons' fragments,
-#: and the parts of its last collections.
-_Collecting = tuple[Module, str, list[Fragment], dict[str, Part]]
 
 
 def _collected(run: _Run) -> tuple[str, ...]:
@@ -650,7 +681,7 @@ def _module_key(run: _Run, module: Module, members: Sequence[Lesson]) -> str:
 
 def _collector(
     run: _Run, bind: bool, spare_core: bool = False
-) -> Callable[[_Collecting], Collected]:
+) -> Callable[[Collecting], Collected]:
     """A module's collections, as a worker sets them (``bind``: its PDF bound there;
     ``spare_core``: a core is free for a process beside it)."""
     inputs = run.inputs
@@ -665,7 +696,7 @@ def _collector(
     )
 
 
-def _warm_collections(run: _Run, work: Sequence[_Collecting]) -> None:
+def _warm_collections(run: _Run, work: Sequence[Collecting]) -> None:
     """Load what the collections' workers share before they are forked."""
     if work:
         from pubkit.engines.pdf import warm
@@ -686,7 +717,7 @@ class _Ahead:
     def __init__(self, run: _Run) -> None:
         self.run = run
         #: The collections started, by the key of what they are made of.
-        self.started: dict[str, tuple[_Collecting, Future[Collected | LessonError]]] = {}
+        self.started: dict[str, tuple[Collecting, Future[Collected | LessonError]]] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ahead")
 
     def __enter__(self) -> _Ahead:
@@ -709,22 +740,28 @@ class _Ahead:
             for other in members
         ]
         key = _module_key(run, lesson.module, members)
-        item = (lesson.module, key, fragments, _kept_parts(run, lesson.module.folder.name))
+        folder = lesson.module.folder.name
+        item = (
+            lesson.module,
+            key,
+            fragments,
+            read_parts(run.out, folder, _kept_keys(run, folder)),
+        )
         self.started[key] = (item, self._pool.submit(self._collect, item))
 
-    def _collect(self, item: _Collecting) -> Collected | LessonError:
+    def _collect(self, item: Collecting) -> Collected | LessonError:
         _warm_collections(self.run, [item])
         collect = _collector(self.run, bind=False, spare_core=True)
         ((_, collected),) = render_isolated([item], collect, 1, _module_source, self.run.usage)
         return collected
 
-    def take(self, key: str) -> tuple[_Collecting, Future[Collected | LessonError]] | None:
+    def take(self, key: str) -> tuple[Collecting, Future[Collected | LessonError]] | None:
         """The collection started for ``key`` (what it is set from, and it), if one was."""
         return self.started.pop(key, None)
 
 
 def _collect(
-    item: _Collecting,
+    item: Collecting,
     config: Config,
     theme: Theme,
     date: str | None,
@@ -737,8 +774,8 @@ def _collect(
 
 
 def _collect_checked(
-    item: _Collecting,
-    collect: Callable[[_Collecting], Collected],
+    item: Collecting,
+    collect: Callable[[Collecting], Collected],
     members: Mapping[Module, Sequence[Lesson]],
 ) -> Collected:
     """A module's collections as ``collect`` sets them, their EPUB run through EPUBCheck
@@ -752,20 +789,57 @@ def _collect_checked(
     return collected
 
 
-def _module_source(item: _Collecting) -> Path:
+def _module_source(item: Collecting) -> Path:
     return item[0].source
 
 
-def _kept_parts(run: _Run, folder: str) -> dict[str, Part]:
-    """The parts of the module's last collections (:class:`Part`: the book's front and
-    numbered pages, the EPUB's cover), if made from the same inputs (theme, settings,
-    pubkit itself): the next collections take each again while it fits."""
+def _kept_keys(run: _Run, folder: str) -> dict[str, str]:
+    """The keys of the parts of the module's last collections (:class:`Part`: the book's
+    front and numbered pages, the EPUB's cover), if made from the same inputs (theme,
+    settings, pubkit itself): the next collections take each again while it fits."""
     kept = (run.state["collections"].get(folder) or {}).get("parts")
     if not kept or kept.get("inputs") != run.inputs.digest:
         return {}
-    parts = {}
-    for name, key in kept["keys"].items():
-        path = run.out / part_path(folder, name)
-        if name in PARTS and path.is_file():
-            parts[name] = Part(key, path.read_bytes())
-    return parts
+    return {name: key for name, key in kept["keys"].items() if name in PARTS}
+
+
+def _collect_on_cluster(
+    cluster: Cluster,
+    work: Sequence[Collecting],
+    modules: Mapping[Module, Sequence[Lesson]],
+    run: _Run,
+    validator: _Validator,
+) -> Iterator[tuple[Collecting, Collected | WrittenCollection | LessonError]]:
+    """Each module's collections (``work``, their fragments yet to be read) set on the
+    cluster's workers, their PDF bound and their EPUB checked there. A worker that sees
+    the output folder reads the lessons' fragments from it and writes the books to it
+    (:func:`pubkit.shared.collection_where_set`): no lesson's pages cross the network;
+    the books of one that does not are sent their fragments, and come back."""
+    collect = _collector(run, bind=True)
+    if validator.active and "epub" in _collected(run):
+        collect = partial(_collect_checked, collect=collect, members=modules)
+    kept = {module.folder.name: _kept_keys(run, module.folder.name) for module, *_ in work}
+
+    def filled(item: Collecting) -> Collecting:
+        module, key, _, _ = item
+        return read_collecting(run.out, module, modules[module], key, kept[module.folder.name])
+
+    if run.shared is None:
+        yield from cluster.run([filled(item) for item in work], collect, _module_source, run.usage)
+        return
+    where_set = partial(
+        collection_where_set,
+        collect=collect,
+        shared=run.shared,
+        members=modules,
+        kept=kept,
+        inputs=run.inputs.digest,
+        validating=validator.active,
+    )
+    unseen = []
+    for item, collected in cluster.run(work, where_set, _module_source, run.usage):
+        if collected is None:  # its worker did not see the output folder
+            unseen.append(filled(item))
+        else:
+            yield item, collected
+    yield from cluster.run(unseen, collect, _module_source, run.usage)

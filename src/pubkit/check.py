@@ -135,7 +135,7 @@ def check_layout(checked: Checked) -> tuple[list[Diagnostic], list[Diagnostic]]:
     Returns what setting the lessons found (lessons that fail to render, the Markdown's
     warnings: errors under ``strict``) and the findings, one per typographic fault.
     """
-    from pubkit.course.lessons import set_lessons
+    from pubkit.course.lessons import LessonOutcome, set_lessons
 
     config = checked.config
     theme = load_theme(config.styles_dir)
@@ -149,6 +149,7 @@ def check_layout(checked: Checked) -> tuple[list[Diagnostic], list[Diagnostic]]:
         if isinstance(outcome, PubkitError):
             diagnostics.extend(outcome.diagnostics)
             continue
+        assert isinstance(outcome, LessonOutcome)  # written where set only on a cluster
         notes = outcome.document.warnings
         diagnostics.extend([note.as_error() for note in notes] if checked.strict else notes)
         findings.extend(f for result in outcome.rendered.values() for f in result.findings)

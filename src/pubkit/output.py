@@ -12,7 +12,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cache, cached_property
 from pathlib import Path
@@ -22,12 +22,12 @@ from pubkit import __version__
 from pubkit.editions import EDITIONS
 from pubkit.sources import bibliography
 from pubkit.sources.config import Config, load_config
-from pubkit.sources.manuscript import Lesson
+from pubkit.sources.manuscript import Lesson, Module
 from pubkit.sources.theme import Theme
 
 if TYPE_CHECKING:
     from pubkit.course.lessons import LessonOutcome
-    from pubkit.course.modulebook import Fragment
+    from pubkit.course.modulebook import Collected, Collecting, Fragment, Part
     from pubkit.document.render import Rendered
 
 MANIFEST_NAME = "manifest.json"
@@ -259,6 +259,57 @@ def read_fragment(out: Path, lesson_id: str) -> Fragment:
 
     pages = (out / fragment_pages_path(lesson_id)).read_bytes()
     return Fragment.from_json((out / fragment_path(lesson_id)).read_bytes(), pages)
+
+
+def read_parts(out: Path, module_folder: str, keys: Mapping[str, str]) -> dict[str, Part]:
+    """The parts of a module's last collections still in ``out`` (``keys``: each one's
+    key, by name, as its build record keeps them)."""
+    from pubkit.course.modulebook import Part
+
+    parts = {}
+    for name, key in keys.items():
+        path = out / part_path(module_folder, name)
+        if path.is_file():
+            parts[name] = Part(key, path.read_bytes())
+    return parts
+
+
+def read_collecting(
+    out: Path, module: Module, members: Sequence[Lesson], key: str, kept: Mapping[str, str]
+) -> Collecting:
+    """What a module's collection is set from, as ``out`` keeps it: its lessons'
+    fragments, and the parts of its last collections (``kept``: their keys)."""
+    fragments = [read_fragment(out, lesson.id) for lesson in members]
+    return module, key, fragments, read_parts(out, module.folder.name, kept)
+
+
+def write_collection(
+    out: Path,
+    item: Collecting,
+    members: Sequence[Lesson],
+    outcomes: Mapping[str, Rendered],
+    collected: Collected,
+    inputs: str,
+) -> dict[str, Any]:
+    """Write a module's collected editions (``outcomes``) and the parts of them that
+    changed (the next build may take them again); the module's build record (``inputs``:
+    the digest of what every output depends on)."""
+    from pubkit.course import modulebook
+
+    module, key, _, kept = item
+    entry = {
+        "module": {"number": module.number, "title": module.title},
+        "lessons": [lesson.id for lesson in members],
+        "editions": {
+            name: write_output(out, modulebook.output_path(module, name), rendered)
+            for name, rendered in outcomes.items()
+        },
+    }
+    for name, part in collected.parts.items():
+        if part != kept.get(name):
+            write_atomic(out / part_path(module.folder.name, name), part.data)
+    parts = {"keys": {name: part.key for name, part in collected.parts.items()}, "inputs": inputs}
+    return {"key": key, "entry": entry, "parts": parts}
 
 
 def read_state(out: Path) -> dict[str, Any]:

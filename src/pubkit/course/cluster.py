@@ -8,9 +8,11 @@ so that the same time and memory bounds hold, a crash fails that item only, and 
 lesson after the first finds the engines' caches warm, as on a local build's workers. A worker
 plugin loads fonts, stylesheets and hyphenation dictionaries once per worker process, so
 that every forked item finds them loaded. A worker lost mid-task has its task run again
-elsewhere by the scheduler; nothing is written until a result is back, so nothing is half
-written. Results come back in the order of the items, as locally: the outputs are the same
-bytes.
+elsewhere by the scheduler; every file is written whole or not at all, and recorded by the
+build only once its task is back. Results come back in the order of the items, as
+locally: the outputs are the same bytes. (What a task does with its item is the build's:
+where a worker sees the output folder, the build has it write what it set there and send
+back only what the build records, :func:`pubkit.build._written_where_set`.)
 
 Workers need not see the course folder: its files (manuscripts, figures, bibliographies,
 the publisher's theme) are known by their content (:class:`Snapshot`), and each machine is
@@ -102,6 +104,8 @@ class Cluster:
         self._whole = False
         #: The bytes of the course's files sent to the cluster.
         self.sent_bytes = 0
+        #: The bytes of the results the cluster's workers sent back.
+        self.received_bytes = 0
         try:
             self.client = Client(address, timeout=f"{CONNECT_SECONDS}s", set_as_default=False)
         except (OSError, TimeoutError) as exc:
@@ -164,8 +168,11 @@ class Cluster:
                     self.notices.append(_unbounded())
                 if kind == "error":
                     yield item, LessonError(value)
+                elif kind == "pickled":
+                    self.received_bytes += len(value)
+                    yield item, pickle.loads(value)
                 else:
-                    yield item, pickle.loads(value) if kind == "pickled" else value
+                    yield item, value
         finally:
             for future in (*futures, *retried):
                 future.cancel()

@@ -1,7 +1,8 @@
 """Turn a course's lessons into their editions, set in memory on bounded workers.
 
 Each lesson is parsed, measured and rendered in every edition asked for, in a worker
-process of its own (:mod:`pubkit.course.workers`); nothing is written here. The edition
+process of its own (:mod:`pubkit.course.workers`); nothing is written here (on a
+cluster, the build may write a lesson where it was set: ``where_set``). The edition
 that sets pages (:data:`pubkit.editions.PAGES`) is always set first: its page count is
 a reading figure of every edition, and its pages are the EPUB's page list.
 """
@@ -9,11 +10,11 @@ a reading figure of every edition, and its pages are the EPUB's page list.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pubkit.course import downloads, modulebook
 from pubkit.course.modulebook import Fragment
@@ -79,6 +80,36 @@ class LessonOutcome:
         ]
         return notes + [f for rendered in self.rendered.values() for f in rendered.findings]
 
+    def judged(
+        self, found: Sequence[Diagnostic], strict: bool
+    ) -> tuple[list[Diagnostic], list[Diagnostic]]:
+        """The lesson's notes and errors: its own :attr:`notes` and what EPUBCheck
+        ``found`` in its EPUB; under ``strict``, every note an error. A lesson with an
+        error is not written."""
+        notes = [*self.notes, *(d for d in found if not d.is_error)]
+        errors = [d for d in found if d.is_error]
+        if strict:
+            errors += [note.as_error() for note in notes]
+            notes = []
+        return notes, errors
+
+
+@dataclass(frozen=True)
+class WrittenLesson:
+    """A lesson written where it was set (a cluster's worker that sees the output
+    folder): what the build records of it, without its editions' bytes."""
+
+    #: Its manifest entry.
+    entry: Mapping[str, Any]
+    #: What the author should know of it: its notes and EPUBCheck's warnings.
+    notes: tuple[Diagnostic, ...]
+    #: The files it pulls in (pictures), for the build record.
+    files: tuple[Path, ...]
+
+
+#: What is done to a lesson's outcome on the cluster's worker that set it.
+WhereSet = Callable[[Lesson, LessonOutcome], LessonOutcome | WrittenLesson]
+
 
 def _language(lesson: Lesson, config: Config) -> str:
     return lesson.language or config.language
@@ -100,7 +131,8 @@ def set_lessons(
     cluster: Cluster | None = None,
     early: Callable[[Lesson, Fragment], None] | None = None,
     validate: bool = False,
-) -> Iterator[tuple[Lesson, LessonOutcome | LessonError]]:
+    where_set: WhereSet | None = None,
+) -> Iterator[tuple[Lesson, LessonOutcome | WrittenLesson | LessonError]]:
     """Set ``lessons`` in bounded worker processes (:mod:`pubkit.course.workers`), in order;
     on a Dask ``cluster``'s workers when one is given (:mod:`pubkit.course.cluster`).
 
@@ -112,18 +144,22 @@ def set_lessons(
     as soon as its pages are set, before its other editions (its module's collection can
     start meanwhile on the core that set its handout). On a cluster, with ``validate``,
     each EPUB is run through EPUBCheck on the worker that set it
-    (:attr:`LessonOutcome.checked`), so that the build is not every EPUB's checker.
+    (:attr:`LessonOutcome.checked`), so that the build is not every EPUB's checker; and
+    each outcome is given to ``where_set`` there, whose answer comes back instead (the
+    lesson written where it was set: :class:`WrittenLesson`).
     """
     if not lessons:
         return iter(())
     if cluster is not None:  # each lesson a task, its engines loaded on the workers
         languages = (lesson.language or config.language for lesson in lessons)
         cluster.warm(theme, config, names, languages)
-        set_whole = partial(
+        set_whole: Callable[[_Part], LessonOutcome | WrittenLesson | Rendered] = partial(
             _render_part, config=config, theme=theme, names=names, date=date, course=course
         )
         if validate and "epub" in names:
             set_whole = partial(_checked_where_set, set_part=set_whole)
+        if where_set is not None:
+            set_whole = partial(_finished_where_set, set_part=set_whole, finish=where_set)
         parts: list[_Part] = [(lesson, None) for lesson in lessons]
         on_cluster = cluster.run(parts, set_whole, _part_source, usage)
         return ((lesson, outcome) for (lesson, _), outcome in on_cluster)  # type: ignore[misc]
@@ -228,8 +264,8 @@ def _render_part(
 
 
 def _checked_where_set(
-    part: _Part, set_part: Callable[[_Part], LessonOutcome | Rendered]
-) -> LessonOutcome | Rendered:
+    part: _Part, set_part: Callable[[_Part], LessonOutcome | WrittenLesson | Rendered]
+) -> LessonOutcome | WrittenLesson | Rendered:
     """The lesson's editions, its EPUB run through EPUBCheck where it was set."""
     from pubkit.course.validate import checked_where_set, lesson_check, warm_checker
 
@@ -238,6 +274,16 @@ def _checked_where_set(
     if isinstance(outcome, LessonOutcome) and (epub := outcome.rendered.get("epub")):
         outcome = replace(outcome, checked=checked_where_set(epub.data, *lesson_check(part[0])))
     return outcome
+
+
+def _finished_where_set(
+    part: _Part,
+    set_part: Callable[[_Part], LessonOutcome | WrittenLesson | Rendered],
+    finish: WhereSet,
+) -> LessonOutcome | WrittenLesson | Rendered:
+    """The lesson's editions, given to ``finish`` where they were set."""
+    outcome = set_part(part)
+    return finish(part[0], outcome) if isinstance(outcome, LessonOutcome) else outcome
 
 
 def _render_editions(

@@ -179,6 +179,11 @@ class Part:
     data: bytes = field(repr=False)
 
 
+#: What a module's collection is set from: the module, its key, its lessons' fragments,
+#: and the parts of its last collections.
+Collecting = tuple[Module, str, list[Fragment], dict[str, Part]]
+
+
 #: The parts a collection keeps (:class:`Part`), each named as its file is; the last, the
 #: collected EPUB's chapters (:func:`pubkit.engines.epub.chapters_archive`).
 PARTS = ("front.pdf", "numbers.pdf", "cover.png", "chapters.zip")
