@@ -121,11 +121,14 @@ def test_a_course_built_into_an_object_store_is_whole_and_incremental(
     first = stored()
     assert ".pubkit-state.json" in first and "manifest.json" in first
     assert {k: v for k, v in first.items() if k != ".pubkit-state.json"} == outputs(here / "build")
-    # Another machine, its mirror empty: the record with the outputs finds it all up to date.
+    # Another machine, its mirror empty: the record with the outputs finds it all up to date,
+    # fetching the record alone (the store's other files are known by their sizes).
     monkeypatch.setenv("PUBKIT_CACHE", str(tmp_path / "machine-2"))
     again = build(there, out=url)
     assert again.ok and again.built and all(r.skipped for r in again.built)
     assert stored() == first
+    mirror = tmp_path / "machine-2" / "stores"
+    assert not list(mirror.rglob("*.pdf")) and not list(mirror.rglob("*.epub"))
     # An edit there sends the store that lesson's new editions and its module's collection.
     lesson = there / "manuscript/01-getting-started/02-no-box.md"
     lesson.write_text(lesson.read_text() + "\nA sentence from the second machine.\n")
@@ -139,6 +142,38 @@ def test_a_course_built_into_an_object_store_is_whole_and_incremental(
     folder = tmp_path / "folder-out"
     assert build(there, out=f"file://{folder}").ok
     assert (folder / "manifest.json").is_file()
+
+
+def test_workers_that_reach_the_store_write_to_it_straight(
+    cluster: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store the cluster's workers reach too (here ``local://``, fsspec's local file
+    system by URL): each worker writes what it sets straight to the store, and the build
+    sends back only what it records; its mirror holds no edition, and the store is the
+    local build's bytes."""
+    here, there = course(tmp_path / "a", "basic"), course(tmp_path / "b", "basic")
+    assert build(here).ok
+    monkeypatch.setenv("PUBKIT_CACHE", str(tmp_path / "machine"))
+    store = tmp_path / "store"
+    result = build(there, out=f"local://{store}", scheduler=address(cluster))
+    assert result.ok, [str(d) for d in result.diagnostics]
+    assert outputs(store) == outputs(here / "build")
+    written = sum(path.stat().st_size for path in store.rglob("*") if path.is_file())
+    assert 0 < result.received_from_cluster < written / 50
+    mirror = tmp_path / "machine" / "stores"
+    assert not [p for p in mirror.rglob("*") if p.suffix in (".pdf", ".epub", ".png")]
+    assert not list((store / ".pubkit/shared").iterdir())  # the build's token is gone
+    # An edit, built without the cluster: the lesson and its module's book set again, the
+    # book from the other lessons' fragments fetched from the store.
+    lesson = there / "manuscript/01-getting-started/02-no-box.md"
+    before = outputs(store)
+    lesson.write_text(lesson.read_text() + "\nOne more sentence.\n")
+    edited = build(there, out=f"local://{store}")
+    assert [r.lesson.path.name for r in edited.built if not r.skipped] == ["02-no-box.md"]
+    changed = {name for name, digest in outputs(store).items() if before.get(name) != digest}
+    assert "pdf/01-getting-started/02-no-box.pdf" in changed
+    assert "collections/01-getting-started.pdf" in changed
+    assert "pdf/01-getting-started/01-first-steps.pdf" not in changed
 
 
 def test_a_worker_killed_mid_build_leaves_a_complete_identical_build(

@@ -42,14 +42,17 @@ from pubkit.output import (
     fragment_path,
     manifest,
     outputs_intact,
+    part_path,
     read_collecting,
     read_fragment,
     read_parts,
     read_state,
+    stored_size,
     write_collection,
     write_if_changed,
     write_json,
     write_lesson,
+    written_to_store,
 )
 from pubkit.shared import (
     SharedFolder,
@@ -255,7 +258,8 @@ def _write_downloads(listing: Mapping[str, Any], run: _Run) -> None:
     output depends on changed: a build that changed nothing writes nothing."""
     key = fingerprint([run.inputs.digest, json.dumps(listing, sort_keys=True)])
     kept = run.state.get("downloads") or {}
-    if kept.get("key") == key and all((run.out / f).is_file() for f in kept.get("files", ())):
+    written = kept.get("files", ())
+    if kept.get("key") == key and all(stored_size(run.out, f) is not None for f in written):
         return
 
     theme, config = run.inputs.theme, run.inputs.config
@@ -274,6 +278,8 @@ def _write_downloads(listing: Mapping[str, Any], run: _Run) -> None:
     if isinstance(made, dict):
         for relative, data in made.items():
             write_if_changed(run.out / relative, data)
+    else:  # written where it was set
+        written_to_store(run.out, {str(path): None for path in made})
     run.state["downloads"] = {"key": key, "files": sorted(p.as_posix() for p in made)}
 
 
@@ -374,8 +380,8 @@ class _Run:
             and previous is not None
             and previous["key"] == self.keys[lesson.id]
             and outputs_intact(self.out, entry_files(previous["entry"]))
-            and (self.out / fragment_path(lesson.id)).is_file()
-            and (self.out / fragment_pages_path(lesson.id)).is_file()
+            and stored_size(self.out, fragment_path(lesson.id)) is not None
+            and stored_size(self.out, fragment_pages_path(lesson.id)) is not None
             and files_unchanged(previous.get("files", {}), self.inputs.config.root)
         )
 
@@ -467,6 +473,9 @@ def _finish_lesson(
     if isinstance(outcome, WrittenLesson):
         notes, errors = list(outcome.notes), list[Diagnostic]()
         entry, files = dict(outcome.entry), outcome.files
+        written = {record["path"]: record["bytes"] for record in entry_files(entry).values()}
+        fragment = (fragment_path(lesson.id), fragment_pages_path(lesson.id))
+        written_to_store(run.out, {**written, **dict.fromkeys(map(str, fragment))})
     else:
         notes, errors = outcome.judged(checked.result(), run.inputs.strict)
         entry, files = {}, outcome.document.files
@@ -649,7 +658,10 @@ def _build_collections(
             continue
         if isinstance(collected, WrittenCollection):  # checked and written where it was set
             diagnostics.extend(collected.found)
-            records[module.folder.name] = collected.record
+            records[module.folder.name] = record = collected.record
+            editions = {e["path"]: e["bytes"] for e in record["entry"]["editions"].values()}
+            parts = (part_path(module.folder.name, name) for name in record["parts"]["keys"])
+            written_to_store(run.out, {**editions, **dict.fromkeys(map(str, parts))})
             run.tick(label, BUILT)
             continue
         epub = collected.rendered.get("epub")

@@ -1,5 +1,10 @@
 """Turn rendered editions into files: atomic writes, the build record and the manifest.
 
+Outputs are written to a local folder (whole files by atomic renames) or, by a cluster's
+worker that reaches it, straight to a store (:class:`StoreFolder`, one put a file); and
+read from a folder that may be a store's mirror (:mod:`pubkit.store`), which fetches the
+store's files it lacks when they are read (:func:`read_output`, :func:`stored_size`).
+
 The build record (:data:`STATE_NAME`) keeps, for each lesson and module collection, the
 content hash of everything its outputs were made from (:class:`Inputs`) and its manifest
 entry: what is unchanged and intact is not built again.
@@ -14,7 +19,7 @@ import secrets
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +41,54 @@ STATE_NAME = ".pubkit-state.json"
 CACHE_DIR = ".pubkit"
 #: The build record's layout; a record of another layout is ignored (everything rebuilds).
 STATE_FORMAT = 3
+#: In the local mirror of a store (:mod:`pubkit.store`): the store's address, and what each
+#: of the store's files was when the mirror last matched it: the store's checksum, its
+#: size, and the SHA-256 of the mirror's copy (None: the mirror holds none, and fetches the
+#: file from the store when it is read, :func:`read_output`).
+LEDGER_NAME = ".pubkit-mirror.json"
+
+
+@dataclass(frozen=True)
+class StoreFolder:
+    """A folder of an fsspec store, as a cluster's worker that reaches it writes to it
+    straight: each file with one put (an object store shows the old object or the new
+    one, never part of one)."""
+
+    url: str
+
+    def put(self, relative: Path | str, data: bytes) -> None:
+        filesystem, root = store_filesystem(self.url)
+        target = f"{root}/{Path(relative).as_posix()}"
+        filesystem.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        filesystem.pipe_file(target, data)
+
+    def get(self, relative: Path | str) -> bytes:
+        filesystem, root = store_filesystem(self.url)
+        data: bytes = filesystem.cat_file(f"{root}/{Path(relative).as_posix()}")
+        return data
+
+    def exists(self, relative: Path | str) -> bool:
+        filesystem, root = store_filesystem(self.url)
+        path = f"{root}/{Path(relative).as_posix()}"
+        filesystem.invalidate_cache(path)  # not a listing from before it was written
+        return bool(filesystem.exists(path))
+
+    def remove(self, relative: Path | str) -> None:
+        filesystem, root = store_filesystem(self.url)
+        filesystem.rm_file(f"{root}/{Path(relative).as_posix()}")
+
+
+#: Where outputs are written: a local folder, or a store's folder.
+Out = Path | StoreFolder
+
+
+@cache
+def store_filesystem(url: str) -> tuple[Any, str]:
+    """The fsspec file system of the store at ``url``, and the folder's path in it."""
+    import fsspec
+
+    filesystem, root = fsspec.core.url_to_fs(url)
+    return filesystem, root.rstrip("/")
 
 
 def sha256(data: bytes) -> str:
@@ -94,15 +147,94 @@ def read_json(path: Path) -> Any:
 
 
 def outputs_intact(out: Path, editions: Mapping[str, Mapping[str, Any]]) -> bool:
-    """True when every recorded output file still exists with its recorded size."""
-    for record in editions.values():
-        path = out / record["path"]
-        try:
-            if path.stat().st_size != record["bytes"]:
-                return False
-        except OSError:
-            return False
-    return True
+    """True when every recorded output file still exists with its recorded size (in
+    ``out``, or in the store it mirrors)."""
+    return all(stored_size(out, record["path"]) == record["bytes"] for record in editions.values())
+
+
+def stored_size(out: Path, relative: Path | str) -> int | None:
+    """The size of the output ``relative``: of ``out``'s copy, or else, in a store's
+    mirror, of the store's file (by the mirror's ledger); None when there is none."""
+    path = out / relative
+    try:
+        return path.stat().st_size
+    except OSError:
+        pass
+    if (size := _WRITTEN.get(str(path))) is not None:
+        return size
+    entry = mirror_ledger(out).get("files", {}).get(Path(relative).as_posix())
+    return entry["size"] if entry else None
+
+
+def read_output(out: Out, relative: Path | str) -> bytes:
+    """The bytes of the output ``relative``: ``out``'s copy, or else, in a store's mirror,
+    the store's, fetched into the mirror."""
+    if isinstance(out, StoreFolder):
+        return out.get(relative)
+    path = out / relative
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        url = mirror_ledger(out).get("url")
+        if url is None:
+            raise
+    data = StoreFolder(url).get(relative)
+    write_atomic(path, data)
+    _FETCHED[str(path)] = sha256(data)
+    return data
+
+
+#: The SHA-256 of each file fetched into a mirror by this process, by its path: the same
+#: bytes as the store's, which need not be sent back (:func:`fetched`).
+_FETCHED: dict[str, str] = {}
+
+
+def fetched(path: Path) -> str | None:
+    """The SHA-256 of the bytes :func:`read_output` fetched from the store into ``path``."""
+    return _FETCHED.get(str(path))
+
+
+def written_to_store(out: Path, files: Mapping[str, int | None]) -> None:
+    """In a store's mirror, what a worker wrote straight to the store: ``files``, by path,
+    each with its size where it is known. The mirror's copies of them (stale) are
+    dropped, so that they are fetched again if they are read, and the sizes known."""
+    if mirror_ledger(out):
+        for relative, size in files.items():
+            path = out / relative
+            path.unlink(missing_ok=True)
+            _FETCHED.pop(str(path), None)
+            if size is not None:
+                _WRITTEN[str(path)] = size
+
+
+#: The size of each file a worker wrote to the store, by its path in the mirror.
+_WRITTEN: dict[str, int] = {}
+
+
+def mirror_matched(mirror: Path) -> None:
+    """Forget what this process fetched into ``mirror`` and knows workers wrote to its
+    store: the mirror has just been brought to the store (:mod:`pubkit.store`)."""
+    prefix = str(mirror) + os.sep
+    for known in (_FETCHED, _WRITTEN):
+        for path in [path for path in known if path.startswith(prefix)]:
+            del known[path]
+
+
+def mirror_ledger(out: Path) -> dict[str, Any]:
+    """The ledger of the store ``out`` mirrors (:data:`LEDGER_NAME`); empty for a folder
+    that mirrors none."""
+    path = out / LEDGER_NAME
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return {}
+    return _ledger(path, stamp)
+
+
+@lru_cache(maxsize=4)
+def _ledger(path: Path, _stamp: int) -> dict[str, Any]:
+    ledger = read_json(path)
+    return ledger if isinstance(ledger, dict) and "url" in ledger else {}
 
 
 def file_stamps(files: Iterable[Path], root: Path) -> dict[str, list[Any]]:
@@ -181,9 +313,17 @@ class Inputs:
         return fingerprint([self.digest, *source, links, *cited])
 
 
-def write_output(out: Path, relative: Path, rendered: Rendered) -> dict[str, Any]:
+def put(out: Out, relative: Path, data: bytes) -> None:
+    """Write one output file, whole or not at all."""
+    if isinstance(out, StoreFolder):
+        out.put(relative, data)
+    else:
+        write_atomic(out / relative, data)
+
+
+def write_output(out: Out, relative: Path, rendered: Rendered) -> dict[str, Any]:
     """Write one output file; its manifest record."""
-    write_atomic(out / relative, rendered.data)
+    put(out, relative, rendered.data)
     record: dict[str, Any] = {
         "path": relative.as_posix(),
         "bytes": len(rendered.data),
@@ -194,7 +334,7 @@ def write_output(out: Path, relative: Path, rendered: Rendered) -> dict[str, Any
     return record
 
 
-def write_lesson(lesson: Lesson, out: Path, outcome: LessonOutcome) -> dict[str, Any]:
+def write_lesson(lesson: Lesson, out: Out, outcome: LessonOutcome) -> dict[str, Any]:
     """Write the lesson's editions, thumbnail and cached fragment; its manifest entry."""
     from pubkit.document.render import Rendered
 
@@ -206,8 +346,8 @@ def write_lesson(lesson: Lesson, out: Path, outcome: LessonOutcome) -> dict[str,
     editions = {name: r for name, r in written.items() if not EDITIONS[name].instructor}
     instructors = {name: r for name, r in written.items() if EDITIONS[name].instructor}
     thumbnail = Path("thumbnails") / lesson.module.folder.name / (lesson.path.stem + ".png")
-    write_atomic(out / fragment_pages_path(lesson.id), outcome.fragment.pdf)
-    write_atomic(out / fragment_path(lesson.id), outcome.fragment.to_json())
+    put(out, fragment_pages_path(lesson.id), outcome.fragment.pdf)
+    put(out, fragment_path(lesson.id), outcome.fragment.to_json())
     figures = outcome.figures
     return {
         "id": lesson.id,
@@ -254,28 +394,29 @@ def part_path(module_folder: str, name: str) -> Path:
     return Path(CACHE_DIR) / "collections" / f"{module_folder}.{name}"
 
 
-def read_fragment(out: Path, lesson_id: str) -> Fragment:
+def read_fragment(out: Out, lesson_id: str) -> Fragment:
     from pubkit.course.modulebook import Fragment
 
-    pages = (out / fragment_pages_path(lesson_id)).read_bytes()
-    return Fragment.from_json((out / fragment_path(lesson_id)).read_bytes(), pages)
+    pages = read_output(out, fragment_pages_path(lesson_id))
+    return Fragment.from_json(read_output(out, fragment_path(lesson_id)), pages)
 
 
-def read_parts(out: Path, module_folder: str, keys: Mapping[str, str]) -> dict[str, Part]:
+def read_parts(out: Out, module_folder: str, keys: Mapping[str, str]) -> dict[str, Part]:
     """The parts of a module's last collections still in ``out`` (``keys``: each one's
     key, by name, as its build record keeps them)."""
     from pubkit.course.modulebook import Part
 
     parts = {}
     for name, key in keys.items():
-        path = out / part_path(module_folder, name)
-        if path.is_file():
-            parts[name] = Part(key, path.read_bytes())
+        try:
+            parts[name] = Part(key, read_output(out, part_path(module_folder, name)))
+        except OSError:  # gone: made again
+            continue
     return parts
 
 
 def read_collecting(
-    out: Path, module: Module, members: Sequence[Lesson], key: str, kept: Mapping[str, str]
+    out: Out, module: Module, members: Sequence[Lesson], key: str, kept: Mapping[str, str]
 ) -> Collecting:
     """What a module's collection is set from, as ``out`` keeps it: its lessons'
     fragments, and the parts of its last collections (``kept``: their keys)."""
@@ -284,7 +425,7 @@ def read_collecting(
 
 
 def write_collection(
-    out: Path,
+    out: Out,
     item: Collecting,
     members: Sequence[Lesson],
     outcomes: Mapping[str, Rendered],
@@ -307,7 +448,7 @@ def write_collection(
     }
     for name, part in collected.parts.items():
         if part != kept.get(name):
-            write_atomic(out / part_path(module.folder.name, name), part.data)
+            put(out, part_path(module.folder.name, name), part.data)
     parts = {"keys": {name: part.key for name, part in collected.parts.items()}, "inputs": inputs}
     return {"key": key, "entry": entry, "parts": parts}
 

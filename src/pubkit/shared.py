@@ -1,14 +1,17 @@
 """Turn a cluster's workers into the writers of what they set, where they see the output
-folder: the build's own machine, or a file system they share with it.
+folder: the build's own machine, a file system they share with it, or the object store
+the build writes to.
 
-The build puts a token (a random name) in the output folder for as long as it runs
-(:func:`sharing`); a worker that finds it there sees the very folder the build writes, not
-one of the same name on its own machine. Such a worker writes each lesson it sets, once
-it has passed EPUBCheck there (:func:`lesson_where_set`), each module's books, read from
-and written to the folder (:func:`collection_where_set`), and the downloads page
-(:func:`downloads_where_set`), each file whole by an atomic rename, and sends back only
-what the build records: no edition's bytes cross the network. A worker that does not find
-the token sends back what it set, and the build writes it, as without a cluster.
+The build puts a token (a random name) in the output folder, or the store, for as long as
+it runs (:func:`sharing`); a worker that finds it there sees the very folder the build
+writes, not one of the same name on its own machine. Such a worker writes each lesson it
+sets, once it has passed EPUBCheck there (:func:`lesson_where_set`), each module's books,
+read from and written to the folder (:func:`collection_where_set`), and the downloads
+page (:func:`downloads_where_set`), each file whole (an atomic rename; one put), and
+sends back only what the build records: no edition's bytes cross the network. A worker
+that does not find the token sends back what it set, and the build writes it, as
+without a cluster. (The build's mirror of a store then drops its stale copies of what
+the workers wrote: :func:`pubkit.output.written_to_store`.)
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from typing import TYPE_CHECKING, Any
 from pubkit.errors import Diagnostic
 from pubkit.output import (
     CACHE_DIR,
+    StoreFolder,
+    mirror_ledger,
+    put,
     read_collecting,
-    write_atomic,
+    read_output,
     write_collection,
-    write_if_changed,
     write_lesson,
 )
 from pubkit.sources.manuscript import Lesson, Module
@@ -41,30 +46,50 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class SharedFolder:
     """The output folder as a cluster's workers write to it: its path, as text (no move
-    of the course's files to a worker's copy of them touches it), and the build's token."""
+    of the course's files to a worker's copy of them touches it), or the URL of the store
+    the build writes to through a mirror; and the build's token."""
 
-    folder: str
+    place: str
     token: str
+    #: Whether ``place`` is a store's URL.
+    store: bool = False
 
     @property
-    def token_path(self) -> Path:
-        return Path(self.folder) / CACHE_DIR / "shared" / self.token
+    def token_name(self) -> Path:
+        return Path(CACHE_DIR) / "shared" / self.token
 
-    def seen(self) -> Path | None:
+    @property
+    def out(self) -> Path | StoreFolder:
+        return StoreFolder(self.place) if self.store else Path(self.place)
+
+    def seen(self) -> Path | StoreFolder | None:
         """The folder, if this process finds the build's token in it; else None."""
-        return Path(self.folder) if self.token_path.is_file() else None
+        out = self.out
+        try:
+            if isinstance(out, StoreFolder):
+                return out if out.exists(self.token_name) else None
+            return out if (out / self.token_name).is_file() else None
+        except (ImportError, OSError, ValueError):  # no fsspec back end here, no way there
+            return None
 
 
 @contextmanager
 def sharing(out: Path) -> Iterator[SharedFolder]:
-    """The output folder ``out`` shared with a cluster's workers for the length of a
-    build: its token there, and gone after."""
-    shared = SharedFolder(str(out), secrets.token_hex(16))
-    write_atomic(shared.token_path, b"")
+    """The output folder ``out`` (or the store it mirrors) shared with a cluster's
+    workers for the length of a build: its token there, and gone after."""
+    url = mirror_ledger(out).get("url")
+    shared = SharedFolder(url or str(out), secrets.token_hex(16), store=url is not None)
+    put(shared.out, shared.token_name, b"")
     try:
         yield shared
     finally:
-        shared.token_path.unlink(missing_ok=True)
+        try:
+            if isinstance(target := shared.out, StoreFolder):
+                target.remove(shared.token_name)
+            else:
+                (target / shared.token_name).unlink(missing_ok=True)
+        except OSError:  # a store gone meanwhile: the build says why
+            pass
 
 
 def lesson_where_set(
@@ -137,5 +162,13 @@ def downloads_where_set(
     if (folder := shared.seen()) is None:
         return files
     for relative, data in files.items():
-        write_if_changed(folder / relative, data)
+        if _holds(folder, relative) != data:
+            put(folder, relative, data)
     return list(files)
+
+
+def _holds(folder: Path | StoreFolder, relative: Path) -> bytes | None:
+    try:
+        return read_output(folder, relative)
+    except OSError:
+        return None
