@@ -471,21 +471,19 @@ def _finish_lesson(
     from pubkit.course.lessons import WrittenLesson
 
     if isinstance(outcome, WrittenLesson):
-        notes, errors = list(outcome.notes), list[Diagnostic]()
+        done.diagnostics.extend(outcome.notes)
         entry, files = dict(outcome.entry), outcome.files
         written = {record["path"]: record["bytes"] for record in entry_files(entry).values()}
         fragment = (fragment_path(lesson.id), fragment_pages_path(lesson.id))
         written_to_store(run.out, {**written, **dict.fromkeys(map(str, fragment))})
     else:
         notes, errors = outcome.judged(checked.result(), run.inputs.strict)
-        entry, files = {}, outcome.document.files
-    done.diagnostics.extend([*notes, *errors])
-    if errors:
-        done.failed.append(lesson.path)
-        run.tick(lesson.id, FAILED)
-        return
-    if not isinstance(outcome, WrittenLesson):
-        entry = write_lesson(lesson, run.out, outcome)
+        done.diagnostics.extend([*notes, *errors])
+        if errors:
+            done.failed.append(lesson.path)
+            run.tick(lesson.id, FAILED)
+            return
+        entry, files = write_lesson(lesson, run.out, outcome), outcome.document.files
     run.state["lessons"][lesson.id] = {
         "key": run.keys[lesson.id],
         "entry": entry,
