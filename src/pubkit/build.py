@@ -34,15 +34,16 @@ from pubkit.output import (
     STATE_NAME,
     Inputs,
     code_files,
+    collection_files,
     entry_files,
     file_stamps,
     files_unchanged,
     fingerprint,
     fragment_pages_path,
     fragment_path,
+    lesson_files,
     manifest,
     outputs_intact,
-    part_path,
     read_collecting,
     read_fragment,
     read_parts,
@@ -473,9 +474,7 @@ def _finish_lesson(
     if isinstance(outcome, WrittenLesson):
         done.diagnostics.extend(outcome.notes)
         entry, files = dict(outcome.entry), outcome.files
-        written = {record["path"]: record["bytes"] for record in entry_files(entry).values()}
-        fragment = (fragment_path(lesson.id), fragment_pages_path(lesson.id))
-        written_to_store(run.out, {**written, **dict.fromkeys(map(str, fragment))})
+        written_to_store(run.out, lesson_files(lesson.id, entry))
     else:
         notes, errors = outcome.judged(checked.result(), run.inputs.strict)
         done.diagnostics.extend([*notes, *errors])
@@ -656,10 +655,8 @@ def _build_collections(
             continue
         if isinstance(collected, WrittenCollection):  # checked and written where it was set
             diagnostics.extend(collected.found)
-            records[module.folder.name] = record = collected.record
-            editions = {e["path"]: e["bytes"] for e in record["entry"]["editions"].values()}
-            parts = (part_path(module.folder.name, name) for name in record["parts"]["keys"])
-            written_to_store(run.out, {**editions, **dict.fromkeys(map(str, parts))})
+            records[module.folder.name] = collected.record
+            written_to_store(run.out, collection_files(module.folder.name, collected.record))
             run.tick(label, BUILT)
             continue
         epub = collected.rendered.get("epub")

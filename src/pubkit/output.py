@@ -129,6 +129,20 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
+def put_if_changed(out: Out, relative: Path, data: bytes) -> None:
+    """Write one output file unless ``out`` already holds those bytes
+    (:func:`write_if_changed`, for a store too)."""
+    if isinstance(out, StoreFolder):
+        try:
+            if out.get(relative) == data:
+                return
+        except OSError:
+            pass
+        out.put(relative, data)
+    else:
+        write_if_changed(out / relative, data)
+
+
 def write_json(path: Path, value: Any, *, indent: bool = True) -> None:
     """Write ``value`` as JSON unless the file already holds it: indented for people to
     read (the manifest), or not (the build record: json's C encoder writes only that,
@@ -370,6 +384,25 @@ def entry_editions(entry: Mapping[str, Any]) -> dict[str, Any]:
     """A lesson's manifest entry's editions: the learners' and the instructors' (listed
     apart), by name."""
     return {**entry.get("editions", {}), **entry.get("instructor_editions", {})}
+
+
+def lesson_files(lesson_id: str, entry: Mapping[str, Any]) -> dict[str, int | None]:
+    """Every file :func:`write_lesson` wrote for a lesson (its manifest ``entry``), by
+    path, with its size where the entry records it."""
+    files: dict[str, int | None] = {r["path"]: r["bytes"] for r in entry_files(entry).values()}
+    for path in (fragment_path(lesson_id), fragment_pages_path(lesson_id)):
+        files[path.as_posix()] = None
+    return files
+
+
+def collection_files(module_folder: str, record: Mapping[str, Any]) -> dict[str, int | None]:
+    """Every file :func:`write_collection` may have written for a module (its build
+    ``record``), by path, with its size where the record has it."""
+    editions = record["entry"]["editions"].values()
+    files: dict[str, int | None] = {r["path"]: r["bytes"] for r in editions}
+    for name in record["parts"]["keys"]:
+        files[part_path(module_folder, name).as_posix()] = None
+    return files
 
 
 def entry_files(entry: Mapping[str, Any]) -> dict[str, Any]:

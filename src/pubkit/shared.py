@@ -29,8 +29,8 @@ from pubkit.output import (
     StoreFolder,
     mirror_ledger,
     put,
+    put_if_changed,
     read_collecting,
-    read_output,
     write_collection,
     write_lesson,
 )
@@ -162,13 +162,5 @@ def downloads_where_set(
     if (folder := shared.seen()) is None:
         return files
     for relative, data in files.items():
-        if _holds(folder, relative) != data:
-            put(folder, relative, data)
+        put_if_changed(folder, relative, data)
     return list(files)
-
-
-def _holds(folder: Path | StoreFolder, relative: Path) -> bytes | None:
-    try:
-        return read_output(folder, relative)
-    except OSError:
-        return None

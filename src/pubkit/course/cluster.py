@@ -12,7 +12,7 @@ elsewhere by the scheduler; every file is written whole or not at all, and recor
 build only once its task is back. Results come back in the order of the items, as
 locally: the outputs are the same bytes. (What a task does with its item is the build's:
 where a worker sees the output folder, the build has it write what it set there and send
-back only what the build records, :func:`pubkit.build._written_where_set`.)
+back only what the build records, :func:`pubkit.shared.lesson_where_set`.)
 
 Workers need not see the course folder: its files (manuscripts, figures, bibliographies,
 the publisher's theme) are known by their content (:class:`Snapshot`), and each machine is
