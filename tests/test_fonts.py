@@ -164,6 +164,27 @@ def test_each_script_is_set_with_the_themes_font_for_it(tmp_path: Path) -> None:
     assert {"NotoSerifDevanagari-Regular.ttf", "NotoNaskhArabic-Bold.ttf"} <= embedded
 
 
+def test_a_lesson_sets_the_danda_and_minus_in_its_own_scripts_font(tmp_path: Path) -> None:
+    """The danda (।) and the minus sign are in the Devanagari fonts too, listed before the
+    other Indic scripts' fonts: a Bengali or Punjabi lesson sets them in its own script's
+    font, as its words, not in a Devanagari one."""
+    lessons = {
+        "01-bn.md": "---\nlesson: 1\ntitle: গণিত\nlanguage: bn\n---\n\n"
+        "নিশ্চায়ক ধনাত্মক হলে দুটি মূল থাকে। মান −৫।\n",
+        "02-pa.md": "---\nlesson: 2\ntitle: ਗਣਿਤ\nlanguage: pa\n---\n\n"
+        "ਇਹ ਪੰਜਾਬੀ ਵਿੱਚ ਇੱਕ ਵਾਕ ਹੈ। ਮੁੱਲ −੫।\n",
+    }
+    root = make_project(tmp_path, lessons)
+    result = build(root, formats=["pdf"])
+    assert result.ok and not result.diagnostics, [str(d) for d in result.diagnostics]
+    for name, script in (("01-bn", "Bengali"), ("02-pa", "Gurmukhi")):
+        pdf = root / f"build/pdf/01-module/{name}.pdf"
+        used = set(fonts(pdf))
+        assert f"Noto-Serif-{script}" in used, used
+        assert not [font for font in used if "Devanagari" in font], (name, used)
+        assert "।" in page_texts(pdf)[0]
+
+
 def _render_in_child(text: str, connection) -> None:  # type: ignore[no-untyped-def]
     from pubkit.editions import EDITIONS
     from pubkit.engines.glyphs import faces_for
