@@ -346,3 +346,23 @@ def test_a_lessons_book_pages_are_its_own_pdf_less_its_page_numbers(tmp_path: Pa
         ("page", "lesson-2-second-section"),  # a lesson of its module
         ("file", "02-advanced.pdf#lesson-1-proofs"),  # another module's book
     } <= led, led
+
+
+def test_the_numbered_pages_are_laid_out_with_only_the_edges_that_number_pages() -> None:
+    """The book's numbered pages are laid out without the margin boxes of a page edge where
+    no box uses the page counters (running heads, which the book takes from the lessons'
+    own pages), and with every box of an edge where one may: their widths are shared."""
+    from pubkit.engines.bookpages import numbers_only
+
+    rules = numbers_only(
+        "@page { @top-left { content: string(lesson-title) }"
+        " @bottom-center { content: counter(page) ' / ' counter(pages) } }"
+        "@media print { @page :left { @right-top { content: counters(pages, '.') } } }"
+        "@page :first { @left-middle { content: var(--folio) } }"
+        "@page { @top-left-corner { content: 'x' } }"
+    )
+    left_out = set(re.findall(r"@([a-z-]+)\{content:none!important\}", rules))
+    assert {"top-left", "top-center", "top-right", "top-left-corner"} <= left_out
+    assert not left_out & {"bottom-left", "bottom-center", "right-top", "right-bottom"}
+    assert not left_out & {"left-top", "left-middle"}  # var() may number pages
+    assert numbers_only("@page { @bottom-center { content: counter(section) } }").count("@") == 32

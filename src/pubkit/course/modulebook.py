@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -330,10 +331,10 @@ def _render_pdf(setting: _Setting, parts: _Parts) -> tuple[Unbound, PrintPages]:
     context = _context(module, fragments, config, PAGES.name, date)
     resources = Resources.of_project(config, theme, module.folder)
 
-    def laid_out(html: str) -> Any:
+    def laid_out(html: str, page_rule: str = "") -> Any:
         faces = faces_for(theme, html, config.language, languages_in(html))
         css = stylesheet(
-            theme, MODULE_STYLESHEETS, PAGES.name, config.paper, "", faces, config.language
+            theme, MODULE_STYLESHEETS, PAGES.name, config.paper, page_rule, faces, config.language
         )
         return lay_out(html, css, resources)
 
@@ -358,7 +359,8 @@ def _render_pdf(setting: _Setting, parts: _Parts) -> tuple[Unbound, PrintPages]:
         numbered = template.render(context, part="numbers", front_pages=front_pages)
         if (numbers := parts.get("numbers.pdf", numbered)) is None:
             # Untagged: its drawing is the book's page furniture (an artifact).
-            drawn = write_pdf(number_pages(laid_out(numbered)), None)
+            only = _numbers_only(theme, config.paper)
+            drawn = write_pdf(number_pages(laid_out(numbered, only)), None)
             numbers = parts.keep("numbers.pdf", drawn, numbered)
     chapters = {
         f"{f.anchor}-{TITLE_ID}": (first, tuple(f.page_starts))
@@ -367,6 +369,15 @@ def _render_pdf(setting: _Setting, parts: _Parts) -> tuple[Unbound, PrintPages]:
     edition_name = f"{_title(module, config, theme)}, PDF edition ({config.paper})"
     pages = front_pages + sum(f.pages for f in fragments)
     return Unbound(front, numbers, pages), PrintPages(edition_name, chapters)
+
+
+@cache
+def _numbers_only(theme: Theme, paper: str) -> str:
+    """The rules that lay the book's numbered pages out with only the margin boxes that
+    may number them (:func:`pubkit.engines.bookpages.numbers_only`)."""
+    from pubkit.engines.bookpages import numbers_only
+
+    return numbers_only(theme.stylesheet(MODULE_STYLESHEETS, PAGES.name, paper, str, faces=()))
 
 
 def _opening_pages(fragments: Sequence[Fragment], front_pages: int) -> list[int]:

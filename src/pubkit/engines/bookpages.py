@@ -36,6 +36,17 @@ from weasyprint.formatting_structure import boxes
 from pubkit.engines.weasy import APART, lead
 
 _PAGE_COUNTERS = frozenset({"page", "pages"})
+#: CSS's sixteen page-margin boxes.
+_MARGIN_BOXES = tuple(
+    f"{side}-{place}"
+    for side, places in (
+        ("top", ("left-corner", "left", "center", "right", "right-corner")),
+        ("bottom", ("left-corner", "left", "center", "right", "right-corner")),
+        ("left", ("top", "middle", "bottom")),
+        ("right", ("top", "middle", "bottom")),
+    )
+    for place in places
+)
 
 
 def numbers_pages(box: Any) -> bool:
@@ -131,6 +142,62 @@ def written_link(uri: str) -> tuple[str, str, str]:
     with."""
     led = lead(uri)
     return led if led is not None and led[0] == "file" else ("uri", uri, "")
+
+
+def numbers_only(css: str) -> str:
+    """Rules that leave out of a layout the page-margin boxes of every page edge where no
+    rule of ``css`` gives a box the page counters (or a ``var()``, which might): laid out
+    for :func:`number_pages`, which keeps only the boxes that number pages, the pages are
+    set without the running heads it would drop, most of their time."""
+    import tinycss2
+
+    numbering: set[str] = set()
+
+    def look(rules: Sequence[Any], margin: str | None) -> None:
+        for rule in rules:
+            if rule.type == "at-rule" and rule.content is not None:
+                keyword = rule.lower_at_keyword
+                inner = tinycss2.parse_blocks_contents(rule.content, True, True)
+                look(inner, keyword if keyword in _MARGIN_BOXES else margin)
+            elif rule.type == "qualified-rule":  # inside @media or @supports
+                look(tinycss2.parse_blocks_contents(rule.content, True, True), margin)
+            elif (
+                rule.type == "declaration"
+                and margin
+                and rule.lower_name == "content"
+                and any(_counts_pages(token) for token in rule.value)
+            ):
+                numbering.add(margin)
+
+    look(tinycss2.parse_stylesheet(css, True, True), None)
+    # A box's width may depend on its neighbours on the same edge: an edge keeps them all
+    # if one numbers pages.
+    kept = {_edge(name) for name in numbering}
+    return "".join(
+        f"@page{{@{name}{{content:none!important}}}}"
+        for name in _MARGIN_BOXES
+        if _edge(name) not in kept
+    )
+
+
+def _edge(box: str) -> str:
+    """The page edge whose boxes share its length (a corner is one of its own)."""
+    return box if box.endswith("corner") else box.split("-")[0]
+
+
+def _counts_pages(token: Any) -> bool:
+    """Whether a ``content`` value's ``token`` may use the page counters."""
+    if token.type != "function":
+        return False
+    name = token.lower_name
+    if name == "var":
+        return True
+    arguments = [t for t in token.arguments if t.type == "ident"]
+    return (
+        name in ("counter", "counters")
+        and bool(arguments)
+        and (arguments[0].lower_value in _PAGE_COUNTERS)
+    )
 
 
 def number_pages(document: Document) -> Document:
