@@ -4,12 +4,13 @@ sections of those a link names a section of (:class:`pubkit.document.links.Cours
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+import orjson
 
 from pubkit.document import pandoc
 from pubkit.document.ast import identifiers
@@ -77,7 +78,7 @@ def section_ids(
             reading.append((digest, pandoc.parse(lesson.body, READER, source=lesson.path)))
     for digest, running in reading:
         try:
-            blocks, _ = sanitize(json.loads(running.wait())["blocks"], lambda _source: None)
+            blocks, _ = sanitize(orjson.loads(running.wait())["blocks"], lambda _source: None)
         except PubkitError:
             continue  # its own build reports why; links to its sections are not checked
         found[digest] = tuple(sorted(identifiers(blocks)))  # raw HTML's ids as editions write them

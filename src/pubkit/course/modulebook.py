@@ -17,6 +17,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import orjson
+
 from pubkit import __version__
 from pubkit.course.workers import beside
 from pubkit.editions import EDITIONS, MODULE_STYLESHEETS, PAGES
@@ -79,11 +81,11 @@ class Fragment:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "pdf"}
 
     def to_json(self) -> bytes:
-        return json.dumps(self.as_dict(), ensure_ascii=False).encode("utf-8")
+        return orjson.dumps(self.as_dict())
 
     @classmethod
     def from_json(cls, data: bytes, pdf: bytes) -> Fragment:
-        return cls(**json.loads(data), pdf=pdf)
+        return cls(**orjson.loads(data), pdf=pdf)
 
 
 def fragment(job: RenderJob) -> Fragment:
@@ -103,7 +105,7 @@ def fragment(job: RenderJob) -> Fragment:
     blocks = renamed_ids(lesson_blocks(job, links=False), f"{anchor}-".__add__)
     assert job.figures.pages is not None
     blocks = _collected_links(job, blocks)
-    made_of: list[str | bytes] = [json.dumps(blocks, sort_keys=True)]
+    made_of: list[str | bytes] = [orjson.dumps(blocks, option=orjson.OPT_SORT_KEYS)]
     made_of += [path.read_bytes() for path in job.document.files]
     return Fragment(
         anchor=anchor,

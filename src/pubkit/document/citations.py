@@ -12,11 +12,12 @@ error at its line.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from pubkit.document import pandoc
 from pubkit.document.ast import AST, identifiers, inlines, rewrite_words, unique_name
@@ -57,7 +58,7 @@ def cite(
         csl=bibliography.style,
         language=bibliography.language,
     ).wait()
-    cited: AST = json.loads(output)
+    cited: AST = orjson.loads(output)
     _section(cited["blocks"], str(words.get("references", "References")))
     return cited, problems
 

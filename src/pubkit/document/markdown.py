@@ -4,12 +4,13 @@ fragment the paged editions lay out, and its plain text."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from pubkit.document import pandoc
 from pubkit.document.ast import (
@@ -113,7 +114,7 @@ def parse(lesson: Lesson) -> AST:
     output = _READ_AHEAD.get((lesson.path, lesson.body)) or _parser(lesson).wait()
     if isinstance(output, LessonError):
         raise output
-    ast: AST = json.loads(output)
+    ast: AST = orjson.loads(output)
     return ast
 
 
