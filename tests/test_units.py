@@ -377,6 +377,25 @@ def test_a_cover_of_type_keeps_its_colours_in_a_palette() -> None:
     assert sum(value * count for value, count in enumerate(error)) / sum(error) < 1
 
 
+def test_a_cover_of_few_colours_keeps_each_pixels_own() -> None:
+    """A page of no more than 256 colours is stored in a palette of exactly those."""
+    import pypdfium2 as pdfium
+    from PIL import Image, ImageChops
+    from weasyprint import HTML
+
+    from pubkit.engines.cover import first_page_png
+
+    pdf = HTML(
+        string="<body style='background:#f3efe6;margin:0'><div style='height:5cm;"
+        "background:#1d5b8c'></div><div style='height:3cm;background:#a33'></div></body>"
+    ).write_pdf()
+    png = Image.open(io.BytesIO(first_page_png(pdf, 600)))
+    page = pdfium.PdfDocument(pdf)[0]
+    full = page.render(scale=600 / page.get_width()).to_pil().convert("RGB")
+    assert png.mode == "P" and len(full.getcolors() or []) <= 256
+    assert ImageChops.difference(png.convert("RGB"), full).getbbox() is None
+
+
 def test_plain_text_walks_any_depth_without_recursing() -> None:
     from pubkit.document.ast import plain_text
 
