@@ -73,31 +73,31 @@ def _simple_path(stream: Any, node: Any) -> bool:
     try:
         while index < count:
             letter = tokens[index]
-            numbers = tokens[index + 1 : index + 1 + _ARITY[letter]]
-            if len(numbers) != _ARITY[letter]:
+            arity = _ARITY[letter]
+            if index + arity >= count:
                 return False
-            index += 1 + len(numbers)
             if last in ("", "M", "Z"):
                 first = None if letter in "MZ" else (x, y)
             if letter == "Q":  # a cubic curve, its control points as WeasyPrint puts them
-                x2, y2, x3, y3 = map(float, numbers)
+                x2, y2 = float(tokens[index + 1]), float(tokens[index + 2])
+                (x3_text, x3), (y3_text, y3) = _read(tokens[index + 3]), _read(tokens[index + 4])
                 write(
-                    b" ".join((
-                        _number(x2 * 2 / 3 + x / 3), _number(y2 * 2 / 3 + y / 3),
-                        _number(x2 * 2 / 3 + x3 / 3), _number(y2 * 2 / 3 + y3 / 3),
-                        _written(numbers[2]), _written(numbers[3]), b"c",
-                    ))
-                )  # fmt: skip
+                    f"{_text(x2 * 2 / 3 + x / 3)} {_text(y2 * 2 / 3 + y / 3)}"
+                    f" {_text(x2 * 2 / 3 + x3 / 3)} {_text(y2 * 2 / 3 + y3 / 3)}"
+                    f" {x3_text} {y3_text} c".encode()
+                )
                 x, y = x3, y3
-            elif letter in "ML":
-                write(b" ".join((_written(numbers[0]), _written(numbers[1]), _OPERATOR[letter])))
-                x, y = float(numbers[0]), float(numbers[1])
-            elif letter == "C":
-                write(b" ".join([*map(_written, numbers), b"c"]))
-                x, y = float(numbers[4]), float(numbers[5])
+            elif arity == 2:  # M, L
+                (x_text, x), (y_text, y) = _read(tokens[index + 1]), _read(tokens[index + 2])
+                write(f"{x_text} {y_text} {_OPERATOR[letter]}".encode())
+            elif arity:  # C: its numbers as they are
+                numbers = [_read(token) for token in tokens[index + 1 : index + 7]]
+                write(" ".join([*(text for text, _ in numbers), "c"]).encode())
+                x, y = numbers[4][1], numbers[5][1]
             elif first is not None:  # Z, closing a path that has drawn
                 write(b"h")
                 x, y = first
+            index += 1 + arity
             last = letter
     except (KeyError, ValueError):
         return False
@@ -105,20 +105,20 @@ def _simple_path(stream: Any, node: Any) -> bool:
     return True
 
 
-_OPERATOR = {"M": b"m", "L": b"l"}
+_OPERATOR = {"M": "m", "L": "l"}
 
 
-def _number(value: float) -> bytes:
+def _text(value: float) -> str:
     """A number as pydyf writes one."""
-    if value.is_integer():
-        return str(int(value)).encode()
-    return f"{value:f}".rstrip("0").encode()
+    return str(int(value)) if value.is_integer() else f"{value:f}".rstrip("0")
 
 
 @lru_cache(maxsize=1 << 16)
-def _written(token: str) -> bytes:
-    """A number of a path's text as pydyf writes it (ziafont's are mostly written so)."""
-    return _number(float(token))
+def _read(token: str) -> tuple[str, float]:
+    """A number of a path's text, as pydyf writes it (ziafont's are mostly written so),
+    and its value."""
+    value = float(token)
+    return _text(value), value
 
 
 def install() -> None:
