@@ -309,3 +309,53 @@ def test_tamil_text_is_set_in_its_own_font_with_its_spaces_and_full_stops() -> N
     assert theme.properties("pdf", "A4", language="en")["font-serif"].startswith('"Noto Serif", ')
     rule = theme.regional_css(frozenset({"Noto Serif Tamil"}))
     assert ':is([lang|="ta"]):not(h1, h2, h3, h4, h5, h6) { font-family: "Noto Serif Tamil"' in rule
+
+
+def test_layouts_of_one_font_share_its_pango_setup_and_set_the_same_bytes() -> None:
+    """pubkit.engines.pangosetup gives layouts of the same font one Pango context,
+    description and metrics, and the PDF is byte for byte WeasyPrint's own: underlined
+    and struck text (metrics), small caps, bold and italic, features and spacing, Arabic
+    right to left and Hindi (the context's direction and language)."""
+    from weasyprint.text import line_break
+
+    from pubkit.editions import EDITIONS
+    from pubkit.engines import pangosetup
+    from pubkit.engines.glyphs import faces_for, languages_in
+    from pubkit.engines.weasy import Resources, lay_out, stylesheet, write_pdf
+
+    html = (
+        "<p>Plain <a href='https://example.org' style='text-decoration:underline'>linked</a>"
+        " <s>struck</s> <span style='font-variant:small-caps'>Small Caps</span> <b>bold</b>"
+        " <i>italic</i> <code>code()</code></p>"
+        "<p dir='rtl' lang='ar'>مرحبا بالعالم، <u>نص مسطر</u></p><p lang='hi'>नमस्ते दुनिया</p>"
+        "<p style='font-feature-settings:\"liga\" 0;letter-spacing:1px;font-size:7pt'>"
+        "office flight, final fifty</p>" * 3
+    )
+    theme = load_theme(builtin_styles())
+    faces = faces_for(theme, html, "en", languages_in(html))
+    css = stylesheet(theme, EDITIONS["pdf"].stylesheets, "pdf", "A4", "", faces, "en")
+    resources = Resources.of_theme(theme)
+    made: list[object] = []
+    shared = pangosetup._shared
+
+    def counted(style: object) -> object:
+        made.append(style)
+        return shared(style)
+
+    setups: list[object] = []
+
+    def setup(layout: object, style: object) -> None:
+        setups.append(style)
+        pangosetup.setup(layout, style)
+
+    try:
+        line_break.Layout.setup = pangosetup.weasyprint_setup
+        own = write_pdf(lay_out(html, css, resources), None)
+        pangosetup._SHARED.clear()
+        line_break.Layout.setup, pangosetup._shared = setup, counted
+        kept = write_pdf(lay_out(html, css, resources), None)
+    finally:
+        pangosetup._shared = shared
+        pangosetup.install()
+    assert kept == own
+    assert len(setups) > 5 * len(made) > 0  # many layouts, few fonts

@@ -23,6 +23,8 @@ from weasyprint.text.fonts import font_features, get_font_description
 #: so that its font map is not freed (nor its address taken again) while a context of it
 #: is kept here.
 _SHARED: dict[tuple[Any, ...], tuple[Any, Any, Any, dict[str, Any]]] = {}
+#: WeasyPrint's own ``Layout.setup``, which :func:`setup` stands in for.
+weasyprint_setup = line_break.Layout.setup
 _METRICS = ("ascent", "underline_position", "strikethrough_position")
 _THICKNESS = ("underline_thickness", "strikethrough_thickness")
 
