@@ -21,7 +21,8 @@ WIDTH = 1400
 #: is stored with a 256-colour palette, under half the size; one with more colours (a
 #: publisher's photograph) keeps them all.
 PALETTE_LIMIT = 4096
-#: The palette of a cover of more colours is an octree's of a colour in this many pixels.
+#: A cover of more than 256 colours is stored with an octree's palette of its colours,
+#: each counted once for every this many of its pixels (and at least once).
 _SAMPLED = 64
 
 
