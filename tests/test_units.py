@@ -547,3 +547,30 @@ def test_weasyprints_c_libraries_are_found_as_ctypes_finds_them() -> None:
         assert ctypes.util.find_library(name), name
     assert ctypes.util.find_library("libgobject-2.0-0") is None
     assert ctypes.util.find_library("harfbuzz-vector-0.0") is None
+
+
+def test_pandoc_json_nested_deeper_than_orjson_goes_is_left_to_the_json_module() -> None:
+    """orjson writes 254 levels and reads 1024; an author's deeper nesting is written and
+    read by the json module, as before orjson."""
+    import json
+    import sys
+
+    from pubkit.document.pandoc import json_bytes, json_value
+
+    value: Any = {"t": "Str", "c": "deep"}
+    for _ in range(300):
+        value = {"t": "BlockQuote", "c": [value]}
+    written = json_bytes(value, sort_keys=True)
+    assert written == json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+    assert json_value(written) == value
+    assert json_bytes({"b": 1, "a": [2]}, sort_keys=True) == b'{"a":[2],"b":1}'
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(10_000)
+    try:
+        deeper = json_value(b"[" * 1500 + b"]" * 1500)
+    finally:
+        sys.setrecursionlimit(limit)
+    depth = 0
+    while deeper:
+        deeper, depth = deeper[0], depth + 1
+    assert depth == 1499

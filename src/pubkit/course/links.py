@@ -10,8 +10,6 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import orjson
-
 from pubkit.document import pandoc
 from pubkit.document.ast import identifiers
 from pubkit.document.links import Course, Target
@@ -78,7 +76,7 @@ def section_ids(
             reading.append((digest, pandoc.parse(lesson.body, READER, source=lesson.path)))
     for digest, running in reading:
         try:
-            blocks, _ = sanitize(orjson.loads(running.wait())["blocks"], lambda _source: None)
+            blocks, _ = sanitize(pandoc.json_value(running.wait())["blocks"], lambda _source: None)
         except PubkitError:
             continue  # its own build reports why; links to its sections are not checked
         found[digest] = tuple(sorted(identifiers(blocks)))  # raw HTML's ids as editions write them

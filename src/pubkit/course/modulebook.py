@@ -17,10 +17,9 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import orjson
-
 from pubkit import __version__
 from pubkit.course.workers import beside
+from pubkit.document.pandoc import json_bytes, json_value
 from pubkit.editions import EDITIONS, MODULE_STYLESHEETS, PAGES
 from pubkit.sources.config import Config
 from pubkit.sources.manuscript import Module
@@ -81,11 +80,11 @@ class Fragment:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "pdf"}
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.as_dict())
+        return json_bytes(self.as_dict())
 
     @classmethod
     def from_json(cls, data: bytes, pdf: bytes) -> Fragment:
-        return cls(**orjson.loads(data), pdf=pdf)
+        return cls(**json_value(data), pdf=pdf)
 
 
 def fragment(job: RenderJob) -> Fragment:
@@ -105,7 +104,7 @@ def fragment(job: RenderJob) -> Fragment:
     blocks = renamed_ids(lesson_blocks(job, links=False), f"{anchor}-".__add__)
     assert job.figures.pages is not None
     blocks = _collected_links(job, blocks)
-    made_of: list[str | bytes] = [orjson.dumps(blocks, option=orjson.OPT_SORT_KEYS)]
+    made_of: list[str | bytes] = [json_bytes(blocks, sort_keys=True)]
     made_of += [path.read_bytes() for path in job.document.files]
     return Fragment(
         anchor=anchor,

@@ -17,8 +17,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from pubkit.document import pandoc
 from pubkit.document.ast import AST, identifiers, inlines, rewrite_words, unique_name
 from pubkit.document.blocks import REFERENCES_CLASS
@@ -58,7 +56,7 @@ def cite(
         csl=bibliography.style,
         language=bibliography.language,
     ).wait()
-    cited: AST = orjson.loads(output)
+    cited: AST = pandoc.json_value(output)
     _section(cited["blocks"], str(words.get("references", "References")))
     return cited, problems
 

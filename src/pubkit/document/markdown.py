@@ -10,8 +10,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from pubkit.document import pandoc
 from pubkit.document.ast import (
     AST,
@@ -114,7 +112,7 @@ def parse(lesson: Lesson) -> AST:
     output = _READ_AHEAD.get((lesson.path, lesson.body)) or _parser(lesson).wait()
     if isinstance(output, LessonError):
         raise output
-    ast: AST = orjson.loads(output)
+    ast: AST = pandoc.json_value(output)
     return ast
 
 

@@ -291,6 +291,25 @@ def _session() -> _Session:
 
 
 def _json(ast: dict[str, Any]) -> bytes:
-    """``ast`` as pandoc reads it: compact UTF-8 (orjson: a twentieth of the json module's
-    time, which was a lesson's tenth of a second in its passes)."""
-    return orjson.dumps(ast)
+    """``ast`` as pandoc reads it."""
+    return json_bytes(ast)
+
+
+def json_bytes(value: Any, sort_keys: bool = False) -> bytes:
+    """``value`` (pandoc's JSON, or what holds some) as compact JSON: by orjson, a
+    twentieth of the json module's time (a lesson's AST goes to pandoc seven times);
+    by the json module what orjson refuses (nested deeper than its 254 levels), as
+    before it."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, separators=(",", ":"), sort_keys=sort_keys).encode()
+
+
+def json_value(data: bytes) -> Any:
+    """The value of JSON ``data`` (pandoc's): by orjson, or by the json module what orjson
+    refuses (nested deeper than its 1024 levels), as before it."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
