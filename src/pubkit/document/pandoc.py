@@ -66,7 +66,7 @@ def parse(markdown: str, reader: str, *, source: Path) -> Conversion:
 
 def html(ast: dict[str, Any], *, source: Path) -> Conversion:
     """Start writing ``ast`` as an HTML5 fragment (no wrapping, no syntax highlighting)."""
-    return _session().request({"op": "html"}, _json(ast), source)
+    return _session().request({"op": "html"}, json_bytes(ast), source)
 
 
 def citeproc(
@@ -87,7 +87,7 @@ def citeproc(
         "csl": str(csl),
         "lang": language,
     }
-    return _session().request(header, _json(ast), source)
+    return _session().request(header, json_bytes(ast), source)
 
 
 def epub(
@@ -114,7 +114,7 @@ def epub(
     if date:
         midnight = dt.datetime.fromisoformat(date).replace(tzinfo=dt.UTC)
         header["epoch"] = str(int(midnight.timestamp()))
-    return _session().request(header, _json(ast), source)
+    return _session().request(header, json_bytes(ast), source)
 
 
 @dataclass
@@ -288,11 +288,6 @@ def _session() -> _Session:
             _SESSION.end()
         _SESSION = _Session()
     return _SESSION
-
-
-def _json(ast: dict[str, Any]) -> bytes:
-    """``ast`` as pandoc reads it."""
-    return json_bytes(ast)
 
 
 def json_bytes(value: Any, sort_keys: bool = False) -> bytes:
