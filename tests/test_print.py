@@ -204,3 +204,49 @@ def test_running_heads_and_folios(seed_build: tuple[BuildResult, Path], name: st
         assert f"{number} / {len(pages)}" in text
         if number > 1:
             assert head in text and text.count("Career Growth for Product Managers") >= 1
+
+
+def test_pages_matching_the_same_page_rules_share_their_styles_and_set_the_same_bytes() -> None:
+    """pubkit.engines.pagestyles gives pages whose types match the same @page selectors
+    one set of computed styles, and the PDF is byte for byte WeasyPrint's own: the first
+    page, left and right, blank pages, named pages, :nth() of the document and of a page
+    group, running heads, counters and viewport units in margin boxes."""
+    from weasyprint import CSS, HTML
+    from weasyprint.layout import page
+
+    from pubkit.engines import pagestyles
+
+    css = CSS(
+        string="""
+        @page { size: A7; margin: 12mm 9mm;
+          @bottom-center { content: counter(page) " / " counter(pages); font-size: 3vw }
+          @top-left { content: string(head) } }
+        @page :first { @top-left { content: none } }
+        @page :left { margin-left: 14mm; @bottom-left { content: "left" } }
+        @page :blank { @bottom-center { content: "blank" } }
+        @page :nth(4) { @top-center { content: "fourth" } }
+        @page wide { size: A7 landscape; @top-right { content: "wide " counter(page) } }
+        @page wide:nth(2) { background: #eee }
+        h1 { string-set: head content() } .wide { page: wide } .right { break-before: right }
+        """
+    )
+    words = "Words set on page after page of this small book. " * 12
+    html = "".join(
+        f"<section class='{kind}'><h1>Part {n}</h1><p>{words}</p></section>"
+        for n, kind in enumerate(["", "right", "wide", "wide", "", "right", "wide", ""])
+    )
+
+    def laid_out() -> object:
+        return HTML(string=html).render(stylesheets=[css])
+
+    try:
+        page.set_page_type_computed_styles = pagestyles.weasyprint_set
+        own = laid_out()
+    finally:
+        pagestyles.install()
+    shared = laid_out()
+    assert shared.write_pdf() == own.write_pdf()  # type: ignore[attr-defined]
+    pages, own_pages = shared.pages, own.pages  # type: ignore[attr-defined]
+    assert len(pages) >= 16 and len({id(p._page_box.style) for p in own_pages}) == len(pages)
+    # A style per kind of page, not one per page.
+    assert 5 <= len({id(p._page_box.style) for p in pages}) < len(pages) / 2

@@ -31,7 +31,7 @@ from weasyprint import CSS, HTML, Document
 from weasyprint.text.fonts import FontConfiguration
 
 from pubkit.document.links import BOOK_LINK, PDF_FILE
-from pubkit.engines import linebreak, pangosetup, svgpaths
+from pubkit.engines import linebreak, pagestyles, pangosetup, svgpaths
 from pubkit.engines.fetcher import ProjectFetcher, project_url
 from pubkit.errors import Diagnostic, warning
 from pubkit.sources.config import Config
@@ -44,6 +44,7 @@ _PT_PER_MM = 72 / 25.4
 linebreak.install()  # no paragraph's first word alone on its line
 svgpaths.install()  # a formula's glyphs parsed once, not at each drawing
 pangosetup.install()  # a font's Pango context and description made once, not each line
+pagestyles.install()  # pages matching the same @page rules share their computed styles
 #: zlib level of the PDFs' streams. pydyf would use 9, which takes three and a half times
 #: as long as 6 on a lesson's pages and fonts, for streams 1.4 % smaller.
 ZLIB_LEVEL = 6
