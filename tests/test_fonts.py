@@ -359,3 +359,58 @@ def test_layouts_of_one_font_share_its_pango_setup_and_set_the_same_bytes() -> N
         pangosetup.install()
     assert kept == own
     assert len(setups) > 5 * len(made) > 0  # many layouts, few fonts
+
+
+def test_lines_drawn_from_their_own_layouts_set_the_same_bytes() -> None:
+    """pubkit.engines.pangosetup draws a line of one piece from the layout it was laid
+    out in, and the PDF is byte for byte what WeasyPrint's drawing from a new layout
+    makes: justified lines (respaced when drawn), letter and word spacing, hyphenation,
+    an ellipsis, preformatted lines and tabs, Arabic, Japanese, Hindi; and a document
+    drawn twice."""
+    from weasyprint.text import line_break
+
+    from pubkit.editions import EDITIONS
+    from pubkit.engines import pangosetup
+    from pubkit.engines.glyphs import faces_for, languages_in
+    from pubkit.engines.weasy import Resources, lay_out, stylesheet, write_pdf
+
+    words = "A line of words, set and hyphenated as its language asks for them. " * 6
+    html = (
+        f"<p style='text-align:justify;hyphens:auto' lang='en'>{words}</p>"
+        f"<p style='letter-spacing:2px;word-spacing:4px'>{words}</p>"
+        "<p style='white-space:nowrap;overflow:hidden;text-overflow:ellipsis'>"
+        f"{words}</p><pre>def f(x):\n\treturn x  # tab\n\n    pass</pre>"
+        "<p dir='rtl' lang='ar' style='text-align:justify'>"
+        + "مرحبا بالعالم، هذا نص عربي طويل يلتف على عدة أسطر. " * 5
+        + "</p><p lang='ja'>"
+        + "プログラミングとは、はっきりとした指示を書くことです。" * 4
+        + "</p><p lang='hi'>"
+        + "नमस्ते दुनिया, यह एक लंबा वाक्य है जो कई पंक्तियों में जाता है। " * 4
+        + "</p>"
+    )
+    theme = load_theme(builtin_styles())
+    faces = faces_for(theme, html, "en", languages_in(html))
+    css = stylesheet(theme, EDITIONS["pdf"].stylesheets, "pdf", "A4", "", faces, "en")
+    resources = Resources.of_theme(theme)
+    kept: list[bool] = []
+
+    def reactivate(layout: object, style: object) -> None:
+        kept.append(isinstance(getattr(layout, "laid_out", None), tuple))
+        pangosetup.reactivate(layout, style)
+
+    try:
+        line_break.Layout.deactivate = pangosetup.weasyprint_deactivate
+        line_break.Layout.reactivate = pangosetup.weasyprint_reactivate
+        own = write_pdf(lay_out(html, css, resources), None)
+        pangosetup.install()
+        line_break.Layout.reactivate = reactivate
+        document = lay_out(html, css, resources)
+        drawn = write_pdf(document, None)
+        again = write_pdf(document, None)
+    finally:
+        pangosetup.install()
+    assert drawn == own and again == own
+    # Most lines drawn from their own layouts the first time; justified ones not.
+    first = kept[: len(kept) // 2]
+    assert first.count(True) > len(first) / 2 and not all(first)
+    assert not any(kept[len(kept) // 2 :])  # a second drawing makes its own

@@ -7,7 +7,12 @@ time. Here layouts of the same font, direction and language share them: a contex
 changed once set up (a layout keeps a reference to it, as layouts of one widget do), Pango
 copies a description into each layout, and the metrics are numbers. Everything else a
 layout is given (its text, spacing, features, tabs) is set per layout, as WeasyPrint does.
-The bytes of every PDF are the same.
+
+A line is also drawn from the layout it was laid out in. WeasyPrint drops each line's
+layout once the line is measured and makes and shapes it again to draw it (a twentieth of
+a lesson's time). The layout of a line of one piece, with no justification to add, is
+what drawing it would make again, so it is kept with its line until the line is drawn
+(once: a second drawing makes its own). The bytes of every PDF are the same.
 """
 
 from __future__ import annotations
@@ -23,8 +28,13 @@ from weasyprint.text.fonts import font_features, get_font_description
 #: so that its font map is not freed (nor its address taken again) while a context of it
 #: is kept here.
 _SHARED: dict[tuple[Any, ...], tuple[Any, Any, Any, dict[str, Any]]] = {}
-#: WeasyPrint's own ``Layout.setup``, which :func:`setup` stands in for.
+#: WeasyPrint's own ``Layout`` methods, which :func:`setup`, :func:`deactivate` and
+#: :func:`reactivate` stand in for.
 weasyprint_setup = line_break.Layout.setup
+weasyprint_deactivate = line_break.Layout.deactivate
+weasyprint_reactivate = line_break.Layout.reactivate
+#: What a layout keeps of itself once drawn (:func:`reactivate`): nothing.
+_DRAWN = "drawn"
 _METRICS = ("ascent", "underline_position", "strikethrough_position")
 _THICKNESS = ("underline_thickness", "strikethrough_thickness")
 
@@ -110,6 +120,30 @@ def setup(self: Any, style: Any) -> None:
         pango.pango_layout_set_attributes(self.layout, attr_list)
 
 
+def deactivate(self: Any) -> None:
+    """WeasyPrint's ``Layout.deactivate``, keeping the layout of a line to be drawn as it
+    was laid out: one line, never drawn, no justification to add (which respaces it)."""
+    if getattr(self, "laid_out", None) is not _DRAWN:
+        one_line = pango.pango_layout_get_line_readonly(self.layout, 1) == ffi.NULL
+        keep = one_line and not self.justification_spacing
+        self.laid_out = (self.layout, self.language, self.style) if keep else None
+    weasyprint_deactivate(self)
+
+
+def reactivate(self: Any, style: Any) -> None:
+    """WeasyPrint's ``Layout.reactivate`` (to draw the line), from the layout kept of it
+    if it was laid out in ``style`` (:func:`deactivate`); the first drawing only."""
+    kept, self.laid_out = getattr(self, "laid_out", None), _DRAWN
+    if not isinstance(kept, tuple) or kept[2] is not style:
+        weasyprint_reactivate(self, style)
+        return
+    self.layout, self.language, self.style = kept
+    self.first_line_direction = 0
+
+
 def install() -> None:
-    """Set WeasyPrint's layouts up with :func:`setup` (idempotent)."""
+    """Set WeasyPrint's layouts up with :func:`setup`, and draw lines from their own
+    layouts (:func:`deactivate`, :func:`reactivate`) (idempotent)."""
     line_break.Layout.setup = setup
+    line_break.Layout.deactivate = deactivate
+    line_break.Layout.reactivate = reactivate
