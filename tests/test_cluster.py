@@ -397,6 +397,44 @@ def test_a_machine_keeps_a_few_copies_of_a_course_made_of_shared_files(
     assert len(stored) == len(blobs) + dask_cluster.KEPT_COPIES - 1  # each kept edit's file
 
 
+def _forget_together(courses: Path, start: object) -> None:
+    from pubkit.course import cluster as dask_cluster
+
+    start.wait()  # type: ignore[attr-defined]
+    dask_cluster._forget_old_copies(courses)
+
+
+def test_worker_processes_forgetting_old_copies_at_once_all_succeed(tmp_path: Path) -> None:
+    """A machine's worker processes may forget old copies of a course at the same time
+    (a Dask LocalCluster's two workers did, and one failed its task on a copy the other
+    had just removed): each passes over what has gone, and the newest copies stay."""
+    import multiprocessing
+
+    from pubkit.course import cluster as dask_cluster
+
+    courses = tmp_path / "courses"
+    (courses / "files").mkdir(parents=True)
+    names = [f"{n:064x}" for n in range(4 * dask_cluster.KEPT_COPIES)]
+    for age, name in enumerate(names):
+        for part in range(40):
+            kept = courses / "files" / f"{name[-8:]}{part}"
+            kept.write_text(name)
+            (courses / name / str(part % 4)).mkdir(parents=True, exist_ok=True)
+            os.link(kept, courses / name / str(part % 4) / f"{part}.md")
+        os.utime(courses / name, (age, age))
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(4)
+    workers = [context.Process(target=_forget_together, args=(courses, start)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
+    left = sorted(p.name for p in courses.iterdir() if len(p.name) == 64)
+    assert left == names[-dask_cluster.KEPT_COPIES :]
+    assert len(list((courses / "files").iterdir())) == 40 * dask_cluster.KEPT_COPIES
+
+
 def test_a_machine_is_sent_only_the_course_files_it_lacks(cluster: object, tmp_path: Path) -> None:
     """The course's files go to a machine once: a build that changed nothing sends none, a
     build after an edit sends the edited file alone; the outputs are a local build's."""

@@ -26,11 +26,14 @@ imports it, is imported only by a build given a scheduler (:func:`connect`).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import multiprocessing
 import os
 import pickle
 import shutil
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -322,45 +325,68 @@ def _kept_copy(files: Snapshot, blobs: Mapping[str, bytes]) -> Moves:
 def _write_copy(place: Path, files: Snapshot, blobs: Mapping[str, bytes]) -> None:
     """Write the copy whole beside ``place``, then move it there: another worker process
     of the machine finds it whole or not at all. Its files are links to one file per
-    content (``files/<sha256>``), so a copy after an edit costs only what changed."""
+    content (``files/<sha256>``), so a copy after an edit costs only what changed; none
+    is forgotten between its writing and its linking (:func:`_machine_lock`)."""
     store = place.parent / "files"
     store.mkdir(parents=True, exist_ok=True)
-    draft = Path(tempfile.mkdtemp(prefix=".copy-", dir=place.parent))
-    for index, (_, paths) in enumerate(files.folders):
-        for relative, digest in paths:
-            target = draft / str(index) / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            kept = store / digest
-            if not kept.is_file():
-                if digest not in blobs:
-                    shutil.rmtree(draft, ignore_errors=True)
-                    raise _Lacking(digest)
-                written = kept.with_name(f".{digest}.{os.getpid()}")
-                written.write_bytes(blobs[digest])
-                written.replace(kept)
-            try:
-                os.link(kept, target)
-            except OSError:  # a file system without hard links
-                target.write_bytes(blobs[digest])
-    try:
-        draft.rename(place)
-    except OSError:  # another process made it meanwhile
-        shutil.rmtree(draft, ignore_errors=True)
+    with _machine_lock(place.parent):
+        draft = Path(tempfile.mkdtemp(prefix=".copy-", dir=place.parent))
+        for index, (_, paths) in enumerate(files.folders):
+            for relative, digest in paths:
+                target = draft / str(index) / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                kept = store / digest
+                if not kept.is_file():
+                    if digest not in blobs:
+                        shutil.rmtree(draft, ignore_errors=True)
+                        raise _Lacking(digest)
+                    written = kept.with_name(f".{digest}.{os.getpid()}")
+                    written.write_bytes(blobs[digest])
+                    written.replace(kept)
+                try:
+                    os.link(kept, target)
+                except OSError:  # a file system without hard links
+                    target.write_bytes(blobs[digest])
+        try:
+            draft.rename(place)
+        except OSError:  # another process made it meanwhile
+            shutil.rmtree(draft, ignore_errors=True)
 
 
 def _forget_old_copies(courses: Path) -> None:
-    """Keep the :data:`KEPT_COPIES` newest copies, and the files they link to."""
-    copies = sorted(
-        (p for p in courses.iterdir() if p.is_dir() and len(p.name) == 64),
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
-    )
-    for old in copies[KEPT_COPIES:]:
-        shutil.rmtree(old, ignore_errors=True)
-    if copies[KEPT_COPIES:]:
-        for kept in (courses / "files").iterdir():
-            if not kept.name.startswith(".") and kept.stat().st_nlink == 1:  # in no copy
-                kept.unlink(missing_ok=True)
+    """Keep the :data:`KEPT_COPIES` newest copies, and the files they link to; one worker
+    process of the machine at a time (:func:`_machine_lock`): a copy being removed looks
+    new (its folder's time changes as its files go), so another process forgetting
+    meanwhile would keep it and remove a new one."""
+    with _machine_lock(courses):
+        dated = [(age, path) for path in courses.iterdir() if (age := _copy_age(path)) is not None]
+        old = [path for _, path in sorted(dated, reverse=True)[KEPT_COPIES:]]
+        for path in old:
+            shutil.rmtree(path, ignore_errors=True)
+        if old:
+            for kept in (courses / "files").iterdir():
+                if not kept.name.startswith(".") and kept.stat().st_nlink == 1:  # in no copy
+                    kept.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _machine_lock(courses: Path) -> Iterator[None]:
+    """Held by one process of the machine at a time: while it writes a copy, or forgets
+    old ones."""
+    with (courses / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _copy_age(path: Path) -> float | None:
+    """When the copy of a course at ``path`` was made; None if ``path`` is none."""
+    if len(path.name) != 64:
+        return None
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return None
+    return found.st_mtime if stat.S_ISDIR(found.st_mode) else None
 
 
 def _unbounded() -> Diagnostic:
