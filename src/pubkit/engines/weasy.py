@@ -46,10 +46,9 @@ svgpaths.install()  # a formula's glyphs parsed once, not at each drawing
 pangosetup.install()  # a font's Pango context and description made once, not each line
 pagestyles.install()  # pages matching the same @page rules share their computed styles
 #: Deflate level of the PDFs' streams, written by libdeflate (the ``deflate`` wheel, pinned:
-#: its output is the same for a given version, on any machine). pydyf would use zlib at 9,
-#: three and a half times as long as zlib at 6; libdeflate at 6 takes about half zlib's
-#: time at 6 (a lesson's streams 17 ms, not 31; a technical lesson's 0.09 s, not 0.23),
-#: for streams 5 % smaller.
+#: its output depends on its version only). pydyf would use zlib at 9, three and a half
+#: times as long as at 6; libdeflate at 6 takes about half zlib's time at 6 (a lesson's
+#: streams 17 ms, not 31), for streams 5 % smaller.
 DEFLATE_LEVEL = 6
 #: The key that marks a content stream holding only the drawing of boxes :func:`write_pdf`
 #: was asked to set apart (the boxes that number a lesson's pages, which its module's book
