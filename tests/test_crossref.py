@@ -212,3 +212,48 @@ def test_a_korean_particle_written_onto_a_reference_stays_text(tmp_path: Path) -
     failed = build(root, formats=["pdf"], force=True)
     found = [d.message for d in failed.diagnostics if d.is_error]
     assert "reference to “fig-b처럼”: no such label in this lesson" in found, found
+
+
+CROSSREF = r"""## Method {#sec:method}
+
+As @fig:swatch shows, and [@tbl:sales] lists, the sum is @eq:sum (see @sec:method).
+At the end of a sentence, @fig:swatch: a colon after it stays text.
+
+![Two colours.](swatch.png){#fig:swatch}
+
+| Quarter | Sales |
+|---------|------:|
+| Q1      |    10 |
+
+: Sales by quarter {#tbl:sales}
+
+$$\sum_{i=1}^{n} i = \frac{n(n+1)}{2}$$ {#eq:sum}
+"""
+
+
+def test_pandoc_crossrefs_spelling_reads_the_same(tmp_path: Path) -> None:
+    """A lesson written for pandoc-crossref (``{#fig:swatch}``, ``@fig:swatch``) numbers
+    and links as Quarto's spelling does, in the PDF and in an EPUB that EPUBCheck takes
+    (every build checks it); its labels keep their names as written."""
+    root = make_project(tmp_path, {"01-x.md": lesson_text(1, "X", CROSSREF)})
+    (root / "manuscript/01-module/swatch.png").write_bytes(FIGURE.read_bytes())
+    result = build(root, formats=["pdf", "epub"], force=True)
+    assert result.ok and not result.diagnostics, [str(d) for d in result.diagnostics]
+    reader = pypdf.PdfReader(root / "build/pdf/01-module/01-x.pdf")
+    text = " ".join(" ".join(page.extract_text() for page in reader.pages).split())
+    assert "As Figure 1 shows, and Table 1 lists, the sum is Equation 1 (see Method)." in text
+    assert "At the end of a sentence, Figure 1: a colon after it stays text." in text
+    assert "Figure 1: Two colours." in text and "Table 1: Sales by quarter" in text
+    links = {
+        str(annotation.get_object()["/Dest"])
+        for page in reader.pages
+        for annotation in page.get("/Annots") or []
+        if "/Dest" in annotation.get_object()
+    }
+    assert {"fig:swatch", "tbl:sales", "eq:sum", "sec:method"} <= links
+    assert links <= set(reader.named_destinations)
+    with zipfile.ZipFile(root / "build/epub/01-module/01-x.epub") as epub:
+        chapter = epub.read("EPUB/text/ch001.xhtml").decode("utf-8")
+    found = re.findall(r'<a href="(?:ch001.xhtml)?#([^"]+)" class="cross-reference">', chapter)
+    assert set(found) == {"fig:swatch", "tbl:sales", "eq:sum", "sec:method"}
+    assert all(f'id="{name}"' in chapter for name in found)

@@ -11,6 +11,9 @@ into numbered captions and links, in the syntax Quarto users write:
   ("Exercise 3", :mod:`pubkit.document.blocks`);
 - ``@fig-chart`` (or ``[@fig-chart]``) in the text: "Figure 1", linked to it.
 
+pandoc-crossref's spelling of the same labels, ``{#fig:chart}`` and ``@fig:chart``, reads
+the same (the label keeps its name as written).
+
 Figures, tables and equations are numbered per lesson, each kind on its own, as the
 theme numbers them (``{n}``, or ``{lesson}.{n}``: :mod:`pubkit.sources.numbering`, the
 same in the lesson's editions and its module's collection), in the lesson's language
@@ -31,9 +34,11 @@ from pubkit.errors import Diagnostic, error
 
 #: The kinds of label, and the word each is referred to by (a key of the theme's strings).
 KINDS = {"fig": "figure", "tbl": "table", "eq": "equation", "sec": None, "ex": None}
-#: A reference in a word of the text: ``@fig-chart``, ``[@fig-chart]``, ``@fig-chart,``.
-#: Not inside a word: ``ops@sec-team.org`` is an address.
-_REFERENCE = re.compile(r"(?<![\w@.])(\[?)@((?:fig|tbl|eq|sec|ex)-[\w-]*\w)(\]?)")
+#: A label's name: its kind, then ``-`` (Quarto's) or ``:`` (pandoc-crossref's), then more.
+_LABEL = re.compile(r"(fig|tbl|eq|sec|ex)[-:]")
+#: A reference in a word of the text: ``@fig-chart``, ``[@fig-chart]``, ``@fig-chart,``,
+#: ``@fig:chart``. Not inside a word: ``ops@sec-team.org`` is an address.
+_REFERENCE = re.compile(r"(?<![\w@.])(\[?)@((?:fig|tbl|eq|sec|ex)[-:][\w:-]*\w)(\]?)")
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,7 @@ def number(
     counts = dict.fromkeys(KINDS, 0)
 
     def label(name: str, heading: str = "") -> Label | None:
-        kind = name.split("-", 1)[0]
+        kind = re.split("[-:]", name, maxsplit=1)[0]  # a name :func:`_kind` has read
         if name in labels:
             problems.append(error(path, line_of(f"#{name}"), f"label “{name}” is given twice"))
             return None
@@ -86,13 +91,13 @@ def number(
     for node in walk(blocks):
         kind = node["t"]
         ident = node["c"][0][0] if kind in ("Figure", "Div") else ""
-        if kind == "Figure" and ident.startswith("fig-") and (found := label(ident)):
+        if kind == "Figure" and _kind(ident) == "fig" and (found := label(ident)):
             _caption_figure(node, found.text)
-        elif kind == "Div" and ident.startswith("tbl-") and (found := label(ident)):
+        elif kind == "Div" and _kind(ident) == "tbl" and (found := label(ident)):
             _caption_table(node, found.text)
-        elif kind == "Header" and node["c"][1][0].startswith("sec-"):
+        elif kind == "Header" and _kind(node["c"][1][0]) == "sec":
             label(node["c"][1][0], " ".join(plain_text(node["c"][2]).split()))
-        elif kind == "Div" and ident.startswith("ex-"):
+        elif kind == "Div" and _kind(ident) == "ex":
             reference = dict(node["c"][0][2]).get("data-reference")
             if reference:  # an exercise, numbered by its block
                 label(ident, reference)
@@ -100,6 +105,12 @@ def number(
             _number_equations(node["c"], label)
     rewrite_words(blocks, "@", lambda words: _linked(words, labels, line_of, path, problems))
     return problems
+
+
+def _kind(name: str) -> str | None:
+    """The kind of label ``name`` is ("fig" for ``fig-chart`` and ``fig:chart``), if any."""
+    found = _LABEL.match(name)
+    return found[1] if found else None
 
 
 def caption_tables(blocks: list[Any]) -> None:
@@ -191,7 +202,7 @@ def _number_equations(inlines: list[Any], label: Callable[[str], Label | None]) 
             continue
         (ident, classes, attributes), content = item["c"]
         if (
-            ident.startswith("eq-")
+            _kind(ident) == "eq"
             and len(content) == 1
             and content[0].get("t") == "Math"
             and content[0]["c"][0]["t"] == "DisplayMath"
