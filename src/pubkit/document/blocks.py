@@ -192,11 +192,7 @@ class _Marker:
 
     def unknown(self, classes: list[str], line: int | None) -> None:
         name = classes[0] if classes else None
-        if (
-            name is None
-            or name in self.family.styled
-            or name.startswith(("tbl-", "fig-", "tbl:", "fig:"))
-        ):
+        if name is None or name in self.family.styled or name.startswith(("tbl-", "fig-")):
             return
         nearest = self.family.nearest(name)
         hint = (

@@ -75,7 +75,7 @@ def number(
     counts = dict.fromkeys(KINDS, 0)
 
     def label(name: str, heading: str = "") -> Label | None:
-        kind = re.split("[-:]", name, maxsplit=1)[0]  # a name :func:`_kind` has read
+        kind = _kind(name)
         if name in labels:
             problems.append(error(path, line_of(f"#{name}"), f"label “{name}” is given twice"))
             return None
@@ -107,10 +107,11 @@ def number(
     return problems
 
 
-def _kind(name: str) -> str | None:
-    """The kind of label ``name`` is ("fig" for ``fig-chart`` and ``fig:chart``), if any."""
+def _kind(name: str) -> str:
+    """The kind of label ``name`` is ("fig" for ``fig-chart`` and ``fig:chart``); "" for
+    a name that is no label."""
     found = _LABEL.match(name)
-    return found[1] if found else None
+    return found[1] if found else ""
 
 
 def caption_tables(blocks: list[Any]) -> None:
