@@ -69,6 +69,16 @@ def test_unknown_key_warns_with_suggestion(tmp_path: Path) -> None:
     assert "course.titel: unknown setting; did you mean 'course.title'?" in warning.message
 
 
+def test_a_setting_in_the_wrong_section_warns_with_where_it_goes(tmp_path: Path) -> None:
+    (tmp_path / "pubkit.yaml").write_text("title: x\npdf:\n  bleed: 3mm\nzzz: 1\n")
+    _, warnings = load_config(tmp_path)
+    assert [(w.line, w.message) for w in warnings] == [
+        (1, "title: unknown setting; did you mean 'course.title'?"),
+        (3, "pdf.bleed: unknown setting; did you mean 'handout.bleed'?"),
+        (4, "zzz: unknown setting"),
+    ]
+
+
 def test_yaml_syntax_error_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "pubkit.yaml").write_text("course: [\n")
     with pytest.raises(ConfigError) as raised:

@@ -7,7 +7,7 @@ import difflib
 import os
 import re
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
@@ -307,6 +307,18 @@ def source_date() -> str | None:
     return dt.datetime.fromtimestamp(int(epoch), dt.UTC).date().isoformat()
 
 
+def _nearest(key: str, names: Sequence[str]) -> str | None:
+    """The setting an unknown ``key`` most likely means: the only one of that name in
+    another section (``title`` → ``course.title``, ``pdf.bleed`` → ``handout.bleed``),
+    else the closest in spelling (``course.titel`` → ``course.title``)."""
+    leaf = key.rsplit(".", 1)[-1]
+    moved = [name for name in names if name.rsplit(".", 1)[-1] == leaf]
+    if len(moved) == 1:
+        return moved[0]
+    close = difflib.get_close_matches(key, names, n=1)
+    return close[0] if close else None
+
+
 def load_config(
     root: Path, overrides: Mapping[str, Any] | None = None
 ) -> tuple[Config, list[Diagnostic]]:
@@ -331,8 +343,8 @@ def load_config(
         line = mapping.line_of(key) if mapping else None
         option = known.get(key)
         if option is None:
-            hint = difflib.get_close_matches(key, [*known, *_SECTIONS], n=1)
-            suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
+            hint = _nearest(key, [*known, *_SECTIONS])
+            suggestion = f"; did you mean '{hint}'?" if hint else ""
             warnings.append(warning(path, line, f"{key}: unknown setting{suggestion}"))
             continue
         if value is None:
